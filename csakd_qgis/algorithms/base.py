@@ -1,0 +1,100 @@
+"""Shared plumbing for the thin Processing algorithms: feedback bridge, error mapping, output checks."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+
+from qgis.core import (
+    QgsProcessingAlgorithm,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+)
+from qgis.PyQt.QtCore import QCoreApplication
+
+
+class CsakdAlgorithm(QgsProcessingAlgorithm):
+    """Base class: subclasses declare parameters and call one core function through :meth:`run_core`."""
+
+    GROUP = ""
+    GROUP_ID = ""
+
+    def tr(self, text: str) -> str:
+        """Translate a user-visible string."""
+        return QCoreApplication.translate("csakd", text)
+
+    def createInstance(self):  # noqa: N802
+        return type(self)()
+
+    def group(self) -> str:
+        return self.tr(self.GROUP)
+
+    def groupId(self) -> str:  # noqa: N802
+        return self.GROUP_ID
+
+    @staticmethod
+    def progress_bridge(feedback: QgsProcessingFeedback | None) -> tuple[Callable, Callable]:
+        """Return (progress(fraction, message), cancel()) callables that talk to the QGIS feedback."""
+        last = {"msg": None}
+
+        def progress(fraction: float, message: str = "") -> None:
+            if feedback is None:
+                return
+            feedback.setProgress(max(0.0, min(100.0, 100.0 * float(fraction))))
+            if message and message != last["msg"]:
+                feedback.setProgressText(message)
+                last["msg"] = message
+
+        def cancel() -> bool:
+            return bool(feedback is not None and feedback.isCanceled())
+
+        return progress, cancel
+
+    @staticmethod
+    def run_core(feedback: QgsProcessingFeedback | None, func: Callable, *args, **kwargs):
+        """Call a core function, mapping CsakdError (and cancel) to QgsProcessingException."""
+        from ..core.errors import CancelledError, CsakdError
+
+        t0 = time.perf_counter()
+        try:
+            result = func(*args, **kwargs)
+        except CancelledError as exc:
+            raise QgsProcessingException(f"Cancelled: {exc}. No output was written.") from None
+        except CsakdError as exc:
+            raise QgsProcessingException(str(exc)) from None
+        if feedback is not None:
+            feedback.pushInfo(f"Finished in {time.perf_counter() - t0:.2f} s")
+        return result
+
+    @staticmethod
+    def check_output(path: str, inputs: list[str], role: str = "output raster") -> tuple[bool, str]:
+        """Validate an output destination before running; returns (ok, message) for checkParameterValues."""
+        from ..core.errors import CsakdError
+        from ..core.io import check_output_path
+
+        if not path or path.startswith(("memory:", "TEMPORARY_OUTPUT")):
+            return True, ""
+        try:
+            check_output_path(path, inputs, role=role)
+        except CsakdError as exc:
+            return False, str(exc)
+        return True, ""
+
+    @staticmethod
+    def layer_path(alg: QgsProcessingAlgorithm, parameters: dict, name: str,
+                   context: QgsProcessingContext, role: str) -> str:
+        """File path of a raster layer parameter, with a clear error if it cannot be loaded."""
+        layer = alg.parameterAsRasterLayer(parameters, name, context)
+        if layer is None or not layer.isValid():
+            value = parameters.get(name)
+            raise QgsProcessingException(
+                f"The {role} ({name}) '{value}' could not be opened as a raster: check that the file exists "
+                "and is a GDAL-readable raster (GeoTIFF, ENVI, ...).")
+        source = layer.source().split("|")[0]
+        if not os.path.exists(source):
+            raise QgsProcessingException(
+                f"The {role} ({name}) must be a file-based raster; '{source}' is not a local file. "
+                "Save the layer to a GeoTIFF first.")
+        return source

@@ -1,0 +1,16 @@
+"""User-facing errors: one exception type whose message says which input is wrong and what to do."""
+
+
+class CsakdError(Exception):
+    """An error caused by the user's inputs or environment, with an actionable message.
+
+    The CLI prints ``str(err)`` on one line and exits 1; Processing algorithms raise it as
+    ``QgsProcessingException`` so qgis_process exits 1 with the same text.
+    """
+
+
+class CancelledError(CsakdError):
+    """Raised when the user cancels a run (progress callback returned a cancel request)."""
+
+    def __init__(self, message: str = "cancelled by the user") -> None:
+        super().__init__(message)
