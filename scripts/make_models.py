@@ -16,6 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _qgis():
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    # Qt writes XML attributes in QHash order: a fixed seed (read when Qt starts) keeps the files stable
+    os.environ.setdefault("QT_HASH_SEED", "3")
     sys.path.append("/usr/share/qgis/python/plugins")
     sys.path.insert(0, str(ROOT))
     from qgis.core import QgsApplication
@@ -90,7 +92,150 @@ def reproject_fuse_classical():
     return m
 
 
-MODELS = {"reproject_fuse_classical.model3": reproject_fuse_classical}
+def _add_parameters(m, definitions) -> None:
+    """Add model parameters (QgsProcessingParameterDefinition objects) laid out in a column."""
+    from qgis.core import QgsProcessingModelParameter
+
+    for i, definition in enumerate(definitions):
+        p = QgsProcessingModelParameter(definition.name())
+        p.setPosition(p.position().__class__(80, 60 + 70 * i))
+        m.addModelParameter(definition, p)
+
+
+def _child(alg_id: str, child_id: str, description: str, sources: dict, x: float, y: float,
+           outputs: dict | None = None):
+    """A child algorithm with readable id, its parameter sources and model outputs {name: (child output, label)}."""
+    from qgis.core import QgsProcessingModelChildAlgorithm, QgsProcessingModelOutput
+
+    child = QgsProcessingModelChildAlgorithm(alg_id)
+    child.setChildId(child_id)
+    child.setDescription(description)
+    for name, src in sources.items():
+        child.addParameterSources(name, [src])
+    model_outputs = {}
+    for name, (child_output, label) in (outputs or {}).items():
+        out = QgsProcessingModelOutput(name, label)
+        out.setChildId(child_id)
+        out.setChildOutputName(child_output)
+        model_outputs[name] = out
+    child.setModelOutputs(model_outputs)
+    child.setPosition(child.position().__class__(x, y))
+    return child
+
+
+def _model_parameters():
+    """MODEL / model file / device parameters shared by the models that run csakd:fuse."""
+    from qgis.core import QgsProcessingParameterEnum, QgsProcessingParameterFile
+
+    from csakd_qgis.algorithms.fuse import model_choices
+    from csakd_qgis.algorithms.fusion_base import DEVICES
+
+    choices = model_choices()
+    return [
+        QgsProcessingParameterEnum("model", "Model (zoo model, glp, gsa, bicubic, or 'file')", options=choices,
+                                   defaultValue="glp", usesStaticStrings=True),
+        QgsProcessingParameterFile("model_file", "Model file (.safetensors, when model is 'file')",
+                                   extension="safetensors", optional=True),
+        QgsProcessingParameterEnum("device", "Device", options=DEVICES, defaultValue="auto",
+                                   usesStaticStrings=True),
+    ]
+
+
+def _fuse_sources(hsi, msi) -> dict:
+    """Parameter sources of a csakd:fuse child (model/model_file/device from the model parameters)."""
+    from qgis.core import QgsProcessingModelChildParameterSource as Src
+
+    return {"HSI": hsi, "MSI": msi, "MODEL": Src.fromModelParameter("model"),
+            "MODEL_FILE": Src.fromModelParameter("model_file"), "DEVICE": Src.fromModelParameter("device")}
+
+
+def reproject_fuse_clip():
+    """gdal:warpreproject of the HSI -> csakd:fuse -> gdal:cliprasterbymasklayer with a polygon AOI."""
+    from qgis.core import (
+        QgsProcessing,
+        QgsProcessingModelAlgorithm,
+        QgsProcessingParameterCrs,
+        QgsProcessingParameterRasterLayer,
+        QgsProcessingParameterVectorLayer,
+    )
+    from qgis.core import QgsProcessingModelChildParameterSource as Src
+
+    m = QgsProcessingModelAlgorithm("Reproject HSI, fuse, clip to AOI", "CSAKD models",
+                                    "csakd_reproject_fuse_clip")
+    m.setHelpContent({"ALG_DESC": (
+        "Reprojects the hyperspectral image to the given CRS (usually the multispectral image's) with GDAL "
+        "warp, fuses it with the multispectral image (csakd:fuse: a zoo model, a model file or a classical "
+        "method, on the chosen device), then clips the fused image to the polygons of the AOI layer "
+        "(GDAL clip by mask layer, MSI pixel grid kept). Child ids: reproject, fuse, clip. "
+        "Output parameter: clip:clipped.")})
+    _add_parameters(m, [
+        QgsProcessingParameterRasterLayer("hsi", "Low-resolution hyperspectral image"),
+        QgsProcessingParameterRasterLayer("msi", "High-resolution multispectral image"),
+        QgsProcessingParameterCrs("crs", "CRS of the multispectral image", "EPSG:32633"),
+        *_model_parameters(),
+        QgsProcessingParameterVectorLayer("aoi", "Area of interest (polygons)",
+                                          [QgsProcessing.TypeVectorPolygon]),
+    ])
+    m.addChildAlgorithm(_child("gdal:warpreproject", "reproject", "Reproject HSI", {
+        "INPUT": Src.fromModelParameter("hsi"), "TARGET_CRS": Src.fromModelParameter("crs"),
+        "RESAMPLING": Src.fromStaticValue(1),  # bilinear
+        "DATA_TYPE": Src.fromStaticValue(6),  # Float32
+    }, 320, 100))
+    m.addChildAlgorithm(_child("csakd:fuse", "fuse", "Fuse", _fuse_sources(
+        Src.fromChildOutput("reproject", "OUTPUT"), Src.fromModelParameter("msi")), 560, 180))
+    m.addChildAlgorithm(_child("gdal:cliprasterbymasklayer", "clip", "Clip to AOI", {
+        "INPUT": Src.fromChildOutput("fuse", "OUTPUT"), "MASK": Src.fromModelParameter("aoi"),
+        "CROP_TO_CUTLINE": Src.fromStaticValue(True), "KEEP_RESOLUTION": Src.fromStaticValue(True),
+    }, 800, 260, outputs={"clipped": ("OUTPUT", "Fused hyperspectral image clipped to the AOI")}))
+    m.updateDestinationParameters()
+    return m
+
+
+def simulate_fuse_evaluate():
+    """csakd:simulate_pair from a reference HSI -> csakd:fuse -> csakd:evaluate against the reference."""
+    from qgis.core import (
+        QgsProcessingModelAlgorithm,
+        QgsProcessingParameterNumber,
+        QgsProcessingParameterRasterLayer,
+        QgsProcessingParameterString,
+    )
+    from qgis.core import QgsProcessingModelChildParameterSource as Src
+
+    m = QgsProcessingModelAlgorithm("Simulate pair, fuse, evaluate", "CSAKD models",
+                                    "csakd_simulate_fuse_evaluate")
+    m.setHelpContent({"ALG_DESC": (
+        "Wald-protocol test of a fusion model on your own data: simulates a low-resolution HSI and a "
+        "multispectral image of the given sensor from a high-resolution reference HSI (csakd:simulate_pair), "
+        "fuses them (csakd:fuse) and evaluates the result against the reference (csakd:evaluate: PSNR, SAM, "
+        "ERGAS, RMSE, SSIM next to bicubic upsampling). Child ids: simulate, fuse, evaluate. Outputs: "
+        "fuse:fused, evaluate:report (HTML) and evaluate:metrics (JSON); the metric numbers are in the "
+        "evaluate child's results.")})
+    _add_parameters(m, [
+        QgsProcessingParameterRasterLayer("reference", "Reference high-resolution HSI"),
+        QgsProcessingParameterString("sensor", "MSI sensor and bands", defaultValue="S2A:B2,B3,B4,B8"),
+        QgsProcessingParameterNumber("scale", "Scale factor", QgsProcessingParameterNumber.Integer, 4,
+                                     minValue=2, maxValue=16),
+        *_model_parameters(),
+    ])
+    m.addChildAlgorithm(_child("csakd:simulate_pair", "simulate", "Simulate LR-HSI + HR-MSI", {
+        "HSI": Src.fromModelParameter("reference"), "SENSOR": Src.fromModelParameter("sensor"),
+        "SCALE": Src.fromModelParameter("scale"), "SNR": Src.fromStaticValue(0.0),
+    }, 320, 100))
+    m.addChildAlgorithm(_child("csakd:fuse", "fuse", "Fuse", _fuse_sources(
+        Src.fromChildOutput("simulate", "OUTPUT_LR"), Src.fromChildOutput("simulate", "OUTPUT_MSI")),
+        560, 180, outputs={"fused": ("OUTPUT", "Fused hyperspectral image")}))
+    m.addChildAlgorithm(_child("csakd:evaluate", "evaluate", "Evaluate", {
+        "FUSED": Src.fromChildOutput("fuse", "OUTPUT"), "REFERENCE": Src.fromModelParameter("reference"),
+        "LR": Src.fromChildOutput("simulate", "OUTPUT_LR"), "SCALE": Src.fromModelParameter("scale"),
+    }, 800, 260, outputs={"report": ("REPORT", "Evaluation report (HTML)"),
+                          "metrics": ("JSON", "Metrics (JSON)")}))
+    m.updateDestinationParameters()
+    return m
+
+
+MODELS = {"reproject_fuse_classical.model3": reproject_fuse_classical,
+          "reproject_fuse_clip.model3": reproject_fuse_clip,
+          "simulate_fuse_evaluate.model3": simulate_fuse_evaluate}
 
 
 def main(argv: list[str] | None = None) -> int:

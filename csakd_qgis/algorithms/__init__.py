@@ -5,6 +5,11 @@ from __future__ import annotations
 
 def all_algorithms() -> list:
     """Fresh instances of every algorithm the provider offers."""
+    from .coregister import CoregisterAlgorithm
+    from .evaluate import EvaluateAlgorithm
+    from .fuse import FuseAlgorithm
     from .fuse_classical import FuseClassicalAlgorithm
+    from .simulate_pair import SimulatePairAlgorithm
 
-    return [FuseClassicalAlgorithm()]
+    return [FuseClassicalAlgorithm(), FuseAlgorithm(), CoregisterAlgorithm(), SimulatePairAlgorithm(),
+            EvaluateAlgorithm()]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -64,6 +65,11 @@ class CsakdAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(f"Cancelled: {exc}. No output was written.") from None
         except CsakdError as exc:
             raise QgsProcessingException(str(exc)) from None
+        except OSError as exc:  # e.g. disk full or a folder that refuses writes: one line, not a traceback
+            where = f" ('{exc.filename}')" if getattr(exc, "filename", None) else ""
+            raise QgsProcessingException(
+                f"A file could not be read or written{where}: {exc.strerror or exc}. Check the paths, the "
+                "free disk space and the folder permissions.") from None
         if feedback is not None:
             feedback.pushInfo(f"Finished in {time.perf_counter() - t0:.2f} s")
         return result
@@ -81,6 +87,40 @@ class CsakdAlgorithm(QgsProcessingAlgorithm):
         except CsakdError as exc:
             return False, str(exc)
         return True, ""
+
+    @staticmethod
+    def check_folder(path: str, role: str) -> tuple[bool, str]:
+        """An output file's folder must exist and accept files (tried for real: root ignores permissions)."""
+        import tempfile
+
+        if not path:
+            return True, ""
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            return False, f"The folder of the {role} '{folder}' does not exist: create it or choose another."
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".csakd-write-test.", dir=folder)
+            os.close(fd)
+            os.remove(probe)
+        except OSError as exc:
+            return False, (f"The folder of the {role} '{folder}' is not writable ({exc.strerror}): choose "
+                           "another location.")
+        return True, ""
+
+    @staticmethod
+    @contextlib.contextmanager
+    def removed_on_failure(paths: list[str]):
+        """Delete the output files this run created if it fails, so a failed run leaves nothing behind."""
+        new = [p for p in paths if p and not os.path.exists(p)]
+        try:
+            yield
+        except BaseException:
+            for p in new:
+                for q in (p, p + ".aux.xml"):
+                    if os.path.exists(q):
+                        with contextlib.suppress(OSError):
+                            os.remove(q)
+            raise
 
     @staticmethod
     def layer_path(alg: QgsProcessingAlgorithm, parameters: dict, name: str,

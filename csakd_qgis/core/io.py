@@ -190,6 +190,25 @@ def read_reflectance(path: str | os.PathLike, window=None, bands: Sequence[int] 
     return to_reflectance(raw, meta, idx)
 
 
+def read_window_raw(ds, window, indexes: Sequence[int], fill: float = np.nan) -> np.ndarray:
+    """Read an integer ``window`` of 1-based band ``indexes`` from an open dataset as float32, boundless.
+
+    Only the part of the window inside the dataset is read (so it works on WarpedVRTs, which refuse
+    rasterio's boundless reads); the rest is ``fill``.
+    """
+    from rasterio.windows import Window
+
+    row0, col0 = int(round(window.row_off)), int(round(window.col_off))
+    h, w = int(round(window.height)), int(round(window.width))
+    out = np.full((len(indexes), h, w), fill, np.float32)
+    r0, r1 = max(row0, 0), min(row0 + h, ds.height)
+    c0, c1 = max(col0, 0), min(col0 + w, ds.width)
+    if r1 > r0 and c1 > c0 and len(indexes):
+        data = ds.read(list(indexes), window=Window(c0, r0, c1 - c0, r1 - r0))
+        out[:, r0 - row0:r1 - row0, c0 - col0:c1 - col0] = data
+    return out
+
+
 def check_output_path(path: str | os.PathLike, inputs: Sequence[str | os.PathLike] = (),
                       role: str = "output raster") -> Path:
     """Validate an output path before any compute: GeoTIFF extension, writable folder, not an input."""
@@ -204,6 +223,15 @@ def check_output_path(path: str | os.PathLike, inputs: Sequence[str | os.PathLik
         raise CsakdError(f"The folder of the {role} '{parent}' does not exist: create it or choose another.")
     if not os.access(parent, os.W_OK):
         raise CsakdError(f"The folder of the {role} '{parent}' is not writable: choose another location.")
+    try:  # os.access says yes to root even on read-only mounts: really try
+        fd, probe = tempfile.mkstemp(prefix=".csakd-write-test.", dir=str(parent))
+        os.close(fd)
+        os.remove(probe)
+    except OSError as exc:
+        raise CsakdError(f"The folder of the {role} '{parent}' is not writable ({exc.strerror}): choose another "
+                         "location.") from None
+    if p.is_dir():
+        raise CsakdError(f"The {role} '{p}' is a folder: give a file name ending in .tif.")
     for src in inputs:
         if src and os.path.exists(src) and p.exists() and os.path.samefile(p, src):
             raise CsakdError(f"The {role} '{p}' is one of the inputs: choose a different file name so "
@@ -219,11 +247,11 @@ def band_description(index: int, wavelength: float | None) -> str:
 
 
 def default_creation_options(n_bands: int, width: int, height: int) -> dict[str, str]:
-    """Tiled, DEFLATE-compressed float GeoTIFF; BIGTIFF when the raw size nears 4 GB."""
+    """Tiled, DEFLATE-compressed float GeoTIFF (compressed on all cores); BIGTIFF when the raw size nears 4 GB."""
     raw = n_bands * width * height * 4
     return {"TILED": "YES", "BLOCKXSIZE": "256", "BLOCKYSIZE": "256", "COMPRESS": "DEFLATE",
             "PREDICTOR": "3", "INTERLEAVE": "PIXEL" if n_bands <= 8 else "BAND",
-            "BIGTIFF": "YES" if raw > 3.5e9 else "IF_SAFER"}
+            "BIGTIFF": "YES" if raw > 3.5e9 else "IF_SAFER", "NUM_THREADS": "ALL_CPUS"}
 
 
 def parse_creation_options(text: str | None) -> dict[str, str]:
@@ -250,7 +278,8 @@ class GeoTiffWriter:
                  wavelengths: Sequence[float | None] | None = None,
                  fwhm: Sequence[float | None] | None = None,
                  nodata: float = OUTPUT_NODATA, creation_options: dict[str, str] | None = None,
-                 tags: dict[str, str] | None = None) -> None:
+                 tags: dict[str, str] | None = None, bbl: Sequence[int] | None = None,
+                 descriptions: Sequence[str | None] | None = None) -> None:
         self.path = Path(str(path))
         self.width, self.height, self.count = width, height, count
         self.crs, self.transform, self.nodata = crs, transform, nodata
@@ -259,6 +288,8 @@ class GeoTiffWriter:
         self.options = default_creation_options(count, width, height)
         self.options.update(creation_options or {})
         self.tags = tags or {}
+        self.bbl = list(bbl) if bbl is not None else None
+        self.descriptions = list(descriptions) if descriptions is not None else None
         self._ds = None
         self._tmp: str | None = None
 
@@ -273,21 +304,38 @@ class GeoTiffWriter:
                                  nodata=self.nodata, **self.options)
         return self
 
-    def write(self, block: np.ndarray, window=None) -> None:
-        """Write a (C, h, w) reflectance block; NaN becomes the output nodata value."""
+    @property
+    def block_shape(self) -> tuple[int, int]:
+        """(rows, cols) of the GeoTIFF's internal blocks (tiles or strips); writing whole blocks is cheapest."""
+        if self._ds is None:
+            raise RuntimeError("GeoTiffWriter is not open")
+        rows, cols = self._ds.block_shapes[0]
+        return int(rows), int(cols)
+
+    def write(self, block: np.ndarray, window=None, indexes: Sequence[int] | None = None) -> None:
+        """Write a (C, h, w) reflectance block; NaN becomes the output nodata value.
+
+        ``indexes`` (1-based) writes only those bands (block then has len(indexes) bands).
+        """
         data = np.where(np.isfinite(block), block, self.nodata).astype(np.float32)
-        self._ds.write(data, window=window)
+        if indexes is None:
+            self._ds.write(data, window=window)
+        else:
+            self._ds.write(data, indexes=[int(i) for i in indexes], window=window)
 
     def _finish_metadata(self) -> None:
         ds = self._ds
         for i in range(self.count):
-            ds.set_band_description(i + 1, band_description(i, self.wavelengths[i]))
+            desc = self.descriptions[i] if self.descriptions and self.descriptions[i] else None
+            ds.set_band_description(i + 1, desc or band_description(i, self.wavelengths[i]))
             band_tags = {}
             if self.wavelengths[i] is not None:
                 band_tags["wavelength"] = f"{self.wavelengths[i]:.4f}"
                 band_tags["wavelength_units"] = "Nanometers"
             if self.fwhm[i] is not None:
                 band_tags["fwhm"] = f"{self.fwhm[i]:.4f}"
+            if self.bbl is not None:
+                band_tags["bbl"] = str(int(self.bbl[i]))
             if band_tags:
                 ds.update_tags(i + 1, **band_tags)
         if self.tags:
@@ -315,3 +363,15 @@ def write_raster(path: str | os.PathLike, array: np.ndarray, crs, transform,
                        creation_options=creation_options) as wr:
         wr.write(array)
     return Path(str(path))
+
+
+def set_band_descriptions(path: str | os.PathLike, descriptions: Sequence[str | None]) -> None:
+    """Overwrite the band descriptions of an existing raster (e.g. 'B2 (492.40 nm)' for MSI bands)."""
+    import rasterio
+
+    with rasterio.open(str(path), "r+") as ds:
+        if len(descriptions) != ds.count:
+            raise CsakdError(f"{len(descriptions)} band descriptions for {ds.count} bands in '{path}'.")
+        for i, d in enumerate(descriptions):
+            if d is not None:
+                ds.set_band_description(i + 1, str(d))

@@ -1,0 +1,226 @@
+"""Raster-engine benchmark of ``csakd fuse``: wall time and peak RSS for HR outputs of given sizes.
+
+Not a test. For each size N, a synthetic LR-HSI (64 bands, N/s px) + HR-MSI (4 bands, N px) GeoTIFF pair is
+written to a temporary folder (strip by strip, bounded memory), then fused in a separate Python process so
+its peak RSS (``resource.getrusage``) is that run's alone. The model is the lite CSAKD student (random
+weights: timing only) when ``nets/csakd.py`` is importable, else GLP. Reported: wall time, time inside the
+network and the share outside it (read, classical base, blending, writing), peak RSS, the blend buffer.
+
+    .venv/bin/python bench/bench_fuse.py --sizes 1024 4096 --out bench/results/fuse.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+MSI_SRF = "gaussian:490/65,560/35,665/30,842/115"  # Sentinel-2-like B2, B3, B4, B8
+
+
+def _spectra(n_bands: int) -> tuple[np.ndarray, np.ndarray]:
+    wl = np.linspace(420.0, 2400.0, n_bands)
+    spectra = np.stack([0.05 + 0.3 / (1 + np.exp(-(wl - 720) / 25)),  # vegetation-like
+                        0.15 + 0.1 * (wl - 400) / 2000,  # soil-like
+                        0.08 + 0.02 * np.sin(wl / 150),  # urban-like
+                        0.03 + 0.02 * np.exp(-(wl - 500) ** 2 / 8000)])  # water-like
+    return wl, spectra.astype(np.float32)
+
+
+def _abundances(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """(4, len(rows), len(cols)) smooth + textured abundance fields summing to 1 (analytic, any window)."""
+    y = rows[:, None].astype(np.float64)
+    x = cols[None, :].astype(np.float64)
+    fields = []
+    for k, (fx, fy, ph) in enumerate([(1 / 173, 1 / 311, 0.3), (1 / 97, 1 / 59, 1.1), (1 / 41, 1 / 233, 2.0),
+                                      (1 / 523, 1 / 149, 4.0)]):
+        f = 1.2 + np.sin(2 * np.pi * (fx * x + fy * y) + ph) + 0.4 * np.sin(2 * np.pi * (x / 7.3 + y / 5.1) + k)
+        fields.append(np.maximum(f, 0.05))
+    a = np.stack(fields)
+    return (a / a.sum(0, keepdims=True)).astype(np.float32)
+
+
+def make_inputs(folder: Path, size: int, scale: int = 4, hsi_bands: int = 64) -> dict:
+    """Write hsi.tif (LR, hsi_bands) and msi.tif (HR, 4 bands) for an HR output of size x size px."""
+    from affine import Affine
+    from rasterio.crs import CRS
+    from rasterio.windows import Window
+
+    from csakd_qgis.core.io import GeoTiffWriter
+    from csakd_qgis.core.srf import srf_matrix
+
+    if size % scale:
+        raise SystemExit(f"size {size} is not a multiple of the scale {scale}")
+    wl, spectra = _spectra(hsi_bands)
+    R = srf_matrix(MSI_SRF, wl, [10.0] * hsi_bands).astype(np.float32)
+    msi_spectra = spectra @ R.T  # (4 endmembers, 4 MSI bands)
+    n = size // scale
+    crs = CRS.from_epsg(32633)
+    hr_tr = Affine(10.0, 0.0, 360000.0, 0.0, -10.0, 5820000.0)
+    hsi_path, msi_path = folder / f"hsi_{size}.tif", folder / f"msi_{size}.tif"
+    strip = max(1, 256 // scale)
+    with GeoTiffWriter(hsi_path, n, n, hsi_bands, crs, hr_tr * Affine.scale(scale), list(wl),
+                       [10.0] * hsi_bands) as wh, \
+            GeoTiffWriter(msi_path, size, size, 4, crs, hr_tr, [490.0, 560.0, 665.0, 842.0]) as wm:
+        cols = np.arange(size)
+        for r0 in range(0, n, strip):
+            h = min(strip, n - r0)
+            a = _abundances(np.arange(r0 * scale, (r0 + h) * scale), cols)
+            msi = np.einsum("kb,kyx->byx", msi_spectra, a)
+            wm.write(msi, window=Window(0, r0 * scale, size, h * scale))
+            a_lr = a.reshape(4, h, scale, n, scale).mean(axis=(2, 4))
+            wh.write(np.einsum("kb,kyx->byx", spectra, a_lr), window=Window(0, r0, n, h))
+    return {"hsi": str(hsi_path), "msi": str(msi_path), "wavelengths": [float(w) for w in wl]}
+
+
+def make_model(folder: Path, hsi_bands: int, scale: int, wavelengths: list[float], preset: str = "lite") -> str:
+    """Save a randomly initialised CSAKD student of ``preset`` with its card; 'glp' if nets are unavailable."""
+    try:
+        from csakd_qgis.core.modelcard import save_model
+        from csakd_qgis.nets.csakd import build_model, preset_configs
+    except ImportError as exc:
+        print(f"nets/csakd.py not usable ({exc}): benchmarking glp", file=sys.stderr)
+        return "glp"
+    _, student = preset_configs(preset, hsi_bands, 4, scale)
+    card, _ = save_model(folder / f"bench_{preset}_student", build_model(student),
+                         {"role": "student", "name": f"bench_{preset}_student (random weights)",
+                          "hsi": {"wavelengths": wavelengths}})
+    return str(card)
+
+
+def _rss_mb() -> tuple[float, float]:
+    """(peak, current) resident set size of this process in MB (Linux /proc, else ru_maxrss twice).
+
+    VmHWM is reset at exec, unlike ru_maxrss, which keeps the parent's size at fork time.
+    """
+    try:
+        status = Path("/proc/self/status").read_text()
+        vals = {line.split(":")[0]: float(line.split()[1]) / 1024.0 for line in status.splitlines()
+                if line.startswith(("VmHWM", "VmRSS"))}
+        return vals["VmHWM"], vals["VmRSS"]
+    except (OSError, KeyError, ValueError, IndexError):
+        peak, _ = _rss_mb()
+        return peak, peak
+
+
+def _child(args: argparse.Namespace) -> int:
+    """One fusion run in this process; prints a JSON line with timings and peak RSS."""
+    import csakd_qgis.core.fuse as fuse_mod
+
+    if args.model not in ("glp", "gsa", "bicubic"):
+        import torch  # noqa: F401 - import cost outside the measured run
+
+    _, rss_before = _rss_mb()
+    t0 = time.perf_counter()
+    res = fuse_mod.fuse(args.hsi, args.msi, args.out_tif, model=args.model, device=args.device, tile=args.tile,
+                        overlap=args.overlap, batch=args.batch, threads=args.threads, precision=args.precision)
+    wall = time.perf_counter() - t0
+    peak, _ = _rss_mb()
+    net = float(res.timings.get("network_s", 0.0))
+    print(json.dumps({
+        "size": args.size, "model": res.model, "device": res.device_used, "n_tiles": res.n_tiles,
+        "wall_s": wall, "network_s": net, "outside_network_share": (wall - net) / wall if wall > 0 else None,
+        "peak_rss_mb": peak, "rss_after_imports_mb": rss_before, "blend_buffer_mb": res.timings.get("buffer_mb"),
+        "timings": res.timings, "bands": res.bands, "scale": res.scale,
+        "out_mb": os.path.getsize(args.out_tif) / 2 ** 20}))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1024, 4096], help="HR output sizes (px)")
+    parser.add_argument("--model", default="auto",
+                        help="auto (lite CSAKD student with random weights, else glp), glp, gsa, bicubic or a path")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: %(default)s)")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"),
+                        help="network precision on CUDA (default: %(default)s)")
+    parser.add_argument("--hsi-bands", type=int, default=64)
+    parser.add_argument("--scale", type=int, default=4)
+    parser.add_argument("--tile", type=int, default=256)
+    parser.add_argument("--overlap", type=int, default=32)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "fuse.json"))
+    parser.add_argument("--workdir", default=None, help="keep the generated inputs here (default: temporary)")
+    # internal: one measured run
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--hsi", help=argparse.SUPPRESS)
+    parser.add_argument("--msi", help=argparse.SUPPRESS)
+    parser.add_argument("--out-tif", help=argparse.SUPPRESS)
+    parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        return _child(args)
+
+    work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="csakd-bench-fuse-"))
+    work.mkdir(parents=True, exist_ok=True)
+    results = []
+    model_cache: dict[int, str] = {}
+    try:
+        for size in args.sizes:
+            t0 = time.perf_counter()
+            inputs = make_inputs(work, size, args.scale, args.hsi_bands)
+            gen_s = time.perf_counter() - t0
+            if args.model == "auto":
+                if args.hsi_bands not in model_cache:
+                    model_cache[args.hsi_bands] = make_model(work, args.hsi_bands, args.scale, inputs["wavelengths"])
+                model = model_cache[args.hsi_bands]
+            else:
+                model = args.model
+            out_tif = work / f"fused_{size}.tif"
+            cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--hsi", inputs["hsi"], "--msi",
+                   inputs["msi"], "--out-tif", str(out_tif), "--size", str(size), "--model", model,
+                   "--device", args.device, "--precision", args.precision, "--tile", str(args.tile),
+                   "--overlap", str(args.overlap), "--batch", str(args.batch)]
+            cmd += ["--threads", str(args.threads)] if args.threads else []
+            print(f"size {size}: inputs written in {gen_s:.1f} s, fusing ...", flush=True)
+            proc = subprocess.run(cmd, capture_output=True, text=True, cwd=str(ROOT))
+            if proc.returncode != 0:
+                print(proc.stderr[-4000:], file=sys.stderr)
+                return proc.returncode
+            rec = json.loads(proc.stdout.strip().splitlines()[-1])
+            # cumulative over children, and inflated by this process's size at fork: a cross-check only
+            rec["children_maxrss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
+            rec["input_mb"] = (os.path.getsize(inputs["hsi"]) + os.path.getsize(inputs["msi"])) / 2 ** 20
+            rec["mpix_per_s"] = size * size / 1e6 / rec["wall_s"]
+            results.append(rec)
+            out_tif.unlink(missing_ok=True)
+    finally:
+        if not args.workdir:
+            shutil.rmtree(work, ignore_errors=True)
+
+    head = (f"{'HR size':>9} {'model':>30} {'device':>16} {'tiles':>6} {'wall s':>8} {'net s':>8} "
+            f"{'outside net':>11} {'peak RSS MB':>11} {'buffer MB':>9} {'Mpx/s':>6}")
+    print(head)
+    print("-" * len(head))
+    for r in results:
+        print(f"{r['size']:>9} {r['model'][:30]:>30} {r['device'][:16]:>16} {r['n_tiles']:>6} {r['wall_s']:>8.1f} "
+              f"{r['network_s']:>8.1f} {100 * r['outside_network_share']:>10.0f}% {r['peak_rss_mb']:>11.0f} "
+              f"{r['blend_buffer_mb']:>9.0f} {r['mpix_per_s']:>6.3f}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"benchmark": "fuse", "hsi_bands": args.hsi_bands, "msi_bands": 4, "scale": args.scale,
+            "tile": args.tile, "overlap": args.overlap, "batch": args.batch, "device": args.device,
+            "precision": args.precision,
+            "cpu_count": os.cpu_count(), "python": platform.python_version(), "machine": platform.machine()}
+    out.write_text(json.dumps({"config": meta, "results": results}, indent=2) + "\n")
+    print(f"written {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""`make bench`: run every benchmark (network speed/memory, raster engine throughput) and collect JSON.
+
+Benchmarks are not tests: they print tables and write JSON under --out for the closing notes and README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", default="bench/results", help="folder for the JSON results")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    import bench_fuse
+    import bench_nets
+
+    t0 = time.time()
+    rc = 0
+    nets_args = ["--out", str(out / "nets.json"), "--device", args.device] + (["--quick"] if args.quick else [])
+    fuse_args = ["--out", str(out / "fuse.json"), "--device", args.device] + (
+        ["--sizes", "256", "512"] if args.quick else [])
+    rc |= bench_nets.main(nets_args) or 0
+    rc |= bench_fuse.main(fuse_args) or 0
+    summary = {"elapsed_s": time.time() - t0, "results": [p.name for p in out.glob("*.json")]}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(f"benchmarks written to {out}/ in {summary['elapsed_s']:.0f} s")
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""csakd:fuse — learned (or classical) fusion of LR-HSI + HR-MSI with a zoo model or a model file."""
+
+from __future__ import annotations
+
+from qgis.core import QgsProcessingException, QgsProcessingParameterEnum, QgsProcessingParameterFile
+
+from .fusion_base import FusionBase
+
+FILE_CHOICE = "file"
+
+
+def model_choices() -> list[str]:
+    """Zoo models first (the default is the first), then the classical methods, then 'file'."""
+    from ..core.infer import available_models
+
+    return [*available_models(), "glp", "gsa", "bicubic", FILE_CHOICE]
+
+
+class FuseAlgorithm(FusionBase):
+    """The main job: a knowledge-distilled CSAKD student (or any model card) through the tiled engine."""
+
+    MODEL, MODEL_FILE = "MODEL", "MODEL_FILE"
+
+    def name(self) -> str:
+        return "fuse"
+
+    def displayName(self) -> str:  # noqa: N802
+        return self.tr("Fuse hyperspectral + multispectral (learned model)")
+
+    def shortHelpString(self) -> str:  # noqa: N802
+        return self.tr(
+            "Fuses a low-resolution hyperspectral image (HSI, e.g. EnMAP 30 m) with a high-resolution "
+            "multispectral image (MSI, e.g. Sentinel-2 10 m) into a hyperspectral GeoTIFF on the MSI grid "
+            "with a trained network (a knowledge-distilled CSAKD student from the model zoo, or a model "
+            "file you trained with 'csakd train') or a classical method.\n\n"
+            "MODEL: a zoo model (its name says the sensors and scale, e.g. enmap_s2-4band_x3 = EnMAP + "
+            "Sentinel-2 B2,B3,B4,B8 at 3x), a classical method (glp, gsa, bicubic), or 'file' to use "
+            "MODEL_FILE (a .safetensors file with its .json model card beside it). The model's card is "
+            "checked against the inputs: HSI band count and wavelengths, MSI band count and scale.\n\n"
+            "DEVICE: 'auto' uses a CUDA GPU when PyTorch sees one, else the CPU; 'cuda' stops with a clear "
+            "message when PyTorch sees no GPU. Classical methods always run on the CPU. The device actually "
+            "used is returned as DEVICE_USED ('cpu' or 'cuda') and logged with the GPU name or the number of "
+            "CPU threads. The estimated sub-pixel HSI shift is returned as SHIFT_X/SHIFT_Y (HSI pixels) and "
+            "removed when SHIFT_CORRECT is set.\n\n"
+            "Advanced: TILE/OVERLAP (output pixels; larger overlap = smoother seams), BATCH (tiles per "
+            "forward pass), CREATION_OPTIONS (GDAL GeoTIFF options). Learned models need PyTorch in QGIS's "
+            "Python (see the plugin README).")
+
+    def initAlgorithm(self, config=None) -> None:  # noqa: N802
+        self.add_inputs()
+        choices = model_choices()
+        self.addParameter(QgsProcessingParameterEnum(self.MODEL, self.tr("Model"), options=choices,
+                                                     defaultValue=choices[0], usesStaticStrings=True))
+        self.addParameter(QgsProcessingParameterFile(
+            self.MODEL_FILE, self.tr("Model file (.safetensors, when MODEL is 'file')"),
+            extension="safetensors", optional=True))
+        self.add_run_options(learned=True)
+
+    def checkParameterValues(self, parameters, context):  # noqa: N802
+        ok, msg = super().checkParameterValues(parameters, context)
+        if not ok:
+            return ok, msg
+        try:
+            self._model(parameters, context)
+        except QgsProcessingException as exc:
+            return False, str(exc)
+        return True, ""
+
+    def _model(self, parameters, context) -> str:
+        choice = self.parameterAsEnumString(parameters, self.MODEL, context)
+        path = self.parameterAsFile(parameters, self.MODEL_FILE, context)
+        if choice == FILE_CHOICE or (path and choice != FILE_CHOICE and parameters.get(self.MODEL) is None):
+            if not path:
+                raise QgsProcessingException("MODEL is 'file' but no MODEL_FILE was given: choose a .safetensors "
+                                             "model file (with its .json card beside it).")
+            return path
+        return choice
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        model = self._model(parameters, context)
+        device = self.parameterAsEnumString(parameters, self.DEVICE, context)
+        feedback.pushInfo(f"Model: {model}; requested device: {device}")
+        return self.run_fusion(parameters, context, feedback, model=model, device=device)

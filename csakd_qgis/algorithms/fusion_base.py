@@ -1,0 +1,130 @@
+"""Parameters and the run step shared by the fusion algorithms (classical, learned, single-image)."""
+
+from __future__ import annotations
+
+from qgis.core import (
+    QgsProcessingException,
+    QgsProcessingOutputNumber,
+    QgsProcessingOutputString,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+)
+
+from .base import CsakdAlgorithm
+
+DEVICES = ["auto", "cpu", "cuda"]
+
+
+class FusionBase(CsakdAlgorithm):
+    """HSI + MSI in, fused GeoTIFF out, through ``core.fuse.fuse``."""
+
+    GROUP, GROUP_ID = "Fusion", "fusion"
+    HSI, MSI, OUTPUT = "HSI", "MSI", "OUTPUT"
+    TILE, OVERLAP, BATCH, DEVICE, SHIFT_CORRECT, CREATION_OPTIONS = (
+        "TILE", "OVERLAP", "BATCH", "DEVICE", "SHIFT_CORRECT", "CREATION_OPTIONS")
+    NEEDS_MSI = True
+
+    def add_inputs(self) -> None:
+        """The HSI (and MSI) raster inputs."""
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            self.HSI, self.tr("Low-resolution hyperspectral image (HSI)")))
+        if self.NEEDS_MSI:
+            self.addParameter(QgsProcessingParameterRasterLayer(
+                self.MSI, self.tr("High-resolution multispectral image (MSI)")))
+
+    def add_run_options(self, learned: bool) -> None:
+        """Device (learned models only), advanced tiling/creation options, the output and numeric outputs."""
+        if learned:
+            self.addParameter(QgsProcessingParameterEnum(
+                self.DEVICE, self.tr("Device"), options=DEVICES, defaultValue="auto", usesStaticStrings=True))
+        advanced = [
+            QgsProcessingParameterNumber(self.TILE, self.tr("Tile size (output pixels)"),
+                                         QgsProcessingParameterNumber.Integer, 256 if learned else 512,
+                                         minValue=16),
+            QgsProcessingParameterNumber(self.OVERLAP, self.tr("Tile overlap (output pixels)"),
+                                         QgsProcessingParameterNumber.Integer, 32, minValue=0),
+        ]
+        if learned:
+            advanced.append(QgsProcessingParameterNumber(
+                self.BATCH, self.tr("Tiles per batch"), QgsProcessingParameterNumber.Integer, 4, minValue=1))
+        if self.NEEDS_MSI:
+            advanced.append(QgsProcessingParameterBoolean(
+                self.SHIFT_CORRECT, self.tr("Correct the estimated sub-pixel HSI shift"), defaultValue=False))
+        advanced.append(QgsProcessingParameterString(
+            self.CREATION_OPTIONS, self.tr("GDAL creation options (e.g. COMPRESS=LZW)"), defaultValue="",
+            optional=True))
+        for p in advanced:
+            p.setFlags(p.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            self.addParameter(p)
+        self.addParameter(QgsProcessingParameterRasterDestination(
+            self.OUTPUT, self.tr("Fused hyperspectral image"), defaultValue=None))
+        self.addOutput(QgsProcessingOutputString("DEVICE_USED", self.tr("Device used")))
+        self.addOutput(QgsProcessingOutputNumber("ELAPSED_S", self.tr("Elapsed time (s)")))
+        self.addOutput(QgsProcessingOutputNumber("N_TILES", self.tr("Number of tiles")))
+        if self.NEEDS_MSI:
+            self.addOutput(QgsProcessingOutputNumber("SHIFT_X", self.tr("Estimated HSI shift x (HSI pixels)")))
+            self.addOutput(QgsProcessingOutputNumber("SHIFT_Y", self.tr("Estimated HSI shift y (HSI pixels)")))
+
+    def checkParameterValues(self, parameters, context):  # noqa: N802
+        ok, msg = super().checkParameterValues(parameters, context)
+        if not ok:
+            return ok, msg
+        out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        inputs = [str(parameters.get(self.HSI) or ""), str(parameters.get(self.MSI) or "")]
+        ok, msg = self.check_output(out, inputs)
+        if not ok:
+            return ok, msg
+        from ..core.errors import CsakdError
+        from ..core.io import parse_creation_options
+
+        try:
+            parse_creation_options(self.parameterAsString(parameters, self.CREATION_OPTIONS, context))
+        except CsakdError as exc:
+            return False, str(exc)
+        return True, ""
+
+    def run_fusion(self, parameters, context, feedback, model, device: str = "cpu") -> dict:
+        """Read the common parameters, run the tiled fusion, log what happened, return the outputs."""
+        from ..core.io import parse_creation_options
+
+        hsi = self.layer_path(self, parameters, self.HSI, context, "hyperspectral image")
+        msi = self.layer_path(self, parameters, self.MSI, context, "multispectral image") if self.NEEDS_MSI else None
+        out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        ok, msg = self.check_output(out, [hsi, msi or ""])
+        if not ok:
+            raise QgsProcessingException(msg)
+        kwargs = {
+            "tile": self.parameterAsInt(parameters, self.TILE, context),
+            "overlap": self.parameterAsInt(parameters, self.OVERLAP, context),
+            "creation_options": parse_creation_options(
+                self.parameterAsString(parameters, self.CREATION_OPTIONS, context)),
+            "device": device,
+        }
+        if self.parameterDefinition(self.BATCH) is not None:
+            kwargs["batch"] = self.parameterAsInt(parameters, self.BATCH, context)
+        if self.NEEDS_MSI:
+            kwargs["shift_correct"] = self.parameterAsBool(parameters, self.SHIFT_CORRECT, context)
+        progress, cancel = self.progress_bridge(feedback)
+        result = self.run_core(feedback, self.core_function(), hsi, *([msi] if self.NEEDS_MSI else []), out,
+                               model=model, progress=progress, cancel=cancel, **kwargs)
+        for line in result.messages:
+            feedback.pushInfo(line)
+        feedback.pushInfo(f"Device used: {result.device_used}")
+        # the output is the bare torch device ('cpu', 'cuda', 'cuda:1') so models can test it; the log has details
+        device_used = str(result.device_used).split(" (", 1)[0].strip()
+        outputs = {self.OUTPUT: out, "DEVICE_USED": device_used, "ELAPSED_S": result.elapsed_s,
+                   "N_TILES": result.n_tiles}
+        if self.NEEDS_MSI:
+            outputs.update({"SHIFT_X": result.shift_x, "SHIFT_Y": result.shift_y})
+        return outputs
+
+    def core_function(self):
+        """The core entry point this algorithm runs."""
+        from ..core.fuse import fuse
+
+        return fuse

@@ -1,0 +1,76 @@
+"""csakd:simulate_pair — Wald-protocol LR-HSI + HR-MSI pair from a high-resolution HSI (SPEC §5)."""
+
+from __future__ import annotations
+
+from qgis.core import (
+    QgsProcessingException,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+)
+
+from .base import CsakdAlgorithm
+
+
+class SimulatePairAlgorithm(CsakdAlgorithm):
+    """Preparation: turns a reference HR-HSI into a training/evaluation pair with a real sensor's SRF."""
+
+    GROUP, GROUP_ID = "Preparation", "preparation"
+    HSI, SENSOR, SCALE, SNR, OUT_LR, OUT_MSI = "HSI", "SENSOR", "SCALE", "SNR", "OUTPUT_LR", "OUTPUT_MSI"
+
+    def name(self) -> str:
+        return "simulate_pair"
+
+    def displayName(self) -> str:  # noqa: N802
+        return self.tr("Simulate LR-HSI + HR-MSI pair (Wald protocol)")
+
+    def shortHelpString(self) -> str:  # noqa: N802
+        return self.tr(
+            "From a high-resolution hyperspectral image (the reference), simulates the inputs of a fusion: "
+            "the low-resolution HSI (Gaussian blur with sigma = scale/2 pixels, then scale x scale block mean; "
+            "same origin, pixel size x scale) and the multispectral image of a real sensor (the HSI integrated "
+            "through the sensor's spectral response functions).\n\n"
+            "SENSOR: 'S2A:B2,B3,B4,B8' (Sentinel-2A bands), 'S2B', 'L8', 'L9', 'RE' (RapidEye), a CSV file of "
+            "spectral responses (wavelength column, one column per band), or 'gaussian:490/65,560/35' "
+            "(centre/FWHM in nm). Bad bands (bbl = 0) are dropped. SNR (dB, 0 = none) adds white noise.")
+
+    def initAlgorithm(self, config=None) -> None:  # noqa: N802
+        self.addParameter(QgsProcessingParameterRasterLayer(self.HSI, self.tr("Reference high-resolution HSI")))
+        self.addParameter(QgsProcessingParameterString(self.SENSOR, self.tr("MSI sensor and bands"),
+                                                       defaultValue="S2A:B2,B3,B4,B8"))
+        self.addParameter(QgsProcessingParameterNumber(self.SCALE, self.tr("Scale factor"),
+                                                       QgsProcessingParameterNumber.Integer, 4, minValue=2,
+                                                       maxValue=16))
+        self.addParameter(QgsProcessingParameterNumber(self.SNR, self.tr("Noise SNR in dB (0 = no noise)"),
+                                                       QgsProcessingParameterNumber.Double, 0.0, minValue=0.0))
+        self.addParameter(QgsProcessingParameterRasterDestination(self.OUT_LR, self.tr("Simulated LR-HSI")))
+        self.addParameter(QgsProcessingParameterRasterDestination(self.OUT_MSI, self.tr("Simulated HR-MSI")))
+
+    def checkParameterValues(self, parameters, context):  # noqa: N802
+        ok, msg = super().checkParameterValues(parameters, context)
+        if not ok:
+            return ok, msg
+        src = str(parameters.get(self.HSI) or "")
+        for name in (self.OUT_LR, self.OUT_MSI):
+            ok, msg = self.check_output(self.parameterAsOutputLayer(parameters, name, context), [src])
+            if not ok:
+                return ok, msg
+        return True, ""
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        from ..core.degrade import simulate_rasters
+
+        hsi = self.layer_path(self, parameters, self.HSI, context, "reference hyperspectral image")
+        out_lr = self.parameterAsOutputLayer(parameters, self.OUT_LR, context)
+        out_msi = self.parameterAsOutputLayer(parameters, self.OUT_MSI, context)
+        snr = self.parameterAsDouble(parameters, self.SNR, context)
+        sensor = self.parameterAsString(parameters, self.SENSOR, context).strip()
+        if not sensor:
+            raise QgsProcessingException("SENSOR is empty: give e.g. S2A:B2,B3,B4,B8.")
+        with self.removed_on_failure([out_lr, out_msi]):  # the LR raster is written before the MSI
+            info = self.run_core(feedback, simulate_rasters, hsi, sensor,
+                                 self.parameterAsInt(parameters, self.SCALE, context), out_lr, out_msi,
+                                 snr_db=snr if snr > 0 else None)
+        feedback.pushInfo(str(info))
+        return {self.OUT_LR: out_lr, self.OUT_MSI: out_msi}

@@ -1,0 +1,186 @@
+"""``csakd train`` and ``csakd model-info`` subcommands (wired into csakd_qgis/cli.py).
+
+Training scenes are reference HR-HSI cubes (GeoTIFF/ENVI or the .mat benchmark cubes); LR-HSI and
+HR-MSI are simulated from them by the Wald protocol with the given MSI sensor's SRFs (SPEC §5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .core.errors import CsakdError
+
+# HYDICE Urban: 210 channels over 400-2500 nm; the common 162-band version drops these (1-based).
+_URBAN_DROPPED = [*range(1, 5), 76, 87, *range(101, 112), *range(136, 154), *range(198, 211)]
+MAT_SUFFIXES = (".mat",)
+
+
+def read_mat_cube(path: str | os.PathLike) -> tuple[np.ndarray, list[float], list[float] | None, str]:
+    """(cube (C, H, W) reflectance, wavelengths nm, fwhm or None, note) of a .mat benchmark cube.
+
+    Knows the AVIRIS Jasper Ridge layout (``Y`` (bands, pixels), ``SlectBands``, reflectance x 1e4;
+    centres 380 + (ch - 1) * 2120 / 223 nm) and the HYDICE Urban layout (``im`` (rows, cols, 162),
+    reflectance; centres from the 210-channel 400-2500 nm grid minus the usual dropped channels).
+    Both sets of centres are approximate (not stored in the files).
+    """
+    import scipy.io
+
+    p = Path(str(path))
+    if not p.is_file():
+        raise CsakdError(f"The .mat scene '{p}' does not exist: check the path.")
+    try:
+        d = scipy.io.loadmat(str(p))
+    except (ValueError, OSError, NotImplementedError) as exc:
+        raise CsakdError(f"The .mat scene '{p}' cannot be read ({exc}); MATLAB v7.3 files are not supported.") from None
+    if "Y" in d and "SlectBands" in d:
+        y = np.asarray(d["Y"], np.float32)
+        n_row = int(np.asarray(d.get("nRow", [[int(np.sqrt(y.shape[1]))]])).ravel()[0])
+        n_col = int(np.asarray(d.get("nCol", [[y.shape[1] // n_row]])).ravel()[0])
+        cube = y.reshape(y.shape[0], n_col, n_row).transpose(0, 2, 1) / 10000.0
+        ch = np.asarray(d["SlectBands"]).ravel().astype(np.float64)
+        wl = list(380.0 + (ch - 1.0) * 2120.0 / 223.0)
+        return cube.astype(np.float32), wl, None, "AVIRIS Jasper Ridge (approximate band centres)"
+    if "im" in d and np.asarray(d["im"]).ndim == 3 and np.asarray(d["im"]).shape[-1] == 162:
+        cube = np.asarray(d["im"], np.float32).transpose(2, 0, 1)
+        grid = np.linspace(400.0, 2500.0, 210)
+        keep = [i for i in range(210) if (i + 1) not in set(_URBAN_DROPPED)]
+        return cube, list(grid[keep]), None, "HYDICE Urban (approximate band centres)"
+    raise CsakdError(f"The .mat scene '{p}' has an unknown layout (variables {sorted(k for k in d if not k.startswith('__'))}); "
+                     "supported: Jasper Ridge (Y, SlectBands) and Urban (im, 162 bands). Convert it to GeoTIFF "
+                     "with band wavelengths instead.")
+
+
+def read_scene(path: str | os.PathLike) -> tuple[np.ndarray, list[float], list[float] | None, str]:
+    """(cube, wavelengths, fwhm, note) of a reference HR-HSI raster (bad / all-NaN bands dropped) or .mat."""
+    if str(path).lower().endswith(MAT_SUFFIXES):
+        return read_mat_cube(path)
+    from .core.degrade import usable_bands
+    from .core.io import read_meta, read_reflectance
+
+    meta = read_meta(path, "training scene")
+    if not meta.has_wavelengths:
+        raise CsakdError(f"The training scene '{path}' has no band wavelengths in its metadata; they are needed "
+                         "to synthesise the MSI through the sensor's SRFs.")
+    data = read_reflectance(path)
+    good = usable_bands(meta, data)
+    fwhm = [meta.fwhm[i] for i in good]
+    return (data[good], [float(meta.wavelengths[i]) for i in good],
+            None if any(f is None for f in fwhm) else [float(f) for f in fwhm], Path(str(path)).stem)
+
+
+def _load_scenes(paths: Sequence[str], sensor: str, scale: int, ref_wl: list[float] | None
+                 ) -> tuple[list[Any], list[float], list[float] | None]:
+    from .core.train import make_wald_scenes
+
+    refs, wl0, fw0 = [], ref_wl, None
+    for p in paths:
+        cube, wl, fw, _ = read_scene(p)
+        if wl0 is None:
+            wl0, fw0 = wl, fw
+        elif len(wl) != len(wl0) or np.max(np.abs(np.asarray(wl) - np.asarray(wl0))) > 1.0:
+            raise CsakdError(f"Scene '{p}' has {len(wl)} bands at other wavelengths than the first scene "
+                             f"({len(wl0)} bands): all scenes must come from the same sensor and band set.")
+        refs.append((Path(p).stem, cube))
+    return make_wald_scenes(refs, wl0, fw0, sensor, scale), wl0, fw0
+
+
+def add_model_info_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """``csakd model-info``: parameters and conv MACs of a preset's teacher and student."""
+    p = subparsers.add_parser("model-info", help="parameter and MAC counts of a network preset",
+                              description="Print the parameters and conv multiply-accumulates (MACs, CSA "
+                              "attention products excluded) of a preset's teacher and student for one HR tile.")
+    p.add_argument("--preset", default="paper", choices=["paper", "lite"])
+    p.add_argument("--hsi-bands", type=int, default=172)
+    p.add_argument("--msi-bands", type=int, default=4)
+    p.add_argument("--scale", type=int, default=4)
+    p.add_argument("--hr-size", type=int, default=256, help="HR tile size in pixels (default 256)")
+    p.set_defaults(func=run_model_info)
+    return p
+
+
+def run_model_info(args: argparse.Namespace) -> int:
+    """Handler of ``csakd model-info``."""
+    from .nets.complexity import preset_complexity
+
+    if args.hsi_bands < 1 or args.msi_bands < 1 or args.scale < 2 or args.hr_size < args.scale:
+        raise CsakdError("Give --hsi-bands >= 1, --msi-bands >= 1, --scale >= 2 and --hr-size >= scale.")
+    print(json.dumps(preset_complexity(args.preset, args.hsi_bands, args.msi_bands, args.scale, args.hr_size)))
+    return 0
+
+
+def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """``csakd train``: simulate Wald pairs from reference HSI scenes and train a teacher/student pair."""
+    p = subparsers.add_parser("train", help="train a CSAKD teacher/student pair on reference HSI scenes",
+                              description="Train a CSAKD teacher and student on Wald pairs simulated from "
+                              "reference hyperspectral scenes (GeoTIFF/ENVI with band wavelengths, or .mat "
+                              "benchmark cubes). Writes <out>_student and <out>_teacher (.safetensors + .json "
+                              "model card), a checkpoint <out>.ckpt.pt and a JSON-lines log <out>.log.jsonl.")
+    p.add_argument("--scenes", nargs="+", required=True, help="reference HR-HSI rasters or .mat cubes")
+    p.add_argument("--mat", nargs="+", default=[], help="additional .mat benchmark cubes (Jasper/Urban)")
+    p.add_argument("--val-scenes", nargs="*", default=[], help="held-out scenes for validation/model selection")
+    p.add_argument("--sensor", required=True, help="MSI sensor and bands, e.g. S2A:B2,B3,B4,B8")
+    p.add_argument("--scale", type=int, default=4)
+    p.add_argument("--preset", default="lite", choices=["paper", "lite"])
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--out", required=True, help="output stem, e.g. models/enmap_s2_lite")
+    p.add_argument("--mode", default="online", choices=["online", "offline", "student"],
+                   help="online co-training, offline (frozen --teacher) or student without KD")
+    p.add_argument("--teacher", default=None, help="trained teacher model (offline mode)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--resume", action="store_true", help="continue from <out>.ckpt.pt")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--patch", type=int, default=32, help="HR patch size (multiple of the scale)")
+    p.add_argument("--lr", type=float, default=1e-4, help="AdamW learning rate (cosine schedule)")
+    p.add_argument("--snr", type=float, default=35.0, help="AWGN SNR in dB on the LR-HSI (<= 0: no noise)")
+    p.add_argument("--val-every", type=int, default=200)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--residual", default="bilinear", choices=["bilinear", "bicubic", "none", "base"])
+    p.add_argument("--feat-kd", default="mse", choices=["mse", "bce", "none"])
+    p.add_argument("--normalization", default="none", choices=["none", "per_band"])
+    p.add_argument("--licence", default=None, help="licence of the exported weights (model card)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_train)
+    return p
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Handler of ``csakd train``."""
+    from .core.srf import load_srf
+    from .core.train import TrainConfig, train
+
+    if args.scale < 2:
+        raise CsakdError("--scale must be an integer >= 2.")
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise CsakdError(f"The output folder '{out.parent}' does not exist: create it first.")
+    srf = load_srf(args.sensor)
+    train_paths = list(args.scenes) + list(args.mat)
+    train_scenes, wl, fw = _load_scenes(train_paths, srf, args.scale, None)
+    val_scenes = _load_scenes(args.val_scenes, srf, args.scale, wl)[0] if args.val_scenes else []
+    card: dict[str, Any] = {"training": {"data": [str(p) for p in train_paths]}}
+    if args.licence:
+        card["licence"] = args.licence
+    cfg = TrainConfig(
+        preset=args.preset, mode=args.mode, teacher_path=args.teacher, steps=args.steps,
+        batch_size=args.batch_size, patch=args.patch, lr=args.lr,
+        snr_db=args.snr if args.snr and args.snr > 0 else None, residual=args.residual,
+        normalization=args.normalization, loss={"feat_kd_kind": args.feat_kd}, val_every=args.val_every,
+        seed=args.seed, device=args.device, threads=args.threads, out=str(out), resume=args.resume,
+        progress_bar=not args.no_progress, card=card)
+    msi_info = {"sensor": srf.sensor, "band_names": list(srf.band_names),
+                "wavelengths": [float(c) for c in srf.centroids()]}
+    res = train(train_scenes, val_scenes, cfg, wl, fw, msi_info)
+    print(json.dumps({"student": str(res.student_path) if res.student_path else None,
+                      "teacher": str(res.teacher_path) if res.teacher_path else None,
+                      "best_step": res.best_step, "device": res.device, "steps": res.steps_done,
+                      "elapsed_s": round(res.elapsed_s, 1), "validation": res.best_metrics.get("student", {}),
+                      "baseline_bicubic": res.baseline_metrics}, default=float))
+    return 0

@@ -1,0 +1,375 @@
+"""Predictors: one interface for classical fusion and trained networks on batches of windows.
+
+``predict(lr (B, C_h, h, w), msi (B, C_m, s*h, s*w)) -> (B, C_h, s*h, s*w)`` float32 reflectance, NaN where
+the inputs are nodata (an HR pixel is nodata where any MSI band is, and band b is nodata where the LR
+parent pixel of band b is). Attributes: ``name``, ``scale``, ``hsi_bands``, ``msi_bands``, ``device_used``,
+``halo_lr`` (LR px of context the tiler reads around each window and crops afterwards) and
+``network_seconds`` (time spent inside the model, for benchmarks).
+
+``prepare(lr, msi)`` is called once before the windows with a bounded sample of the scene (LR-HSI and its
+HR-MSI): classical methods fit their per-band coefficients there (SPEC §5: once per scene, then applied
+window by window), networks with ``residual="base"`` fit the classical base the same way.
+
+torch is imported only inside :class:`TorchPredictor` (QGIS imports the plugin at start).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import CsakdError
+
+log = logging.getLogger("csakd_qgis.infer")
+
+PRECISIONS = ("fp32", "fp16", "bf16")
+MODEL_DIRS_ENV = "CSAKD_MODEL_PATH"  # extra model folders (os.pathsep-separated), searched first
+
+
+def nodata_mask(lr: np.ndarray, msi: np.ndarray, scale: int) -> np.ndarray | None:
+    """(B, C_h, H, W) bool, True where the output is nodata (LR parent band value or any MSI band NaN).
+
+    None when both inputs are entirely valid (the common case; saves building the mask).
+    """
+    s = int(scale)
+    lr_bad = ~np.isfinite(lr)
+    msi_bad = ~np.isfinite(msi).all(axis=-3, keepdims=True)
+    if not lr_bad.any() and not msi_bad.any():
+        return None
+    bad = np.repeat(np.repeat(lr_bad, s, axis=-2), s, axis=-1)
+    return bad | msi_bad
+
+
+def apply_mask(out: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """Set ``out`` to NaN where ``mask`` (from :func:`nodata_mask`) is True; in place, returns ``out``."""
+    if mask is not None:
+        out[np.broadcast_to(mask, out.shape)] = np.nan
+    return out
+
+
+def fill_nodata(x: np.ndarray) -> np.ndarray:
+    """Copy of a (..., C, h, w) stack with NaN replaced by the nearest valid pixel of the band (0 if none)."""
+    from .degrade import fill_nan_nearest
+
+    if np.isfinite(x).all():
+        return np.asarray(x, np.float32)
+    out = fill_nan_nearest(np.asarray(x, np.float32))
+    return np.nan_to_num(out, nan=0.0)
+
+
+class Predictor:
+    """Base class: attributes of every predictor and the shape checks of ``predict``."""
+
+    name: str = "predictor"
+    scale: int = 1
+    hsi_bands: int = 0
+    msi_bands: int = 0
+    device_used: str = "cpu"
+    halo_lr: int = 0
+    network_seconds: float = 0.0
+    messages: list[str]
+
+    def prepare(self, lr: np.ndarray, msi: np.ndarray) -> None:
+        """Fit whatever is fitted once per scene on a (C_h, h, w) / (C_m, s*h, s*w) sample."""
+
+    def _check(self, lr: np.ndarray, msi: np.ndarray) -> None:
+        s = self.scale
+        if lr.ndim != 4 or msi.ndim != 4:
+            raise ValueError(f"predict expects (B, C, H, W) arrays, got {lr.shape} and {msi.shape}")
+        if lr.shape[1] != self.hsi_bands or msi.shape[1] != self.msi_bands:
+            raise CsakdError(f"{self.name} expects {self.hsi_bands} HSI and {self.msi_bands} MSI bands, got "
+                             f"{lr.shape[1]} and {msi.shape[1]}.")
+        if msi.shape[-2:] != (lr.shape[-2] * s, lr.shape[-1] * s) or lr.shape[0] != msi.shape[0]:
+            raise ValueError(f"MSI {msi.shape} is not scale {s} times LR {lr.shape}")
+
+    def predict(self, lr: np.ndarray, msi: np.ndarray) -> np.ndarray:  # pragma: no cover - interface
+        """(B, C_h, s*h, s*w) fused reflectance."""
+        raise NotImplementedError
+
+
+class ClassicalPredictor(Predictor):
+    """Classical fusion (``bicubic``, ``gsa``, ``glp``): coefficients fitted once per scene, applied per window."""
+
+    def __init__(self, method: str, scale: int, hsi_bands: int, msi_bands: int, params: Any = None) -> None:
+        from .classical import CLASSICAL_METHODS, margin_lr
+
+        m = str(method).strip().lower()
+        if m not in CLASSICAL_METHODS:
+            raise CsakdError(f"Unknown classical method '{method}': choose one of {', '.join(CLASSICAL_METHODS)}.")
+        self.method = m
+        self.name = m
+        self.scale, self.hsi_bands, self.msi_bands = int(scale), int(hsi_bands), int(msi_bands)
+        self.params = params
+        self.device_used = "cpu"
+        self.halo_lr = margin_lr(m)
+        self.network_seconds = 0.0
+        self.messages = []
+
+    def prepare(self, lr: np.ndarray, msi: np.ndarray) -> None:
+        """Fit the method's coefficients on the scene sample (no-op for bicubic or when given params)."""
+        from .classical import fit_classical
+
+        if self.params is None and self.method == "bicubic":
+            self.params = fit_classical(lr, msi, self.scale, self.method)
+        elif self.params is None:
+            t0 = time.perf_counter()
+            self.params = fit_classical(lr, msi, self.scale, self.method)
+            n = getattr(self.params, "n_fit_pixels", 0)
+            self.messages.append(f"{self.method}: coefficients fitted on {n} LR pixels "
+                                 f"({lr.shape[1]} x {lr.shape[2]} px sample) in {time.perf_counter() - t0:.2f} s.")
+
+    def predict(self, lr: np.ndarray, msi: np.ndarray) -> np.ndarray:
+        """Apply the fitted method to each window of the batch."""
+        from .classical import apply_classical
+
+        self._check(lr, msi)
+        if self.params is None and self.method != "bicubic":
+            raise RuntimeError("ClassicalPredictor.prepare() was not called")
+        t0 = time.perf_counter()
+        out = np.stack([apply_classical(a, b, self.scale, self.method, self.params) for a, b in zip(lr, msi,
+                                                                                                    strict=True)])
+        apply_mask(out, nodata_mask(lr, msi, self.scale))
+        self.network_seconds += time.perf_counter() - t0
+        return out.astype(np.float32, copy=False)
+
+
+def resolve_device(device: str | None) -> str:
+    """'auto' -> 'cuda' if torch sees a GPU else 'cpu'; 'cuda[:N]' must exist; 'cpu'; 'mps' where available."""
+    import torch
+
+    d = (device or "auto").strip().lower()
+    if d == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if d == "cpu":
+        return "cpu"
+    if d.startswith("cuda") or d == "gpu":
+        d = "cuda" if d == "gpu" else d
+        if not torch.cuda.is_available():
+            build = (f"for CUDA {torch.version.cuda}" if torch.version.cuda else "without CUDA (CPU-only build)")
+            raise CsakdError(f"Device '{device}' was requested but torch {torch.__version__} sees no CUDA GPU "
+                             f"(it was built {build}). Use device 'cpu' or 'auto', or install a CUDA build of "
+                             "torch matching your driver (https://pytorch.org/get-started/locally/).")
+        if ":" in d:
+            idx = d.split(":", 1)[1]
+            if not idx.isdigit() or int(idx) >= torch.cuda.device_count():
+                raise CsakdError(f"Device '{device}' does not exist: torch sees {torch.cuda.device_count()} "
+                                 "CUDA device(s) (cuda:0 ...).")
+        return d
+    if d == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise CsakdError("Device 'mps' was requested but this torch has no Apple-GPU (MPS) support.")
+        return "mps"
+    raise CsakdError(f"Unknown device '{device}': use 'auto', 'cpu' or 'cuda' (or 'cuda:N').")
+
+
+def model_dirs() -> list[Path]:
+    """Folders searched for zoo models: $CSAKD_MODEL_PATH, the plugin's models/, the repository's models/."""
+    here = Path(__file__).resolve().parent.parent  # csakd_qgis/
+    dirs = [Path(p) for p in os.environ.get(MODEL_DIRS_ENV, "").split(os.pathsep) if p]
+    dirs += [here / "models", here.parent / "models"]
+    return dirs
+
+
+def available_models() -> list[str]:
+    """Names of the zoo models found in :func:`model_dirs` (a model = <name>.json + <name>.safetensors)."""
+    names: list[str] = []
+    for d in model_dirs():
+        if d.is_dir():
+            for card in sorted(d.glob("*.json")):
+                if card.with_suffix(".safetensors").is_file() and card.stem not in names:
+                    names.append(card.stem)
+    return names
+
+
+def resolve_model_path(name: str | os.PathLike) -> Path:
+    """The model card path for a zoo model name, a stem, a .json or a .safetensors path.
+
+    A bare name is looked up in :func:`model_dirs`; anything else is a file path. Raises CsakdError when
+    nothing is found, listing the zoo models and the classical methods.
+    """
+    from .classical import CLASSICAL_METHODS
+    from .modelcard import model_paths
+
+    text = str(name).strip()
+    if not text:
+        raise CsakdError("No model given: use a classical method (" + ", ".join(CLASSICAL_METHODS) +
+                         "), a zoo model name or a .safetensors file.")
+    looks_like_path = (os.sep in text or "/" in text or text.lower().endswith((".json", ".safetensors"))
+                       or Path(text).expanduser().exists())
+    if looks_like_path:
+        json_path, st_path = model_paths(text)
+        if not json_path.is_file() and not st_path.is_file():
+            raise CsakdError(f"The model file '{text}' does not exist: give a .safetensors file with its .json "
+                             "card beside it, a zoo model name or a classical method.")
+        if not st_path.is_file():
+            raise CsakdError(f"The model weights '{st_path}' do not exist beside the card '{json_path}'.")
+        if not json_path.is_file():
+            raise CsakdError(f"The model card '{json_path}' does not exist beside the weights '{st_path}': a model "
+                             "is a .safetensors file plus a .json card of the same name.")
+        return json_path
+    for d in model_dirs():
+        card = d / f"{text}.json"
+        if card.is_file():
+            return card
+    zoo = available_models()
+    raise CsakdError(f"Unknown model '{text}': not a classical method ({', '.join(CLASSICAL_METHODS)}), not a "
+                     f"zoo model ({', '.join(zoo) if zoo else 'none installed'}) and not a file path.")
+
+
+def _base_method(card: dict) -> str:
+    training = card.get("training") or {}
+    return str(card.get("base_method") or training.get("base_method")
+               or (training.get("config") or {}).get("base_method") or "glp")
+
+
+class TorchPredictor(Predictor):
+    """A CSAKD network loaded from a model card (``modelcard.load_model``), run with torch.inference_mode().
+
+    NaN inputs are filled from the nearest valid pixel before the network and the output is NaN where the
+    inputs were nodata. ``precision`` fp16/bf16 uses autocast on CUDA (ignored on the CPU, with a message).
+    For ``residual == "base"`` the classical base (card's base method, default glp) is fitted once per scene
+    in :meth:`prepare` and computed per window with the same coefficients.
+    """
+
+    def __init__(self, path: str | os.PathLike, device: str = "auto", precision: str = "fp32",
+                 threads: int | None = None, halo_lr: int | None = None) -> None:
+        import torch
+
+        from .modelcard import load_model
+
+        self.messages = []
+        if threads:
+            torch.set_num_threads(int(threads))
+        self.device = resolve_device(device)
+        self.model, self.card = load_model(path, device=self.device)
+        self.path = str(path)
+        self.name = str(self.card.get("name") or Path(str(path)).stem)
+        cfg = self.card.get("config", {})
+        self.scale = int(self.card.get("scale", cfg.get("scale", 1)))
+        self.hsi_bands = int(self.card.get("hsi", {}).get("bands", cfg.get("hsi_bands", 0)))
+        self.msi_bands = int(self.card.get("msi", {}).get("bands", cfg.get("msi_bands", 0)))
+        self.residual = str(self.card.get("residual", cfg.get("residual", "none")))
+        p = (precision or "fp32").lower()
+        if p not in PRECISIONS:
+            raise CsakdError(f"Unknown precision '{precision}': use one of {', '.join(PRECISIONS)}.")
+        if p != "fp32" and not self.device.startswith("cuda"):
+            self.messages.append(f"Precision {p} is only used on CUDA; running fp32 on {self.device}.")
+            p = "fp32"
+        self.precision = p
+        self.device_used = self.device
+        if self.device.startswith("cuda"):
+            idx = torch.device(self.device).index or 0
+            self.device_used = f"{self.device} ({torch.cuda.get_device_name(idx)})"
+        else:
+            self.device_used = f"{self.device} ({torch.get_num_threads()} threads)"
+        self.base: ClassicalPredictor | None = None
+        if self.residual == "base":
+            self.base = ClassicalPredictor(_base_method(self.card), self.scale, self.hsi_bands, self.msi_bands)
+        default_halo = self.base.halo_lr if self.base is not None else 2
+        self.halo_lr = int(default_halo if halo_lr is None else halo_lr)
+        self.network_seconds = 0.0
+
+    def check_inputs(self, hsi_wavelengths: Sequence[float | None] | int | None, msi_band_count: int | None,
+                     scale: int | None) -> None:
+        """Raise CsakdError if the model card does not fit the data (bands, wavelengths, scale)."""
+        from .modelcard import validate_card
+
+        validate_card(self.card, hsi_wavelengths, msi_band_count, scale)
+
+    def prepare(self, lr: np.ndarray, msi: np.ndarray) -> None:
+        """Fit the classical base on the scene sample when the network corrects one."""
+        if self.base is not None:
+            self.base.prepare(lr, msi)
+            self.messages.extend(self.base.messages)
+
+    def predict(self, lr: np.ndarray, msi: np.ndarray) -> np.ndarray:
+        """Run the network on a batch (inputs filled, outputs masked)."""
+        import torch
+
+        from .modelcard import apply_normalization, invert_normalization
+
+        self._check(lr, msi)
+        mask = nodata_mask(lr, msi, self.scale)
+        lr_f = np.stack([fill_nodata(x) for x in lr])
+        msi_f = np.stack([fill_nodata(x) for x in msi])
+        base_np = None
+        if self.base is not None:
+            base_np = np.stack([fill_nodata(x) for x in self.base.predict(lr_f, msi_f)])
+        t0 = time.perf_counter()
+        dev = torch.device(self.device)
+        dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.precision)
+        with torch.inference_mode():
+            x_lr = torch.from_numpy(lr_f).to(dev)
+            x_msi = torch.from_numpy(msi_f).to(dev)
+            x_base = torch.from_numpy(base_np).to(dev) if base_np is not None else None
+            x_lr, x_msi, x_base = apply_normalization(self.card, x_lr, x_msi, x_base)
+            if dtype is not None:
+                with torch.autocast(device_type="cuda", dtype=dtype):
+                    hr, _ = self.model(x_lr, x_msi, base=x_base)
+            else:
+                hr, _ = self.model(x_lr, x_msi, base=x_base)
+            hr = invert_normalization(self.card, hr.float())
+            out = hr.cpu().numpy().astype(np.float32, copy=False)
+        self.network_seconds += time.perf_counter() - t0
+        return apply_mask(out, mask)
+
+
+class CallablePredictor(Predictor):
+    """Wrap any ``f(lr, msi) -> hr`` batch function (e.g. a torch module in tests) as a predictor."""
+
+    def __init__(self, fn, scale: int, hsi_bands: int, msi_bands: int, name: str = "callable",
+                 halo_lr: int = 0, fill: bool = True) -> None:
+        self.fn, self.name = fn, name
+        self.scale, self.hsi_bands, self.msi_bands = int(scale), int(hsi_bands), int(msi_bands)
+        self.halo_lr, self.fill = int(halo_lr), fill
+        self.device_used, self.network_seconds, self.messages = "cpu", 0.0, []
+
+    def predict(self, lr: np.ndarray, msi: np.ndarray) -> np.ndarray:
+        """Fill nodata, call the function, mask nodata."""
+        self._check(lr, msi)
+        mask = nodata_mask(lr, msi, self.scale)
+        if self.fill:
+            lr = np.stack([fill_nodata(x) for x in lr])
+            msi = np.stack([fill_nodata(x) for x in msi])
+        t0 = time.perf_counter()
+        out = np.asarray(self.fn(lr, msi), np.float32)
+        self.network_seconds += time.perf_counter() - t0
+        return apply_mask(out.copy(), mask)
+
+
+def make_predictor(model: str | os.PathLike | Predictor, *, scale: int, hsi_bands: int, msi_bands: int,
+                   hsi_wavelengths: Sequence[float | None] | None = None, device: str = "auto",
+                   precision: str = "fp32", threads: int | None = None) -> Predictor:
+    """A predictor for ``model``: a classical method name, a zoo model name, a .safetensors/.json path, or a
+    :class:`Predictor` (returned as is). Learned models are checked against the data (bands, wavelengths,
+    scale) before any compute; a missing model file is a CsakdError.
+    """
+    from .classical import CLASSICAL_METHODS
+
+    if isinstance(model, Predictor) or (hasattr(model, "predict") and hasattr(model, "scale")):
+        pred = model  # type: ignore[assignment]
+        if int(pred.scale) != int(scale):
+            raise CsakdError(f"The predictor works at scale {pred.scale} but the inputs have scale {scale}.")
+        return pred  # type: ignore[return-value]
+    text = str(model).strip()
+    if text.lower() in CLASSICAL_METHODS:
+        d = (device or "auto").strip().lower()
+        pred = ClassicalPredictor(text.lower(), scale, hsi_bands, msi_bands)
+        if d.startswith("cuda"):
+            pred.messages.append(f"Classical method '{text.lower()}' runs on the CPU (device '{device}' unused).")
+        return pred
+    path = resolve_model_path(text)
+    pred_t = TorchPredictor(path, device=device, precision=precision, threads=threads)
+    pred_t.check_inputs(list(hsi_wavelengths) if hsi_wavelengths is not None else int(hsi_bands), msi_bands, scale)
+    return pred_t
+
+
+__all__ = ["CallablePredictor", "ClassicalPredictor", "PRECISIONS", "Predictor", "TorchPredictor",
+           "apply_mask", "available_models", "fill_nodata", "make_predictor", "model_dirs", "nodata_mask", "resolve_device",
+           "resolve_model_path"]
