@@ -2,9 +2,21 @@
 
 Not a test. For each size N, a synthetic LR-HSI (64 bands, N/s px) + HR-MSI (4 bands, N px) GeoTIFF pair is
 written to a temporary folder (strip by strip, bounded memory), then fused in a separate Python process so
-its peak RSS (``resource.getrusage``) is that run's alone. The model is the lite CSAKD student (random
-weights: timing only) when ``nets/csakd.py`` is importable, else GLP. Reported: wall time, time inside the
-network and the share outside it (read, classical base, blending, writing), peak RSS, the blend buffer.
+its peak RSS (VmHWM) is that run's alone. The model is the lite CSAKD student (random weights: timing only)
+when ``nets/csakd.py`` is importable, else GLP.
+
+Reported per size:
+- ``wall_s``: the whole ``fuse()`` call (co-registration, model load, shift estimate, tiles, GeoTIFF close).
+- ``network_s``: time inside the predictor's network forward (``Predictor.network_seconds``) during the run.
+- ``outside_network_share`` = (wall - network_s) / wall: the share of the wall time outside the network
+  (reading, co-registration, blending, writing, set-up). Reading, blending and compression run in background
+  threads while the network runs, so on a machine whose cores are all busy with the network they also
+  slow the forward down; two cross-checks make that visible:
+- ``network_alone_s``: the same network on batches of the same shape, run alone after the fusion (median
+  of a few batches x the number of batches), and ``overhead_vs_alone`` = (wall - network_alone_s) / wall.
+- ``phase_sum_s``: the sum of the phase timings (set-up, sample, shift, prepare, reads, predict, blend +
+  write, finalize) = what the wall time would be without any overlap; ``cpu_s``: the process CPU time.
+- ``peak_rss_mb`` (VmHWM of the run), the blend buffer, the output size.
 
     .venv/bin/python bench/bench_fuse.py --sizes 1024 4096 --out bench/results/fuse.json
 """
@@ -54,8 +66,11 @@ def _abundances(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     return (a / a.sum(0, keepdims=True)).astype(np.float32)
 
 
-def make_inputs(folder: Path, size: int, scale: int = 4, hsi_bands: int = 64) -> dict:
-    """Write hsi.tif (LR, hsi_bands) and msi.tif (HR, 4 bands) for an HR output of size x size px."""
+def make_inputs(folder: Path, size: int, scale: int = 4, hsi_bands: int = 64, reuse: bool = False) -> dict:
+    """Write hsi.tif (LR, hsi_bands) and msi.tif (HR, 4 bands) for an HR output of size x size px.
+
+    ``reuse``: keep the files already in ``folder`` (from an earlier run with the same settings).
+    """
     from affine import Affine
     from rasterio.crs import CRS
     from rasterio.windows import Window
@@ -71,7 +86,11 @@ def make_inputs(folder: Path, size: int, scale: int = 4, hsi_bands: int = 64) ->
     n = size // scale
     crs = CRS.from_epsg(32633)
     hr_tr = Affine(10.0, 0.0, 360000.0, 0.0, -10.0, 5820000.0)
-    hsi_path, msi_path = folder / f"hsi_{size}.tif", folder / f"msi_{size}.tif"
+    tag = f"{size}_{hsi_bands}b_s{scale}"
+    hsi_path, msi_path = folder / f"hsi_{tag}.tif", folder / f"msi_{tag}.tif"
+    out = {"hsi": str(hsi_path), "msi": str(msi_path), "wavelengths": [float(w) for w in wl]}
+    if reuse and hsi_path.is_file() and msi_path.is_file():
+        return out
     strip = max(1, 256 // scale)
     with GeoTiffWriter(hsi_path, n, n, hsi_bands, crs, hr_tr * Affine.scale(scale), list(wl),
                        [10.0] * hsi_bands) as wh, \
@@ -84,7 +103,7 @@ def make_inputs(folder: Path, size: int, scale: int = 4, hsi_bands: int = 64) ->
             wm.write(msi, window=Window(0, r0 * scale, size, h * scale))
             a_lr = a.reshape(4, h, scale, n, scale).mean(axis=(2, 4))
             wh.write(np.einsum("kb,kyx->byx", spectra, a_lr), window=Window(0, r0, n, h))
-    return {"hsi": str(hsi_path), "msi": str(msi_path), "wavelengths": [float(w) for w in wl]}
+    return out
 
 
 def make_model(folder: Path, hsi_bands: int, scale: int, wavelengths: list[float], preset: str = "lite") -> str:
@@ -117,6 +136,29 @@ def _rss_mb() -> tuple[float, float]:
         return peak, peak
 
 
+def _network_alone(model: str, device: str, precision: str, threads: int | None, res, n_h: int, batch: int,
+                   tile: tuple[int, int], repeats: int = 3) -> float:
+    """Seconds the predictor's network needs for all the run's batches when run alone (median batch)."""
+    from csakd_qgis.core.infer import make_predictor
+
+    pred = make_predictor(model, scale=res.scale, hsi_bands=n_h, msi_bands=4, device=device,
+                          precision=precision, threads=threads)
+    if not hasattr(pred, "model"):  # classical: network_s is its apply time already
+        return float(res.timings.get("network_s", 0.0))
+    s = res.scale
+    h, w = tile[0] + 2 * pred.halo_lr * s, tile[1] + 2 * pred.halo_lr * s
+    rng = np.random.default_rng(0)
+    lr = rng.random((batch, n_h, h // s, w // s), dtype=np.float32) * 0.3
+    msi = rng.random((batch, 4, h, w), dtype=np.float32) * 0.3
+    pred.predict(lr, msi)  # warm-up
+    times = []
+    for _ in range(repeats):
+        n0 = pred.network_seconds
+        pred.predict(lr, msi)
+        times.append(pred.network_seconds - n0)
+    return float(np.median(times)) * res.n_tiles / batch
+
+
 def _child(args: argparse.Namespace) -> int:
     """One fusion run in this process; prints a JSON line with timings and peak RSS."""
     import csakd_qgis.core.fuse as fuse_mod
@@ -125,24 +167,39 @@ def _child(args: argparse.Namespace) -> int:
         import torch  # noqa: F401 - import cost outside the measured run
 
     _, rss_before = _rss_mb()
+    ru0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     res = fuse_mod.fuse(args.hsi, args.msi, args.out_tif, model=args.model, device=args.device, tile=args.tile,
                         overlap=args.overlap, batch=args.batch, threads=args.threads, precision=args.precision)
     wall = time.perf_counter() - t0
+    ru1 = resource.getrusage(resource.RUSAGE_SELF)
     peak, _ = _rss_mb()
-    net = float(res.timings.get("network_s", 0.0))
+    t = res.timings
+    net = float(t.get("network_s", 0.0))
+    phases = ("setup_s", "sample_s", "shift_s", "prepare_s", "read_s", "predict_s", "blend_write_s", "finalize_s")
+    phase_sum = sum(float(t.get(k, 0.0)) for k in phases)
+    import rasterio
+
+    with rasterio.open(args.out_tif) as ds:
+        n_h = sum(1 for i in range(1, ds.count + 1) if ds.tags(i).get("bbl", "1") != "0")
+    tile = (min(args.tile, res.height), min(args.tile, res.width))
+    alone = _network_alone(args.model, args.device, args.precision, args.threads, res, n_h, args.batch, tile)
     print(json.dumps({
         "size": args.size, "model": res.model, "device": res.device_used, "n_tiles": res.n_tiles,
         "wall_s": wall, "network_s": net, "outside_network_share": (wall - net) / wall if wall > 0 else None,
-        "peak_rss_mb": peak, "rss_after_imports_mb": rss_before, "blend_buffer_mb": res.timings.get("buffer_mb"),
-        "timings": res.timings, "bands": res.bands, "scale": res.scale,
+        "network_alone_s": alone, "overhead_vs_alone": (wall - alone) / wall if wall > 0 else None,
+        "phase_sum_s": phase_sum, "cpu_s": (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime),
+        "peak_rss_mb": peak, "rss_after_imports_mb": rss_before, "blend_buffer_mb": t.get("buffer_mb"),
+        "timings": t, "bands": res.bands, "scale": res.scale,
         "out_mb": os.path.getsize(args.out_tif) / 2 ** 20}))
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1024, 4096], help="HR output sizes (px)")
+    parser.add_argument("--sizes", type=int, nargs="+", default=None,
+                        help="HR output sizes (px; default 1024 4096, with --quick 256 512)")
+    parser.add_argument("--quick", action="store_true", help="small sizes (256 512): a smoke run")
     parser.add_argument("--model", default="auto",
                         help="auto (lite CSAKD student with random weights, else glp), glp, gsa, bicubic or a path")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: %(default)s)")
@@ -155,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "fuse.json"))
-    parser.add_argument("--workdir", default=None, help="keep the generated inputs here (default: temporary)")
+    parser.add_argument("--workdir", default=None,
+                        help="keep the generated inputs here and reuse them in later runs (default: temporary)")
     # internal: one measured run
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--hsi", help=argparse.SUPPRESS)
@@ -165,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.child:
         return _child(args)
+    if args.sizes is None:
+        args.sizes = [256, 512] if args.quick else [1024, 4096]
 
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="csakd-bench-fuse-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -173,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for size in args.sizes:
             t0 = time.perf_counter()
-            inputs = make_inputs(work, size, args.scale, args.hsi_bands)
+            inputs = make_inputs(work, size, args.scale, args.hsi_bands, reuse=bool(args.workdir))
             gen_s = time.perf_counter() - t0
             if args.model == "auto":
                 if args.hsi_bands not in model_cache:
@@ -203,14 +263,19 @@ def main(argv: list[str] | None = None) -> int:
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
 
-    head = (f"{'HR size':>9} {'model':>30} {'device':>16} {'tiles':>6} {'wall s':>8} {'net s':>8} "
-            f"{'outside net':>11} {'peak RSS MB':>11} {'buffer MB':>9} {'Mpx/s':>6}")
+    head = (f"{'HR size':>8} {'model':>24} {'device':>15} {'tiles':>5} {'wall s':>7} {'net s':>7} "
+            f"{'outside':>7} {'alone s':>7} {'vs alone':>8} {'phases s':>8} {'CPU s':>7} {'peak RSS MB':>11} "
+            f"{'buffer MB':>9} {'Mpx/s':>6}")
     print(head)
     print("-" * len(head))
     for r in results:
-        print(f"{r['size']:>9} {r['model'][:30]:>30} {r['device'][:16]:>16} {r['n_tiles']:>6} {r['wall_s']:>8.1f} "
-              f"{r['network_s']:>8.1f} {100 * r['outside_network_share']:>10.0f}% {r['peak_rss_mb']:>11.0f} "
-              f"{r['blend_buffer_mb']:>9.0f} {r['mpix_per_s']:>6.3f}")
+        print(f"{r['size']:>8} {r['model'][:24]:>24} {r['device'][:15]:>15} {r['n_tiles']:>5} {r['wall_s']:>7.1f} "
+              f"{r['network_s']:>7.1f} {100 * r['outside_network_share']:>6.1f}% {r['network_alone_s']:>7.1f} "
+              f"{100 * r['overhead_vs_alone']:>7.1f}% {r['phase_sum_s']:>8.1f} {r['cpu_s']:>7.1f} "
+              f"{r['peak_rss_mb']:>11.0f} {r['blend_buffer_mb']:>9.0f} {r['mpix_per_s']:>6.3f}")
+    if len(results) > 1:
+        small, large = min(results, key=lambda r: r["size"]), max(results, key=lambda r: r["size"])
+        print(f"peak RSS {large['size']}^2 / {small['size']}^2: {large['peak_rss_mb'] / small['peak_rss_mb']:.3f}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"benchmark": "fuse", "hsi_bands": args.hsi_bands, "msi_bands": 4, "scale": args.scale,

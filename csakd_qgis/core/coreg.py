@@ -147,9 +147,12 @@ class FusionGrid:
         self.close()
 
     # ---- reads
-    def read_lr(self, row: int, col: int, height: int, width: int, bands: Sequence[int] | None = None
-                ) -> np.ndarray:
-        """(C_h, height, width) HSI reflectance on a LR grid window; NaN = nodata / outside."""
+    def read_lr(self, row: int, col: int, height: int, width: int, bands: Sequence[int] | None = None,
+                outside: str = "fill") -> np.ndarray:
+        """(C_h, height, width) HSI reflectance on a LR grid window; NaN = nodata / outside.
+
+        ``outside="edge"``: pixels beyond the HSI (or its warped grid) replicate its edge instead of NaN.
+        """
         from rasterio.windows import Window
 
         if self._hsi_ds is None:
@@ -157,33 +160,38 @@ class FusionGrid:
         idx = list(self.hsi_bands if bands is None else bands)
         if self.hsi_source.kind == "direct":
             win = Window(col + self.hsi_source.col_off, row + self.hsi_source.row_off, width, height)
-            raw = read_window_raw(self._hsi_ds, win, [i + 1 for i in idx])
-            return to_reflectance(raw, self.hsi, idx)
-        raw = read_window_raw(self._hsi_ds, Window(col, row, width, height), [i + 1 for i in idx])
-        return to_reflectance(raw, dataclasses.replace(self.hsi, nodata=None), idx)
+            raw = read_window_raw(self._hsi_ds, win, [i + 1 for i in idx], outside=outside)
+            return to_reflectance(raw, self.hsi, idx, copy=False)
+        raw = read_window_raw(self._hsi_ds, Window(col, row, width, height), [i + 1 for i in idx], outside=outside)
+        return to_reflectance(raw, dataclasses.replace(self.hsi, nodata=None), idx, copy=False)
 
-    def read_hr(self, row: int, col: int, height: int, width: int) -> np.ndarray:
-        """(C_m, height, width) MSI reflectance on a HR grid window; NaN = nodata / outside."""
+    def read_hr(self, row: int, col: int, height: int, width: int, outside: str = "fill") -> np.ndarray:
+        """(C_m, height, width) MSI reflectance on a HR grid window; NaN = nodata / outside.
+
+        ``outside="edge"``: pixels beyond the MSI file replicate its edge instead of NaN.
+        """
         from rasterio.windows import Window
 
         if self._msi_ds is None:
             raise RuntimeError("FusionGrid is not open: use 'with grid:' first")
         win = Window(col + int(self.msi_window.col_off), row + int(self.msi_window.row_off), width, height)
-        raw = read_window_raw(self._msi_ds, win, [i + 1 for i in self.msi_bands])
-        return to_reflectance(raw, self.msi, self.msi_bands)
+        raw = read_window_raw(self._msi_ds, win, [i + 1 for i in self.msi_bands], outside=outside)
+        return to_reflectance(raw, self.msi, self.msi_bands, copy=False)
 
-    def read_tile(self, row: int, col: int, height: int, width: int, halo_lr: int = 0
+    def read_tile(self, row: int, col: int, height: int, width: int, halo_lr: int = 0, outside: str = "fill"
                   ) -> tuple[np.ndarray, np.ndarray]:
         """(LR-HSI, HR-MSI) for the HR window (row, col, height, width) plus ``halo_lr`` LR px of context.
 
-        ``row``, ``col``, ``height`` and ``width`` must be multiples of the scale.
+        ``row``, ``col``, ``height`` and ``width`` must be multiples of the scale. ``outside="edge"`` fills
+        context beyond the rasters by edge replication (what nearest-pixel filling of NaN would give, at
+        no cost) instead of NaN.
         """
         s = self.scale
         if row % s or col % s or height % s or width % s:
             raise ValueError(f"HR window ({row}, {col}, {height}, {width}) is not aligned to scale {s}")
         h = int(halo_lr)
-        lr = self.read_lr(row // s - h, col // s - h, height // s + 2 * h, width // s + 2 * h)
-        msi = self.read_hr(row - h * s, col - h * s, height + 2 * h * s, width + 2 * h * s)
+        lr = self.read_lr(row // s - h, col // s - h, height // s + 2 * h, width // s + 2 * h, outside=outside)
+        msi = self.read_hr(row - h * s, col - h * s, height + 2 * h * s, width + 2 * h * s, outside=outside)
         return lr, msi
 
     def central_window_lr(self, max_size: int) -> tuple[int, int, int, int]:
@@ -547,9 +555,10 @@ def hsi_components(lr: np.ndarray, valid: np.ndarray, n_components: int = 10) ->
     x = lr[:, valid].T.astype(np.float64)
     mx = x.mean(0)
     k = int(max(1, min(n_components, c_h, x.shape[0] // 8)))
-    if c_h > k:
-        _, _, vt = np.linalg.svd(x - mx, full_matrices=False)
-        basis = vt[:k].T  # (C_h, k)
+    if c_h > k:  # principal axes from the C_h x C_h covariance (much cheaper than an SVD of the pixels)
+        xc = x - mx
+        evals, evecs = np.linalg.eigh(xc.T @ xc)
+        basis = evecs[:, np.argsort(evals)[::-1][:k]]  # (C_h, k)
     else:
         basis = np.eye(c_h)
     z = (lr.reshape(c_h, -1).T.astype(np.float64) - mx) @ basis

@@ -2,13 +2,31 @@
 
 Steps: validate the output path (before any compute) -> co-register (:func:`coreg.plan_grid`: common grid,
 scale, overlap) -> build the predictor (:func:`infer.make_predictor`; learned models are checked against the
-data) -> estimate the HSI/MSI shift (always; corrected only with ``shift_correct``) -> fit per-scene
-coefficients on a bounded central sample -> tiled inference (:mod:`tiling`) -> blended rows written to a
-temporary GeoTIFF that is renamed into place at the end (removed on error or cancel).
+data) -> estimate the HSI/MSI shift (always, on a bounded central sample; corrected only with
+``shift_correct``, otherwise estimated in a background thread while the tiles run) -> fit per-scene
+coefficients on a bounded central sample (only predictors that need it) -> tiled inference (:mod:`tiling`)
+-> blended rows written to a temporary GeoTIFF that is renamed into place at the end (removed on error or
+cancel).
+
+Memory is independent of the raster size: the output columns are processed in column groups of about
+``GROUP_WIDTH`` px (:mod:`tiling`, cuts on output-block boundaries), the blend buffer holds one group's
+strip of rows, GDAL's block cache is capped at ``GDAL_CACHE_MB`` while fusing (its default, 5 % of the RAM,
+would keep up to that much of the output in memory), the samples are bounded and nothing is kept per tile.
+
+Pipeline (time outside the network): the next batch of windows is read (and padded) in a background thread
+while the network runs on the current one; the network's output is handed through a bounded queue to one
+writer thread that blends it and writes finished block rows (GDAL compresses them in its own threads).
+torch, numpy and GDAL release the GIL, so reading, blending, compression and the network overlap.
+``FuseResult.timings``: ``network_s`` (inside the network's forward), ``read_s`` (reader thread busy),
+``blend_write_s`` (writer thread busy: blending + GeoTIFF writes, of which ``write_s`` in GDAL),
+``wait_read_s`` / ``wait_write_s`` (the main thread waiting for them), ``setup_s``, ``sample_s``,
+``shift_s`` (estimate, possibly overlapped), ``prepare_s``, ``tiles_s``, ``finalize_s`` (GeoTIFF close:
+remaining compression, metadata, rename), ``buffer_mb``.
 
 Output: the HR grid (the MSI grid cropped to the overlap), float32 reflectance, nodata -9999 where the inputs
 are nodata, the HSI's band count and order with its wavelength/FWHM/bbl metadata. Bad bands (bbl = 0) are
-not fused but kept as all-nodata bands, so band indices stay those of the input HSI.
+not fused but kept as all-nodata bands (never written: GDAL fills their blocks with nodata), so band
+indices stay those of the input HSI.
 """
 
 from __future__ import annotations
@@ -18,6 +36,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +47,10 @@ from .errors import CancelledError, CsakdError
 log = logging.getLogger("csakd_qgis.fuse")
 
 FIT_SAMPLE_LR = 512  # classical coefficients are fitted on a central window of at most this many LR px a side
+GROUP_WIDTH = 1024  # HR px: output column-group width (blend buffer independent of the raster width)
+GDAL_CACHE_MB = 128  # GDAL block cache while fusing (reads + writes); restored afterwards
+QUEUE_BATCHES = 1  # batches waiting for the writer thread (each ~ batch x bands x (tile + 2 halo)^2 x 4 B)
+RADIOMETRY_SAMPLE = 1 << 20  # values per input used by radiometry_check
 
 
 @dataclass
@@ -86,19 +109,35 @@ def radiometry_check(lr: np.ndarray, msi: np.ndarray, factor: float = 10.0) -> s
             "absorb a gain, networks expect reflectance in [0, 1].")
 
 
+def _subsample(x: np.ndarray, n: int) -> np.ndarray:
+    """A strided spatial subsample of a (C, h, w) array with at most about n values (a view)."""
+    step = max(1, int(np.ceil(np.sqrt(x.size / max(1, n)))))
+    return x[..., ::step, ::step]
+
+
+def _needs_sample(predictor: Any) -> bool:
+    """Whether ``predictor.prepare`` uses the scene sample (unknown predictors: yes)."""
+    return bool(getattr(predictor, "needs_sample", True))
+
+
 def fuse(hsi: str | os.PathLike, msi: str | os.PathLike, out: str | os.PathLike, model: Any = "glp",
          device: str = "auto", tile: int = 256, overlap: int = 32, batch: int = 4, shift_correct: bool = False,
          creation_options: dict[str, str] | None = None,
          progress: Callable[[float, str], None] | None = None, cancel: Callable[[], bool] | None = None,
-         threads: int | None = None, precision: str = "fp32", edge: str = "shift") -> FuseResult:
+         threads: int | None = None, precision: str = "fp32", edge: str = "shift",
+         group_width: int | None = None) -> FuseResult:
     """Fuse ``hsi`` (LR hyperspectral) and ``msi`` (HR multispectral) into ``out`` (GeoTIFF on the MSI grid).
 
     ``model``: a classical method ("bicubic", "gsa", "glp"), a zoo model name, a .safetensors/.json path or a
     :class:`infer.Predictor`. ``tile``/``overlap`` in HR (MSI) pixels, rounded up to multiples of the scale.
     ``progress(fraction, message)`` is called per batch; ``cancel()`` is checked per batch (raises
     :class:`errors.CancelledError`, nothing is left at ``out``). ``threads`` sets torch's CPU threads.
+    ``group_width``: output column-group width in HR px (None: ``GROUP_WIDTH``, 0: no column groups).
     """
-    from .coreg import MIN_CORRECTED_SHIFT_LR, estimate_shift, plan_grid
+    import rasterio
+    from rasterio.windows import Window
+
+    from .coreg import MIN_CORRECTED_SHIFT_LR, SHIFT_SAMPLE_LR, estimate_shift_arrays, plan_grid
     from .infer import make_predictor
     from .io import GeoTiffWriter, check_output_path
     from .tiling import BlendWriter, pad_reflect, plan_tiles, run_tiles
@@ -110,6 +149,7 @@ def fuse(hsi: str | os.PathLike, msi: str | os.PathLike, out: str | os.PathLike,
     batch = _check_int("batch", batch, 1)
     if threads is not None:
         threads = _check_int("threads", threads, 1)
+    gw = GROUP_WIDTH if group_width is None else _check_int("group_width", group_width, 0)
 
     def report(frac: float, msg: str) -> None:
         if progress is not None:
@@ -128,99 +168,138 @@ def fuse(hsi: str | os.PathLike, msi: str | os.PathLike, out: str | os.PathLike,
     predictor = make_predictor(model, scale=s, hsi_bands=len(good), msi_bands=len(grid.msi_bands),
                                hsi_wavelengths=[hsi_meta.wavelengths[i] for i in good], device=device,
                                precision=precision, threads=threads)
-    plan = plan_tiles(grid.hr_height, grid.hr_width, s, tile, overlap, edge=edge)
-    messages += plan.messages
     check_cancel()
+    timings: dict[str, float] = {"setup_s": time.perf_counter() - t_start, "read_s": 0.0, "predict_s": 0.0,
+                                 "blend_write_s": 0.0, "write_s": 0.0, "shift_s": 0.0, "read_cpu_s": 0.0}
+    n_out = hsi_meta.count
+    good_bands_1 = [int(i) + 1 for i in good]
+    all_good = len(good) == n_out
+    halo = int(getattr(predictor, "halo_lr", 0))
+    hs = halo * s
+    needs_sample = _needs_sample(predictor)
+    shift_pool = ThreadPoolExecutor(1, thread_name_prefix="csakd-shift")
+    try:
+        with rasterio.Env(GDAL_CACHEMAX=int(GDAL_CACHE_MB) * 2 ** 20), \
+                GeoTiffWriter(out_path, grid.hr_width, grid.hr_height, n_out, grid.crs, grid.hr_transform,
+                              hsi_meta.wavelengths, hsi_meta.fwhm, creation_options=creation_options,
+                              bbl=hsi_meta.bbl) as wr:
+            block_rows, block_cols = wr.block_shape
+            t0 = time.perf_counter()
+            plan = plan_tiles(grid.hr_height, grid.hr_width, s, tile, overlap, edge=edge,
+                              group_width=max(gw, 2 * tile) if gw else None, group_align=block_cols)
+            messages += plan.messages
 
-    timings = {"setup_s": time.perf_counter() - t_start, "read_s": 0.0, "predict_s": 0.0, "blend_write_s": 0.0}
-    t0 = time.perf_counter()
-    est = estimate_shift(grid)
-    timings["shift_s"] = time.perf_counter() - t0
-    messages.append(est.message)
-    corrected = False
-    if shift_correct:
-        if est.method == "none":
-            messages.append("Shift correction skipped: no shift estimate.")
-        elif max(abs(est.dx), abs(est.dy)) < MIN_CORRECTED_SHIFT_LR:
-            messages.append(f"Shift correction skipped: the estimate is below {MIN_CORRECTED_SHIFT_LR} LR px.")
-        else:
-            grid = grid.with_shift(est.dx, est.dy)
-            messages.append(grid.messages[-1])
-            corrected = True
-    check_cancel()
-    report(0.02, "fitting per-scene coefficients")
-    t0 = time.perf_counter()
-    with grid:
-        lr_s, msi_s = grid.read_sample(FIT_SAMPLE_LR)
-        note = radiometry_check(lr_s, msi_s)
-        if note:
-            messages.append(note)
-        predictor.prepare(lr_s, msi_s)
-        del lr_s, msi_s
-        timings["prepare_s"] = time.perf_counter() - t0
-        messages += list(getattr(predictor, "messages", []))
-        check_cancel()
+            # ---- scene sample (bounded): shift estimate, radiometry check, per-scene fit
+            report(0.01, "estimating the HSI shift")
+            sample_lr = FIT_SAMPLE_LR if needs_sample else SHIFT_SAMPLE_LR
+            with grid:
+                lr_s, msi_s = grid.read_sample(sample_lr)
+            r, c, h, w = grid.central_window_lr(sample_lr)
+            rs, cs, hh, ww = grid.central_window_lr(SHIFT_SAMPLE_LR)
+            lr_sh = lr_s[:, rs - r:rs - r + hh, cs - c:cs - c + ww]
+            msi_sh = msi_s[:, (rs - r) * s:(rs - r + hh) * s, (cs - c) * s:(cs - c + ww) * s]
+            timings["sample_s"] = time.perf_counter() - t0
 
-        halo = int(getattr(predictor, "halo_lr", 0))
-        hs = halo * s
-        n_out = hsi_meta.count
-        good_idx = np.asarray(good)
+            def shift_job(lr_a: np.ndarray, msi_a: np.ndarray):
+                ta = time.perf_counter()
+                try:
+                    return estimate_shift_arrays(lr_a, msi_a, s)
+                finally:
+                    timings["shift_s"] = time.perf_counter() - ta
 
-        def task(tiles):
-            ta = time.perf_counter()
-            lrs, msis = [], []
-            for t in tiles:
-                lr, m = grid.read_tile(t.row, t.col, t.height, t.width, halo_lr=halo)
-                if t.pad_bottom or t.pad_right:
-                    lr = pad_reflect(lr, t.pad_bottom // s, t.pad_right // s)
-                    m = pad_reflect(m, t.pad_bottom, t.pad_right)
-                lrs.append(lr)
-                msis.append(m)
-            tb = time.perf_counter()
-            pred = predictor.predict(np.stack(lrs), np.stack(msis))
-            tc = time.perf_counter()
-            timings["read_s"] += tb - ta
-            timings["predict_s"] += tc - tb
-            return [p[:, hs:hs + t.height, hs:hs + t.width] for p, t in zip(pred, tiles, strict=True)]
-
-        tags = {"CSAKD_FUSION": json.dumps({
-            "hsi": os.path.basename(str(hsi)), "msi": os.path.basename(str(msi)), "model": predictor.name,
-            "scale": s, "shift_lr_px": [round(est.dx, 4), round(est.dy, 4)], "shift_corrected": corrected,
-            "device": predictor.device_used, "fused_bands": len(good), "tile": plan.tile,
-            "overlap": plan.overlap})}
-        report(0.05, f"fusing {plan.n_tiles} tiles")
-        with GeoTiffWriter(out_path, grid.hr_width, grid.hr_height, n_out, grid.crs, grid.hr_transform,
-                           hsi_meta.wavelengths, hsi_meta.fwhm, creation_options=creation_options, tags=tags,
-                           bbl=hsi_meta.bbl) as wr:
-            from rasterio.windows import Window
-
-            good_bands_1 = [int(i) + 1 for i in good_idx]
-            bad_bands_1 = [i + 1 for i in range(n_out) if i not in set(good)]
-
-            def sink(block: np.ndarray, row0: int) -> None:
-                tw = time.perf_counter()
-                rows = block.shape[1]
-                win = Window(0, row0, grid.hr_width, rows)
-                if bad_bands_1:  # bad bands: nodata rows, written band by band (no full-band copy)
-                    wr.write(block, window=win, indexes=good_bands_1)
-                    empty = np.full((1, rows, grid.hr_width), np.nan, np.float32)
-                    for b in bad_bands_1:
-                        wr.write(empty, window=win, indexes=[b])
+            corrected = False
+            shift_future = None
+            est = None
+            if shift_correct:
+                est = shift_job(lr_sh, msi_sh)
+                messages.append(est.message)
+                if est.method == "none":
+                    messages.append("Shift correction skipped: no shift estimate.")
+                elif max(abs(est.dx), abs(est.dy)) < MIN_CORRECTED_SHIFT_LR:
+                    messages.append(f"Shift correction skipped: the estimate is below {MIN_CORRECTED_SHIFT_LR} "
+                                    "LR px.")
                 else:
-                    wr.write(block, window=win)
-                timings["blend_write_s"] += time.perf_counter() - tw
+                    grid = grid.with_shift(est.dx, est.dy)
+                    messages.append(grid.messages[-1])
+                    corrected = True
+                    if needs_sample:  # fit on the corrected HSI
+                        with grid:
+                            lr_s, msi_s = grid.read_sample(sample_lr)
+            else:  # only reported: estimated while the tiles run
+                shift_future = shift_pool.submit(shift_job, lr_sh, msi_sh)
+            del lr_sh, msi_sh
+            check_cancel()
+            report(0.02, "fitting per-scene coefficients")
+            t0 = time.perf_counter()
+            note = radiometry_check(_subsample(lr_s, RADIOMETRY_SAMPLE), _subsample(msi_s, RADIOMETRY_SAMPLE))
+            if note:
+                messages.append(note)
+            if needs_sample:
+                predictor.prepare(lr_s, msi_s)
+            del lr_s, msi_s
+            timings["prepare_s"] = time.perf_counter() - t0
+            messages += list(getattr(predictor, "messages", []))
+            check_cancel()
 
-            blender = BlendWriter(plan, len(good), sink, block_rows=wr.block_shape[0], batch=batch)
-            tb = time.perf_counter()
-            run_tiles(plan, task, blender, batch=batch, progress=progress, cancel=cancel,
-                      progress_range=(0.05, 0.99))
-            timings["tiles_s"] = time.perf_counter() - tb
-            timings["buffer_mb"] = blender.peak_buffer_bytes / 2 ** 20
+            with grid:
+                def read(tiles):
+                    ta, ca = time.perf_counter(), time.thread_time()
+                    lrs, msis = [], []
+                    for t in tiles:
+                        lr, m = grid.read_tile(t.row, t.col, t.height, t.width, halo_lr=halo, outside="edge")
+                        if t.pad_bottom or t.pad_right:
+                            lr = pad_reflect(lr, t.pad_bottom // s, t.pad_right // s)
+                            m = pad_reflect(m, t.pad_bottom, t.pad_right)
+                        lrs.append(lr)
+                        msis.append(m)
+                    data = (np.stack(lrs), np.stack(msis))
+                    timings["read_s"] += time.perf_counter() - ta
+                    timings["read_cpu_s"] += time.thread_time() - ca
+                    return data
+
+                def task(tiles, data):
+                    tb = time.perf_counter()
+                    pred = predictor.predict(*data)
+                    timings["predict_s"] += time.perf_counter() - tb
+                    return [p[:, hs:hs + t.height, hs:hs + t.width] for p, t in zip(pred, tiles, strict=True)]
+
+                def sink(block: np.ndarray, row0: int, col0: int = 0) -> None:
+                    tw = time.perf_counter()
+                    win = Window(col0, row0, block.shape[2], block.shape[1])
+                    # bad bands are never written: GDAL fills their blocks with nodata when closing
+                    wr.write(block, window=win, indexes=None if all_good else good_bands_1)
+                    timings["write_s"] += time.perf_counter() - tw
+
+                report(0.05, f"fusing {plan.n_tiles} tiles")
+                blender = BlendWriter(plan, len(good), sink, block_rows=block_rows, batch=batch)
+                stats: dict[str, float] = {}
+                tb = time.perf_counter()
+                run_tiles(plan, task, blender, batch=batch, progress=progress, cancel=cancel,
+                          progress_range=(0.05, 0.99), read=read, background_write=True,
+                          queue_batches=QUEUE_BATCHES, stats=stats)
+                timings["tiles_s"] = time.perf_counter() - tb
+                timings["blend_write_s"] = stats.get("write_thread_s", 0.0)
+                timings["blend_write_cpu_s"] = stats.get("write_thread_cpu_s", 0.0)
+                timings["wait_read_s"] = stats.get("wait_read_s", 0.0)
+                timings["wait_write_s"] = stats.get("wait_write_s", 0.0)
+                timings["buffer_mb"] = blender.peak_buffer_bytes / 2 ** 20
+            if shift_future is not None:
+                t0 = time.perf_counter()
+                est = shift_future.result()
+                timings["shift_wait_s"] = time.perf_counter() - t0
+                messages.append(est.message)
+            wr.tags["CSAKD_FUSION"] = json.dumps({  # tags are written when the GeoTIFF is closed
+                "hsi": os.path.basename(str(hsi)), "msi": os.path.basename(str(msi)), "model": predictor.name,
+                "scale": s, "shift_lr_px": [round(est.dx, 4), round(est.dy, 4)], "shift_corrected": corrected,
+                "device": predictor.device_used, "fused_bands": len(good), "tile": plan.tile,
+                "overlap": plan.overlap})
             t_close = time.perf_counter()
         timings["finalize_s"] = time.perf_counter() - t_close  # GeoTIFF flush (compression) + rename
+    finally:
+        shift_pool.shutdown(wait=True, cancel_futures=True)
     timings["network_s"] = float(getattr(predictor, "network_seconds", 0.0))
     elapsed = time.perf_counter() - t_start
-    if len(good) != n_out:
+    if not all_good:
         messages.append(f"{n_out - len(good)} bad band(s) (bbl = 0) kept as nodata so band numbers match the HSI.")
     result = FuseResult(out_path=str(out_path), device_used=predictor.device_used, n_tiles=plan.n_tiles,
                         elapsed_s=elapsed, shift_x=est.dx, shift_y=est.dy, scale=s, bands=n_out,
@@ -231,6 +310,5 @@ def fuse(hsi: str | os.PathLike, msi: str | os.PathLike, out: str | os.PathLike,
     report(1.0, "done")
     log.debug(result.summary())
     return result
-
 
 __all__ = ["FuseResult", "fuse", "radiometry_check"]

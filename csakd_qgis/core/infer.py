@@ -32,12 +32,25 @@ PRECISIONS = ("fp32", "fp16", "bf16")
 MODEL_DIRS_ENV = "CSAKD_MODEL_PATH"  # extra model folders (os.pathsep-separated), searched first
 
 
+def all_finite(x: np.ndarray) -> bool:
+    """True when every value is finite: one summing pass, no temporary (a sum over finite float32 values
+    is finite unless it overflows, and then the exact check decides)."""
+    x = np.asarray(x)
+    if x.size == 0 or x.dtype.kind not in "fc":
+        return True
+    if np.isfinite(np.add.reduce(x, axis=None)):
+        return True
+    return bool(np.isfinite(x).all())
+
+
 def nodata_mask(lr: np.ndarray, msi: np.ndarray, scale: int) -> np.ndarray | None:
     """(B, C_h, H, W) bool, True where the output is nodata (LR parent band value or any MSI band NaN).
 
     None when both inputs are entirely valid (the common case; saves building the mask).
     """
     s = int(scale)
+    if all_finite(lr) and all_finite(msi):
+        return None
     lr_bad = ~np.isfinite(lr)
     msi_bad = ~np.isfinite(msi).all(axis=-3, keepdims=True)
     if not lr_bad.any() and not msi_bad.any():
@@ -57,7 +70,7 @@ def fill_nodata(x: np.ndarray) -> np.ndarray:
     """Copy of a (..., C, h, w) stack with NaN replaced by the nearest valid pixel of the band (0 if none)."""
     from .degrade import fill_nan_nearest
 
-    if np.isfinite(x).all():
+    if all_finite(x):
         return np.asarray(x, np.float32)
     out = fill_nan_nearest(np.asarray(x, np.float32))
     return np.nan_to_num(out, nan=0.0)
@@ -74,6 +87,11 @@ class Predictor:
     halo_lr: int = 0
     network_seconds: float = 0.0
     messages: list[str]
+
+    @property
+    def needs_sample(self) -> bool:
+        """Whether :meth:`prepare` uses the scene sample (the caller may skip reading it otherwise)."""
+        return type(self).prepare is not Predictor.prepare
 
     def prepare(self, lr: np.ndarray, msi: np.ndarray) -> None:
         """Fit whatever is fitted once per scene on a (C_h, h, w) / (C_m, s*h, s*w) sample."""
@@ -110,6 +128,11 @@ class ClassicalPredictor(Predictor):
         self.halo_lr = margin_lr(m)
         self.network_seconds = 0.0
         self.messages = []
+
+    @property
+    def needs_sample(self) -> bool:
+        """Coefficients still to fit (given params or bicubic: nothing fitted on the sample)."""
+        return self.params is None
 
     def prepare(self, lr: np.ndarray, msi: np.ndarray) -> None:
         """Fit the method's coefficients on the scene sample (no-op for bicubic or when given params)."""
@@ -176,13 +199,28 @@ def model_dirs() -> list[Path]:
     return dirs
 
 
-def available_models() -> list[str]:
-    """Names of the zoo models found in :func:`model_dirs` (a model = <name>.json + <name>.safetensors)."""
+def _card_arch(card: Path) -> str:
+    """The ``arch`` of a model card ("csakd" when the card cannot be read: the error shows when it is used)."""
+    import json
+
+    try:
+        return str(json.loads(card.read_text(encoding="utf-8")).get("arch", "csakd"))
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return "csakd"
+
+
+def available_models(arch: str | None = "csakd") -> list[str]:
+    """Names of the zoo models found in :func:`model_dirs` (a model = <name>.json + <name>.safetensors).
+
+    ``arch``: only models of that architecture ("csakd" = HSI + MSI fusion, the default; "dodn" =
+    single-image super-resolution); None lists every model.
+    """
     names: list[str] = []
     for d in model_dirs():
         if d.is_dir():
             for card in sorted(d.glob("*.json")):
-                if card.with_suffix(".safetensors").is_file() and card.stem not in names:
+                if card.with_suffix(".safetensors").is_file() and card.stem not in names and (
+                        arch is None or _card_arch(card) == arch):
                     names.append(card.stem)
     return names
 
@@ -217,7 +255,7 @@ def resolve_model_path(name: str | os.PathLike) -> Path:
         card = d / f"{text}.json"
         if card.is_file():
             return card
-    zoo = available_models()
+    zoo = available_models(None)
     raise CsakdError(f"Unknown model '{text}': not a classical method ({', '.join(CLASSICAL_METHODS)}), not a "
                      f"zoo model ({', '.join(zoo) if zoo else 'none installed'}) and not a file path.")
 
@@ -248,6 +286,10 @@ class TorchPredictor(Predictor):
             torch.set_num_threads(int(threads))
         self.device = resolve_device(device)
         self.model, self.card = load_model(path, device=self.device)
+        if self.card.get("arch", "csakd") != "csakd":
+            raise CsakdError(f"The model '{path}' is a single-image super-resolution model (arch "
+                             f"{self.card.get('arch')!r}): it takes only the hyperspectral image. Use 'csakd "
+                             "superresolve' or the Processing algorithm 'Super-resolve hyperspectral image'.")
         self.path = str(path)
         self.name = str(self.card.get("name") or Path(str(path)).stem)
         cfg = self.card.get("config", {})
@@ -282,6 +324,11 @@ class TorchPredictor(Predictor):
 
         validate_card(self.card, hsi_wavelengths, msi_band_count, scale)
 
+    @property
+    def needs_sample(self) -> bool:
+        """Only a network that corrects a classical base fits anything on the scene sample."""
+        return self.base is not None and self.base.needs_sample
+
     def prepare(self, lr: np.ndarray, msi: np.ndarray) -> None:
         """Fit the classical base on the scene sample when the network corrects one."""
         if self.base is not None:
@@ -296,8 +343,11 @@ class TorchPredictor(Predictor):
 
         self._check(lr, msi)
         mask = nodata_mask(lr, msi, self.scale)
-        lr_f = np.stack([fill_nodata(x) for x in lr])
-        msi_f = np.stack([fill_nodata(x) for x in msi])
+        if mask is None:  # all valid (the common case): no filling, no copies
+            lr_f, msi_f = np.asarray(lr, np.float32), np.asarray(msi, np.float32)
+        else:
+            lr_f = np.stack([fill_nodata(x) for x in lr])
+            msi_f = np.stack([fill_nodata(x) for x in msi])
         base_np = None
         if self.base is not None:
             base_np = np.stack([fill_nodata(x) for x in self.base.predict(lr_f, msi_f)])
@@ -334,13 +384,13 @@ class CallablePredictor(Predictor):
         """Fill nodata, call the function, mask nodata."""
         self._check(lr, msi)
         mask = nodata_mask(lr, msi, self.scale)
-        if self.fill:
+        if self.fill and mask is not None:
             lr = np.stack([fill_nodata(x) for x in lr])
             msi = np.stack([fill_nodata(x) for x in msi])
         t0 = time.perf_counter()
         out = np.asarray(self.fn(lr, msi), np.float32)
         self.network_seconds += time.perf_counter() - t0
-        return apply_mask(out.copy(), mask)
+        return apply_mask(out.copy() if mask is not None else out, mask)
 
 
 def make_predictor(model: str | os.PathLike | Predictor, *, scale: int, hsi_bands: int, msi_bands: int,
@@ -371,5 +421,5 @@ def make_predictor(model: str | os.PathLike | Predictor, *, scale: int, hsi_band
 
 
 __all__ = ["CallablePredictor", "ClassicalPredictor", "PRECISIONS", "Predictor", "TorchPredictor",
-           "apply_mask", "available_models", "fill_nodata", "make_predictor", "model_dirs", "nodata_mask", "resolve_device",
-           "resolve_model_path"]
+           "all_finite", "apply_mask", "available_models", "fill_nodata", "make_predictor", "model_dirs",
+           "nodata_mask", "resolve_device", "resolve_model_path"]
