@@ -1,0 +1,109 @@
+"""csakd:superresolve — single-image hyperspectral super-resolution (DODN-style student; no MSI needed)."""
+
+from __future__ import annotations
+
+import functools
+
+from qgis.core import (
+    QgsProcessingException,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterNumber,
+)
+
+from .fusion_base import FusionBase
+
+FILE_CHOICE = "file"
+BICUBIC = "bicubic"
+
+
+def model_choices() -> list[str]:
+    """Zoo super-resolution models first (the default is the first), then bicubic, then 'file'."""
+    from ..core.infer import available_models
+
+    return [*available_models("dodn"), BICUBIC, FILE_CHOICE]
+
+
+class SuperresolveAlgorithm(FusionBase):
+    """LR-HSI in, HR-HSI out (pixel size / s) through the tiled engine (core.superresolve.superresolve)."""
+
+    GROUP, GROUP_ID = "Single-image super-resolution", "superresolution"
+    NEEDS_MSI = False
+    MODEL, MODEL_FILE, SCALE = "MODEL", "MODEL_FILE", "SCALE"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._scale: int | None = None
+
+    def name(self) -> str:
+        return "superresolve"
+
+    def displayName(self) -> str:  # noqa: N802
+        return self.tr("Super-resolve hyperspectral image (single image, learned)")
+
+    def shortHelpString(self) -> str:  # noqa: N802
+        return self.tr(
+            "Super-resolves a hyperspectral image (HSI, e.g. EnMAP 30 m) on its own: no multispectral image "
+            "is needed. The model is a DODN-style student: during training a spectral super-resolution teacher "
+            "(multispectral -> hyperspectral) passed on spatial knowledge, so the multispectral image was only "
+            "privileged training information (our reconstruction of DODN from its abstract).\n\n"
+            "Output: a GeoTIFF on the HSI grid with the pixel size divided by the model's scale s (same origin "
+            "and CRS, s times the rows and columns), float32 reflectance, the HSI's bands (bad bands kept as "
+            "nodata), wavelengths, FWHM and band names, and the HSI's nodata value (else -9999). The HSI must "
+            "be reflectance in [0, 1] (scale factors in the file are applied).\n\n"
+            "MODEL: a zoo super-resolution model (e.g. enmap_x4_sr = EnMAP 218 bands, 4x), 'bicubic' (the "
+            "baseline, at SCALE), or 'file' to use MODEL_FILE (a .safetensors file with its .json model card "
+            "beside it). The card is checked against the HSI (band count and band centres) before any work.\n\n"
+            "DEVICE: 'auto' uses a CUDA GPU when PyTorch sees one, else the CPU. Advanced: TILE/OVERLAP (output "
+            "pixels), BATCH (tiles per forward pass), SCALE (bicubic only), CREATION_OPTIONS (GDAL). Learned "
+            "models need PyTorch in QGIS's Python (see the plugin README).")
+
+    def initAlgorithm(self, config=None) -> None:  # noqa: N802
+        self.add_inputs()
+        choices = model_choices()
+        self.addParameter(QgsProcessingParameterEnum(self.MODEL, self.tr("Model"), options=choices,
+                                                     defaultValue=choices[0], usesStaticStrings=True))
+        self.addParameter(QgsProcessingParameterFile(
+            self.MODEL_FILE, self.tr("Model file (.safetensors, when MODEL is 'file')"),
+            extension="safetensors", optional=True))
+        scale = QgsProcessingParameterNumber(self.SCALE, self.tr("Scale factor (bicubic only)"),
+                                             QgsProcessingParameterNumber.Integer, 4, minValue=2, maxValue=16)
+        scale.setFlags(scale.flags() | scale.FlagAdvanced)
+        self.addParameter(scale)
+        self.add_run_options(learned=True)
+        out = self.parameterDefinition(self.OUTPUT)
+        if out is not None:
+            out.setDescription(self.tr("Super-resolved hyperspectral image"))
+
+    def checkParameterValues(self, parameters, context):  # noqa: N802
+        ok, msg = super().checkParameterValues(parameters, context)
+        if not ok:
+            return ok, msg
+        try:
+            self._model(parameters, context)
+        except QgsProcessingException as exc:
+            return False, str(exc)
+        return True, ""
+
+    def _model(self, parameters, context) -> str:
+        choice = self.parameterAsEnumString(parameters, self.MODEL, context)
+        path = self.parameterAsFile(parameters, self.MODEL_FILE, context)
+        if choice == FILE_CHOICE or (path and parameters.get(self.MODEL) is None):
+            if not path:
+                raise QgsProcessingException("MODEL is 'file' but no MODEL_FILE was given: choose a .safetensors "
+                                             "model file (with its .json card beside it).")
+            return path
+        return choice
+
+    def core_function(self):
+        """core.superresolve.superresolve (with the SCALE parameter for bicubic)."""
+        from ..core.superresolve import superresolve
+
+        return functools.partial(superresolve, scale=self._scale) if self._scale else superresolve
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        model = self._model(parameters, context)
+        device = self.parameterAsEnumString(parameters, self.DEVICE, context)
+        self._scale = self.parameterAsInt(parameters, self.SCALE, context) if model == BICUBIC else None
+        feedback.pushInfo(f"Model: {model}; requested device: {device}")
+        return self.run_fusion(parameters, context, feedback, model=model, device=device)
