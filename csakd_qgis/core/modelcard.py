@@ -3,8 +3,9 @@
 The card says what the weights are and what data they expect, so a model can be checked against the
 user's rasters before any compute. Card schema (``format_version`` 1; keys in :data:`REQUIRED_KEYS`):
 
-- ``format`` "csakd-model-card", ``format_version`` 1, ``name``, ``arch`` ("csakd"), ``role``
-  ("teacher" | "student"), ``config`` (``CSAKDConfig.to_dict()``), ``scale``, ``residual``;
+- ``format`` "csakd-model-card", ``format_version`` 1, ``name``, ``arch`` ("csakd" = HSI + MSI fusion, or
+  "dodn" = single-image SR of the HSI, MSI privileged in training only), ``role`` ("teacher" | "student"),
+  ``config`` (``CSAKDConfig.to_dict()`` or ``nets.dodn.DODNConfig.to_dict()``), ``scale``, ``residual``;
 - ``hsi``: {"bands": int, "wavelengths": [nm] | null, "fwhm": [nm] | null, "sensor": str | null};
 - ``msi``: {"bands": int, "sensor": str | null, "band_names": [str] | null, "wavelengths": [nm] | null};
 - ``normalization``: {"type": "none"} (reflectance in [0, 1] straight into the net) or
@@ -14,6 +15,11 @@ user's rasters before any compute. Card schema (``format_version`` 1; keys in :d
   ({"csakd_qgis", "torch"}), ``licence``, ``created`` (ISO 8601 UTC), ``weights``
   ({"file", "dtype", "sha256", "num_tensors"}); optional ``base_method`` (the classical fusion a
   residual="base" net corrects, e.g. "glp").
+
+Arch "dodn" (SPEC §4): a student's card describes an LR-HSI -> HR-HSI network that needs no MSI at inference;
+its ``msi`` section records the privileged training MSI (the teacher's input). The weights hold only the
+exported network (:class:`nets.dodn.DODNStudent` or ``DODNTeacher``, by ``config.net``): never the
+training-only KD adapter.
 
 torch and safetensors are imported lazily: this module is safe to import without them.
 """
@@ -38,6 +44,7 @@ CARD_VERSION = 1
 REQUIRED_KEYS = ("format", "format_version", "arch", "role", "config", "scale", "residual", "hsi", "msi",
                  "normalization", "training", "validation", "software", "licence", "created", "weights")
 ROLES = ("teacher", "student")
+ARCHS = ("csakd", "dodn")
 DEFAULT_LICENCE = "GPL-2.0-or-later"
 WAVELENGTH_TOLERANCE_NM = 5.0
 
@@ -193,9 +200,9 @@ def read_card(path: str | os.PathLike) -> dict[str, Any]:
         raise CsakdError(f"The model card '{json_path}' has format {card['format']!r} version "
                          f"{card['format_version']}; this csakd_qgis reads {CARD_FORMAT!r} up to version "
                          f"{CARD_VERSION}. Update csakd_qgis.")
-    if card["arch"] != "csakd":
+    if card["arch"] not in ARCHS:
         raise CsakdError(f"The model '{json_path}' has architecture {card['arch']!r}, which load_model "
-                         "does not build (only 'csakd').")
+                         f"does not build (only {', '.join(ARCHS)}).")
     if card["role"] not in ROLES:
         raise CsakdError(f"The model card '{json_path}' has role {card['role']!r}, not one of {ROLES}.")
     if not isinstance(card["config"], dict):
@@ -241,10 +248,15 @@ def load_model(path: str | os.PathLike, device: str = "cpu", verify_checksum: bo
         raise CsakdError(f"The model weights '{st_path}' cannot be read ({exc}): the file is corrupt or "
                          "not a safetensors file.") from None
     try:
-        cfg = CSAKDConfig.from_dict(card["config"])
+        if card["arch"] == "dodn":
+            from ..nets.dodn import DODNConfig
+            from ..nets.dodn import build_model as build_dodn
+
+            model = build_dodn(DODNConfig.from_dict(card["config"]))
+        else:
+            model = build_model(CSAKDConfig.from_dict(card["config"]))
     except (TypeError, ValueError) as exc:
         raise CsakdError(f"The model card '{json_path}' has an invalid network config ({exc}).") from None
-    model = build_model(cfg)
     ref = model.state_dict()
     missing = sorted(set(ref) - set(tensors))
     unexpected = sorted(set(tensors) - set(ref))

@@ -185,6 +185,7 @@ class TrainConfig:
     """Everything a training run needs besides the data. JSON-serialisable via to_dict."""
 
     preset: str = "lite"
+    arch: str = "csakd"  # csakd (fusion) | dodn (single-image SR, MSI privileged: nets.dodn, SPEC §4)
     mode: str = "online"  # online co-training | offline (frozen teacher) | student (no KD, ablation)
     teacher_path: str | None = None  # offline mode: a saved teacher (.safetensors/.json/stem)
     steps: int = 2000
@@ -206,6 +207,7 @@ class TrainConfig:
     val_every: int = 200
     log_every: int = 20
     sam_weight: float = 1.0  # best-model score = PSNR (dB) - sam_weight * SAM (degrees)
+    val_at_start: bool = False  # validate the initial weights too (a zero-head "base" net = the classical estimate)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: bool = True  # autocast on CUDA (see amp_dtype)
@@ -227,6 +229,8 @@ class TrainConfig:
             raise CsakdError("steps and batch size must be >= 1.")
         if self.normalization not in ("none", "per_band"):
             raise CsakdError(f"normalization must be 'none' or 'per_band', got {self.normalization!r}.")
+        if self.arch not in ("csakd", "dodn"):
+            raise CsakdError(f"arch must be 'csakd' or 'dodn', got {self.arch!r}.")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable dict."""
@@ -487,8 +491,15 @@ def train(train_scenes: Sequence[Scene], val_scenes: Sequence[Scene], cfg: Train
             raise CsakdError(f"Scene '{sc.name}' has {sc.hr.shape[0]} HSI / {sc.msi.shape[0]} MSI bands at "
                              f"scale {sc.scale}; the first scene has {n_h} / {n_m} at scale {s}.")
     try:
-        t_cfg, s_cfg = preset_configs(cfg.preset, n_h, n_m, s, residual=cfg.residual, csa=cfg.csa,
-                                      upsample=cfg.upsample, zero_head=cfg.zero_head)
+        if cfg.arch == "dodn":  # DODN-style SR pair: same loop, its own nets and adapter (nets.dodn)
+            from ..nets import dodn
+
+            preset_configs = dodn.preset_configs  # noqa: F811
+            build_model = dodn.build_training_model  # noqa: F811
+            t_cfg, s_cfg = preset_configs(cfg.preset, n_h, n_m, s, residual=cfg.residual, zero_head=cfg.zero_head)
+        else:
+            t_cfg, s_cfg = preset_configs(cfg.preset, n_h, n_m, s, residual=cfg.residual, csa=cfg.csa,
+                                          upsample=cfg.upsample, zero_head=cfg.zero_head)
     except ValueError as exc:
         raise CsakdError(str(exc)) from None
     if cfg.residual == "base":
@@ -503,6 +514,9 @@ def train(train_scenes: Sequence[Scene], val_scenes: Sequence[Scene], cfg: Train
         teacher = build_model(t_cfg).to(device)
     elif cfg.mode == "offline":
         teacher, teacher_card = load_model(cfg.teacher_path, device=device)
+        if teacher_card.get("arch", "csakd") != cfg.arch:
+            raise CsakdError(f"The offline teacher '{cfg.teacher_path}' is a {teacher_card.get('arch')!r} model; "
+                             f"this run trains arch {cfg.arch!r}.")
         _check_offline_teacher(teacher_card, s_cfg)
         teacher.requires_grad_(False).eval()
         t_cfg = teacher.cfg
@@ -515,7 +529,8 @@ def train(train_scenes: Sequence[Scene], val_scenes: Sequence[Scene], cfg: Train
                              "with normalization 'none' too.")
     norm_t = None if norm_np is None else {k: torch.from_numpy(v).view(1, -1, 1, 1).to(device)
                                            for k, v in norm_np.items()}
-    pair = CSAKDPair(teacher, student, weights, norm_t)
+    pair = CSAKDPair(teacher, student, weights, norm_t) if cfg.arch == "csakd" else dodn.DODNPair(
+        teacher, student, weights, norm_t)
 
     def make_opt(model: Any) -> tuple[Any, Any]:
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -649,6 +664,8 @@ def train(train_scenes: Sequence[Scene], val_scenes: Sequence[Scene], cfg: Train
     if teacher is not None and cfg.mode == "online":
         teacher.train()
     last_val_psnr = float("nan")
+    if cfg.val_at_start and val_scenes and step == 0:
+        last_val_psnr = validate()["student"]["psnr"]
     try:
         while step < cfg.steps:
             if cancel is not None and cancel():
@@ -733,7 +750,8 @@ def train(train_scenes: Sequence[Scene], val_scenes: Sequence[Scene], cfg: Train
             if cfg.residual == "base":
                 card["base_method"] = cfg.base_method  # the classical fusion the net corrects
             card["training"]["config"].pop("card", None)
-            path, _ = save_model(out_stem.with_name(f"{out_stem.name}_{role}"), model, card)
+            export = getattr(model, "export_module", None)  # DODN: the student without its KD adapter
+            path, _ = save_model(out_stem.with_name(f"{out_stem.name}_{role}"), export() if export else model, card)
             if role == "student":
                 student_path = path
             else:
