@@ -12,7 +12,9 @@ from . import __version__
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand registered."""
     from .cli_fuse import add_coregister_parser, add_fuse_parser
+    from .cli_models import add_models_parser
     from .cli_sim import add_evaluate_parser, add_simulate_parser
+    from .cli_sr import add_superresolve_parser
     from .cli_train import add_model_info_parser, add_train_parser
 
     parser = argparse.ArgumentParser(
@@ -21,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (add_fuse_parser, add_coregister_parser, add_simulate_parser, add_evaluate_parser,
-                add_train_parser, add_model_info_parser):
+                add_train_parser, add_model_info_parser, add_superresolve_parser, add_models_parser):
         add(sub)
     return parser
 

@@ -97,6 +97,8 @@ def add_model_info_parser(subparsers: Any) -> argparse.ArgumentParser:
                               description="Print the parameters and conv multiply-accumulates (MACs, CSA "
                               "attention products excluded) of a preset's teacher and student for one HR tile.")
     p.add_argument("--preset", default="paper", choices=["paper", "lite"])
+    p.add_argument("--arch", default="csakd", choices=["csakd", "dodn"],
+                   help="csakd (fusion) or dodn (single-image SR student / spectral-SR teacher)")
     p.add_argument("--hsi-bands", type=int, default=172)
     p.add_argument("--msi-bands", type=int, default=4)
     p.add_argument("--scale", type=int, default=4)
@@ -109,6 +111,8 @@ def run_model_info(args: argparse.Namespace) -> int:
     """Handler of ``csakd model-info``."""
     from .nets.complexity import preset_complexity
 
+    if getattr(args, "arch", "csakd") == "dodn":
+        from .nets.dodn import preset_complexity
     if args.hsi_bands < 1 or args.msi_bands < 1 or args.scale < 2 or args.hr_size < args.scale:
         raise CsakdError("Give --hsi-bands >= 1, --msi-bands >= 1, --scale >= 2 and --hr-size >= scale.")
     print(json.dumps(preset_complexity(args.preset, args.hsi_bands, args.msi_bands, args.scale, args.hr_size)))
@@ -128,6 +132,10 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--sensor", required=True, help="MSI sensor and bands, e.g. S2A:B2,B3,B4,B8")
     p.add_argument("--scale", type=int, default=4)
     p.add_argument("--preset", default="lite", choices=["paper", "lite"])
+    p.add_argument("--arch", default="csakd", choices=["csakd", "dodn"],
+                   help="csakd: HSI + MSI fusion pair; dodn: single-image SR student (LR-HSI only at inference) "
+                        "with a spectral-SR teacher (HR-MSI -> HR-HSI) as privileged knowledge (SPEC §4); "
+                        "--mode student = the same student without KD (ablation)")
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--out", required=True, help="output stem, e.g. models/enmap_s2_lite")
     p.add_argument("--mode", default="online", choices=["online", "offline", "student"],
@@ -142,7 +150,8 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--val-every", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
-    p.add_argument("--residual", default="bilinear", choices=["bilinear", "bicubic", "none", "base"])
+    p.add_argument("--residual", default=None, choices=["bilinear", "bicubic", "none", "base"],
+                   help="global residual (default: bilinear for csakd, bicubic for dodn; dodn has no 'base')")
     p.add_argument("--feat-kd", default="mse", choices=["mse", "bce", "none"])
     p.add_argument("--normalization", default="none", choices=["none", "per_band"])
     p.add_argument("--licence", default=None, help="licence of the exported weights (model card)")
@@ -166,17 +175,21 @@ def run_train(args: argparse.Namespace) -> int:
     train_scenes, wl, fw = _load_scenes(train_paths, srf, args.scale, None)
     val_scenes = _load_scenes(args.val_scenes, srf, args.scale, wl)[0] if args.val_scenes else []
     card: dict[str, Any] = {"training": {"data": [str(p) for p in train_paths]}}
+    arch = getattr(args, "arch", "csakd")
+    residual = args.residual or ("bicubic" if arch == "dodn" else "bilinear")
     if args.licence:
         card["licence"] = args.licence
     cfg = TrainConfig(
-        preset=args.preset, mode=args.mode, teacher_path=args.teacher, steps=args.steps,
+        preset=args.preset, arch=arch, mode=args.mode, teacher_path=args.teacher, steps=args.steps,
         batch_size=args.batch_size, patch=args.patch, lr=args.lr,
-        snr_db=args.snr if args.snr and args.snr > 0 else None, residual=args.residual,
+        snr_db=args.snr if args.snr and args.snr > 0 else None, residual=residual,
         normalization=args.normalization, loss={"feat_kd_kind": args.feat_kd}, val_every=args.val_every,
         seed=args.seed, device=args.device, threads=args.threads, out=str(out), resume=args.resume,
         progress_bar=not args.no_progress, card=card)
     msi_info = {"sensor": srf.sensor, "band_names": list(srf.band_names),
                 "wavelengths": [float(c) for c in srf.centroids()]}
+    if arch == "dodn":
+        msi_info["usage"] = "privileged: teacher input in training only; the student needs no MSI"
     res = train(train_scenes, val_scenes, cfg, wl, fw, msi_info)
     print(json.dumps({"student": str(res.student_path) if res.student_path else None,
                       "teacher": str(res.teacher_path) if res.teacher_path else None,

@@ -1,4 +1,6 @@
-"""Build the ready-made Processing models in processing/ with the QGIS API (run: make models).
+"""Build the ready-made Processing models in processing/ with the QGIS API.
+
+Run: .venv/bin/python scripts/make_models.py [--out FOLDER]
 
 Models are generated rather than hand-edited so their child ids stay readable and their parameters
 match the algorithms' current definitions.
@@ -124,16 +126,18 @@ def _child(alg_id: str, child_id: str, description: str, sources: dict, x: float
 
 
 def _model_parameters():
-    """MODEL / model file / device parameters shared by the models that run csakd:fuse."""
-    from qgis.core import QgsProcessingParameterEnum, QgsProcessingParameterFile
+    """MODEL / model file / device parameters shared by the models that run csakd:fuse.
 
-    from csakd_qgis.algorithms.fuse import model_choices
+    ``model`` is a string, not an enum: any zoo model installed where the model runs can be named, and the
+    file does not depend on the zoo present when it was generated; csakd:fuse refuses unknown names.
+    """
+    from qgis.core import QgsProcessingParameterEnum, QgsProcessingParameterFile, QgsProcessingParameterString
+
     from csakd_qgis.algorithms.fusion_base import DEVICES
 
-    choices = model_choices()
     return [
-        QgsProcessingParameterEnum("model", "Model (zoo model, glp, gsa, bicubic, or 'file')", options=choices,
-                                   defaultValue="glp", usesStaticStrings=True),
+        QgsProcessingParameterString("model", "Model: a zoo model name, glp, gsa, bicubic, or 'file' (then give "
+                                     "the model file)", defaultValue="glp"),
         QgsProcessingParameterFile("model_file", "Model file (.safetensors, when model is 'file')",
                                    extension="safetensors", optional=True),
         QgsProcessingParameterEnum("device", "Device", options=DEVICES, defaultValue="auto",
@@ -185,7 +189,11 @@ def reproject_fuse_clip():
         Src.fromChildOutput("reproject", "OUTPUT"), Src.fromModelParameter("msi")), 560, 180))
     m.addChildAlgorithm(_child("gdal:cliprasterbymasklayer", "clip", "Clip to AOI", {
         "INPUT": Src.fromChildOutput("fuse", "OUTPUT"), "MASK": Src.fromModelParameter("aoi"),
-        "CROP_TO_CUTLINE": Src.fromStaticValue(True), "KEEP_RESOLUTION": Src.fromStaticValue(True),
+        "CROP_TO_CUTLINE": Src.fromStaticValue(True),
+        # not KEEP_RESOLUTION: its -tap snaps to multiples of the pixel size and so resamples grids whose
+        # origin is not such a multiple; -crop_to_cutline without -tr keeps the fused (MSI) pixel grid and
+        # copies the pixels unchanged (checked with GDAL 3.6, tests/test_models3.py)
+        "KEEP_RESOLUTION": Src.fromStaticValue(False),
     }, 800, 260, outputs={"clipped": ("OUTPUT", "Fused hyperspectral image clipped to the AOI")}))
     m.updateDestinationParameters()
     return m

@@ -51,10 +51,10 @@ def synthetic_reference(n_bands: int = 40, size: int = 64, seed: int = 0) -> tup
 @pytest.fixture(scope="session")
 def synthetic_pair(tmp_path_factory) -> dict:
     """Georeferenced LR-HSI (s=4, 40 bands) + HR-MSI (S2A 4 bands) GeoTIFFs + their HR reference."""
-    from csakd_qgis.core.degrade import simulate_rasters
     from rasterio.crs import CRS
     from rasterio.transform import from_origin
 
+    from csakd_qgis.core.degrade import simulate_rasters
     from csakd_qgis.core.io import write_raster
 
     d = tmp_path_factory.mktemp("pair")

@@ -10,6 +10,8 @@ def all_algorithms() -> list:
     from .fuse import FuseAlgorithm
     from .fuse_classical import FuseClassicalAlgorithm
     from .simulate_pair import SimulatePairAlgorithm
+    from .superresolve import SuperresolveAlgorithm
+    from .train import TrainAlgorithm
 
     return [FuseClassicalAlgorithm(), FuseAlgorithm(), CoregisterAlgorithm(), SimulatePairAlgorithm(),
-            EvaluateAlgorithm()]
+            EvaluateAlgorithm(), SuperresolveAlgorithm(), TrainAlgorithm()]

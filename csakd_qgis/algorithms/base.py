@@ -88,6 +88,22 @@ class CsakdAlgorithm(QgsProcessingAlgorithm):
             return False, str(exc)
         return True, ""
 
+    def enum_string(self, parameters: dict, name: str, context: QgsProcessingContext) -> str:
+        """The value of a static-string enum parameter, refusing values that are not among its options.
+
+        QGIS validates enum values given to an algorithm directly, but not values reaching a child algorithm of
+        a model (e.g. from a string model parameter): parameterAsEnumString would silently use the default.
+        """
+        options = list(self.parameterDefinition(name).options())
+        text = self.parameterAsString(parameters, name, context).strip()
+        if not text:
+            return self.parameterAsEnumString(parameters, name, context)
+        if text in options:
+            return text
+        if text.isdigit() and int(text) < len(options):
+            return options[int(text)]
+        raise QgsProcessingException(f"{name} '{text}' is not available: choose one of {', '.join(options)}.")
+
     @staticmethod
     def check_folder(path: str, role: str) -> tuple[bool, str]:
         """An output file's folder must exist and accept files (tried for real: root ignores permissions)."""

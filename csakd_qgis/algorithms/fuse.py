@@ -37,6 +37,10 @@ class FuseAlgorithm(FusionBase):
             "Sentinel-2 B2,B3,B4,B8 at 3x), a classical method (glp, gsa, bicubic), or 'file' to use "
             "MODEL_FILE (a .safetensors file with its .json model card beside it). The model's card is "
             "checked against the inputs: HSI band count and wavelengths, MSI band count and scale.\n\n"
+            "Grids: the HSI pixel size should be an integer multiple of the MSI pixel size (else it is rounded "
+            "and the HSI resampled, as the log says); an HSI in another CRS "
+            "is reprojected automatically; the MSI must be in a projected CRS (metres), not longitude/latitude. "
+            "The output keeps the HSI's bands and wavelength/FWHM metadata (float32 reflectance, nodata -9999).\n\n"
             "DEVICE: 'auto' uses a CUDA GPU when PyTorch sees one, else the CPU; 'cuda' stops with a clear "
             "message when PyTorch sees no GPU. Classical methods always run on the CPU. The device actually "
             "used is returned as DEVICE_USED ('cpu' or 'cuda') and logged with the GPU name or the number of "
@@ -67,7 +71,7 @@ class FuseAlgorithm(FusionBase):
         return True, ""
 
     def _model(self, parameters, context) -> str:
-        choice = self.parameterAsEnumString(parameters, self.MODEL, context)
+        choice = self.enum_string(parameters, self.MODEL, context)
         path = self.parameterAsFile(parameters, self.MODEL_FILE, context)
         if choice == FILE_CHOICE or (path and choice != FILE_CHOICE and parameters.get(self.MODEL) is None):
             if not path:
@@ -78,6 +82,10 @@ class FuseAlgorithm(FusionBase):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         model = self._model(parameters, context)
-        device = self.parameterAsEnumString(parameters, self.DEVICE, context)
+        device = self.enum_string(parameters, self.DEVICE, context)
+        model_file = self.parameterAsFile(parameters, self.MODEL_FILE, context)
+        if model_file and model != model_file:
+            feedback.pushWarning(f"MODEL_FILE '{model_file}' is ignored because MODEL is '{model}' "
+                                 "(choose MODEL 'file' to use it).")
         feedback.pushInfo(f"Model: {model}; requested device: {device}")
         return self.run_fusion(parameters, context, feedback, model=model, device=device)

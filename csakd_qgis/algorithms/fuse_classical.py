@@ -28,8 +28,10 @@ class FuseClassicalAlgorithm(FusionBase):
             "METHOD: 'glp' (generalised Laplacian pyramid detail injection with a per-band intensity "
             "regressed from the MSI; usually best), 'gsa' (Gram-Schmidt adaptive), 'bicubic' (upsampling "
             "of the HSI only, ignores the MSI; the reference baseline).\n\n"
-            "The HSI pixel size must be an integer multiple (2, 3, 4, ...) of the MSI pixel size; rasters in "
-            "different projected CRSs are reprojected automatically. The output keeps the HSI's bands, "
+            "The HSI pixel size should be an integer multiple (2, 3, 4, ...) of the MSI pixel size (a "
+            "non-integer ratio is rounded and the HSI resampled, as the log says); an HSI in "
+            "another CRS is reprojected to the MSI's automatically, but the MSI must be in a projected CRS "
+            "(metres: reproject a longitude/latitude MSI to its UTM zone first). The output keeps the HSI's bands, "
             "wavelength and FWHM metadata, in reflectance (float32), nodata -9999. The estimated sub-pixel "
             "shift of the HSI against the MSI is reported (SHIFT_X, SHIFT_Y) and removed with SHIFT_CORRECT.\n\n"
             "Advanced: TILE and OVERLAP (in MSI pixels) bound memory use; CREATION_OPTIONS are GDAL "
@@ -42,5 +44,5 @@ class FuseClassicalAlgorithm(FusionBase):
         self.add_run_options(learned=False)
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        method = self.parameterAsEnumString(parameters, self.METHOD, context)
+        method = self.enum_string(parameters, self.METHOD, context)
         return self.run_fusion(parameters, context, feedback, model=method, device="cpu")
