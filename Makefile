@@ -10,7 +10,7 @@ PLUGIN_ZIP := dist/csakd_qgis-$(VERSION).zip
 QGIS_PROFILE_DIR ?= $(HOME)/.local/share/QGIS/QGIS3/profiles/default
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo plugin install bench lint clean
+.PHONY: setup test demo plugin install bench lint clean processing-models
 .DEFAULT_GOAL := test
 
 setup: $(VENV)/.csakd-setup-done
@@ -34,6 +34,9 @@ install: plugin
 	rm -rf "$(QGIS_PROFILE_DIR)/python/plugins/csakd_qgis"
 	cd "$(QGIS_PROFILE_DIR)/python/plugins" && $(PY) -m zipfile -e "$(ROOT)/$(PLUGIN_ZIP)" .
 	@echo "installed into $(QGIS_PROFILE_DIR)/python/plugins/csakd_qgis (enable it in Plugins > Manage)"
+
+processing-models: setup  ## regenerate processing/*.model3 after changing an algorithm's parameters
+	QT_QPA_PLATFORM=offscreen $(PY) scripts/make_models.py
 
 bench: setup
 	$(PY) bench/run_all.py --out bench/results

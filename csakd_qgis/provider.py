@@ -30,6 +30,14 @@ class CsakdProvider(QgsProcessingProvider):
     def versionInfo(self) -> str:  # noqa: N802
         return __version__
 
+    def supportedOutputRasterLayerExtensions(self) -> list[str]:  # noqa: N802
+        """Every raster output is a tiled GeoTIFF (the dialogs offer only .tif)."""
+        return ["tif"]
+
+    def defaultRasterFileExtension(self) -> str:  # noqa: N802
+        """Temporary outputs are GeoTIFFs too."""
+        return "tif"
+
     def loadAlgorithms(self) -> None:  # noqa: N802
         from .algorithms import all_algorithms
 

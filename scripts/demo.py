@@ -113,9 +113,17 @@ def nearest_bands(wavelengths, targets=(640.0, 550.0, 460.0)) -> list[int]:
     return [int(np.argmin(np.abs(wl - t))) for t in targets]
 
 
+def spectrum_pixels(ref: np.ndarray, wavelengths: np.ndarray) -> list[tuple[int, int]]:
+    """Two pixels for the spectrum panel: the greenest (max NDVI) and the barest (min NDVI) of the reference."""
+    red, nir = nearest_bands(wavelengths, (665.0, 835.0))
+    ndvi = (ref[nir] - ref[red]) / np.maximum(ref[nir] + ref[red], 1e-6)
+    ndvi = np.nan_to_num(ndvi, nan=0.0)
+    return [tuple(int(v) for v in np.unravel_index(f(ndvi), ndvi.shape)) for f in (np.argmax, np.argmin)]
+
+
 def write_quicklook(path: Path, ref: np.ndarray, fused: np.ndarray, bic: np.ndarray, msi: np.ndarray,
                     wavelengths, msi_names: list[str], titles: dict[str, str]) -> Path:
-    """PNG: reference, fused, bicubic (true colour from bands nearest 640/550/460 nm) and the real MSI (B4/B3/B2)."""
+    """PNG: reference, fused, bicubic (true colour, bands nearest 640/550/460 nm), the real MSI (B4/B3/B2) and spectra."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -134,16 +142,32 @@ def write_quicklook(path: Path, ref: np.ndarray, fused: np.ndarray, bic: np.ndar
         mlo = np.full(3, np.nanpercentile(m, 2))
         mhi = np.full(3, np.nanpercentile(m, 98))
         panels.append((titles["msi"], _stretch(m, mlo, mhi)))
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.0 * len(panels), 4.9))
-    for ax, (title, img) in zip(np.atleast_1d(axes), panels, strict=True):
+    wl = np.asarray(wavelengths)
+    pix = spectrum_pixels(ref, wl)
+    fig, axes = plt.subplots(1, len(panels) + 1, figsize=(4.0 * (len(panels) + 1), 4.9),
+                             gridspec_kw={"width_ratios": [1] * len(panels) + [1.25]})
+    colours = ("tab:green", "tab:brown")
+    for k, (ax, (title, img)) in enumerate(zip(axes[:-1], panels, strict=True)):
         ax.imshow(img, interpolation="nearest")
         ax.set_title(title, fontsize=9)
         ax.set_axis_off()
-    wl = np.asarray(wavelengths)
+        if k == 0:
+            for (r, c), col in zip(pix, colours, strict=True):
+                ax.plot(c, r, "o", mfc="none", mec=col, ms=9, mew=2)
+    ax = axes[-1]
+    for (r, c), col in zip(pix, colours, strict=True):
+        ax.plot(wl, ref[:, r, c], color=col, lw=2.2, label=f"reference ({r}, {c})")
+        ax.plot(wl, fused[:, r, c], color="k", lw=0.9, ls="--", label="fused" if col == colours[0] else None)
+        ax.plot(wl, bic[:, r, c], color="tab:orange", lw=0.9, ls=":", label="bicubic" if col == colours[0] else None)
+    ax.set_xlabel("wavelength (nm)", fontsize=8)
+    ax.set_ylabel("reflectance", fontsize=8)
+    ax.set_title("spectra at the circled pixels", fontsize=9)
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=7)
     fig.text(0.5, 0.01, f"HSI true colour from bands at {wl[idx[0]]:.0f}/{wl[idx[1]]:.0f}/{wl[idx[2]]:.0f} nm, "
              "one 2-98 % stretch (of the reference) for all HSI panels; MSI stretched on its own",
              ha="center", fontsize=9)
-    fig.subplots_adjust(left=0.01, right=0.99, top=0.86, bottom=0.06, wspace=0.04)
+    fig.subplots_adjust(left=0.01, right=0.99, top=0.86, bottom=0.12, wspace=0.16)
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return path

@@ -151,7 +151,8 @@ class FusionGrid:
                 outside: str = "fill") -> np.ndarray:
         """(C_h, height, width) HSI reflectance on a LR grid window; NaN = nodata / outside.
 
-        ``outside="edge"``: pixels beyond the HSI (or its warped grid) replicate its edge instead of NaN.
+        ``outside="edge"`` / ``"symmetric"``: pixels beyond the HSI (or its warped grid) replicate its edge /
+        mirror it about its edge instead of NaN (:func:`io.read_window_raw`).
         """
         from rasterio.windows import Window
 
@@ -168,7 +169,8 @@ class FusionGrid:
     def read_hr(self, row: int, col: int, height: int, width: int, outside: str = "fill") -> np.ndarray:
         """(C_m, height, width) MSI reflectance on a HR grid window; NaN = nodata / outside.
 
-        ``outside="edge"``: pixels beyond the MSI file replicate its edge instead of NaN.
+        ``outside="edge"`` / ``"symmetric"``: pixels beyond the MSI file replicate its edge / mirror it
+        about its edge instead of NaN (:func:`io.read_window_raw`).
         """
         from rasterio.windows import Window
 
@@ -182,9 +184,12 @@ class FusionGrid:
                   ) -> tuple[np.ndarray, np.ndarray]:
         """(LR-HSI, HR-MSI) for the HR window (row, col, height, width) plus ``halo_lr`` LR px of context.
 
-        ``row``, ``col``, ``height`` and ``width`` must be multiples of the scale. ``outside="edge"`` fills
-        context beyond the rasters by edge replication (what nearest-pixel filling of NaN would give, at
-        no cost) instead of NaN.
+        ``row``, ``col``, ``height`` and ``width`` must be multiples of the scale. ``outside="symmetric"``
+        (what :func:`fuse.fuse` uses) fills context beyond the rasters by mirroring them about their edges,
+        which keeps the LR-HSI and HR-MSI context a consistent pair (the mirrored HR block-averages to the
+        mirrored LR, the same border convention as the Wald degradation's Gaussian blur);
+        ``outside="edge"`` replicates the edge pixels (what nearest-pixel filling of NaN would give); the
+        default ``"fill"`` gives NaN.
         """
         s = self.scale
         if row % s or col % s or height % s or width % s:

@@ -195,18 +195,34 @@ def read_reflectance(path: str | os.PathLike, window=None, bands: Sequence[int] 
     return to_reflectance(raw, meta, idx)
 
 
+OUTSIDE_MODES = ("fill", "edge", "symmetric")
+
+
+def _outside_index(idx: np.ndarray, n: int, mode: str) -> np.ndarray:
+    """Indices into [0, n) for ``idx`` beyond the edges: clipped ("edge") or mirrored ("symmetric")."""
+    if mode == "edge":
+        return np.clip(idx, 0, n - 1)
+    m = np.mod(idx, 2 * n)  # period 2n: 0..n-1 forward, n..2n-1 backward (edge pixel repeated)
+    return np.where(m < n, m, 2 * n - 1 - m)
+
+
 def read_window_raw(ds, window, indexes: Sequence[int], fill: float = np.nan, outside: str = "fill"
                     ) -> np.ndarray:
     """Read an integer ``window`` of 1-based band ``indexes`` from an open dataset as float32, boundless.
 
     Only the part of the window inside the dataset is read (so it works on WarpedVRTs, which refuse
-    rasterio's boundless reads); the rest is ``fill`` (``outside="fill"``) or replicates the nearest edge
-    pixel of the dataset (``outside="edge"``, the nearest-pixel filling of that region, without NaN).
+    rasterio's boundless reads); the rest is ``fill`` (``outside="fill"``), replicates the nearest edge
+    pixel of the dataset (``outside="edge"``, the nearest-pixel filling of that region, without NaN) or
+    mirrors the dataset about its edge, edge pixel included (``outside="symmetric"``: numpy's "symmetric",
+    scipy.ndimage's "reflect"; repeated for windows reaching further than the dataset size). Symmetric
+    extension commutes with the s x s block mean of the SPEC §1 grid (an HR raster mirrored about an LR
+    pixel edge block-averages to the mirrored LR raster), so an LR-HSI and its HR-MSI extended this way stay
+    a consistent pair; edge replication does not (the replicated HR edge row is not the LR edge pixel).
     """
     from rasterio.windows import Window
 
-    if outside not in ("fill", "edge"):
-        raise ValueError(f"outside must be 'fill' or 'edge', not {outside!r}")
+    if outside not in OUTSIDE_MODES:
+        raise ValueError(f"outside must be one of {', '.join(OUTSIDE_MODES)}, not {outside!r}")
     row0, col0 = int(round(window.row_off)), int(round(window.col_off))
     h, w = int(round(window.height)), int(round(window.width))
     r0, r1 = max(row0, 0), min(row0 + h, ds.height)
@@ -216,9 +232,9 @@ def read_window_raw(ds, window, indexes: Sequence[int], fill: float = np.nan, ou
         out = np.empty((len(indexes), h, w), np.float32)
         ds.read(list(indexes), window=Window(c0, r0, w, h), out=out)
         return out
-    if outside == "edge" and len(indexes) and h > 0 and w > 0 and ds.height > 0 and ds.width > 0:
-        rows = np.clip(np.arange(row0, row0 + h), 0, ds.height - 1)
-        cols = np.clip(np.arange(col0, col0 + w), 0, ds.width - 1)
+    if outside != "fill" and len(indexes) and h > 0 and w > 0 and ds.height > 0 and ds.width > 0:
+        rows = _outside_index(np.arange(row0, row0 + h), ds.height, outside)
+        cols = _outside_index(np.arange(col0, col0 + w), ds.width, outside)
         lo_r, lo_c = int(rows.min()), int(cols.min())
         data = ds.read(list(indexes), window=Window(lo_c, lo_r, int(cols.max()) - lo_c + 1,
                                                     int(rows.max()) - lo_r + 1), out_dtype=np.float32)

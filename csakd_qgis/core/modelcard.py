@@ -232,7 +232,7 @@ def load_model(path: str | os.PathLike, device: str = "cpu", verify_checksum: bo
     card = read_card(path)
     json_path, st_path = model_paths(path)
     wfile = card["weights"].get("file") if isinstance(card["weights"], dict) else None
-    if wfile:
+    if wfile and not st_path.is_file():  # the .safetensors beside the card wins (files may be renamed together)
         st_path = json_path.parent / wfile
     if not st_path.is_file():
         raise CsakdError(f"The model weights '{st_path}' named by the card '{json_path}' do not exist: "

@@ -280,10 +280,17 @@ def evaluate_rasters(reference: str | os.PathLike, fused: str | os.PathLike, sca
     ref = ref_all[[pos[b] for b in ref_bands]]
     del ref_all
     est = read_reflectance(fused, bands=fused_bands)
-    est = _paste(est, _grid_offset(fmeta.transform, rmeta.transform), ref.shape[1:])
+    r_off, c_off = _grid_offset(fmeta.transform, rmeta.transform)
+    if (r_off >= ref.shape[1] or c_off >= ref.shape[2] or r_off + est.shape[1] <= 0
+            or c_off + est.shape[2] <= 0):
+        raise CsakdError(f"The fused raster '{fused}' and the reference '{reference}' do not overlap (their "
+                         "footprints are disjoint on the reference grid): evaluate a fused image of the reference's "
+                         "area.")
+    est = _paste(est, (r_off, c_off), ref.shape[1:])
     valid = np.isfinite(ref).all(0) & np.isfinite(est).all(0)
     if not valid.any():
-        raise CsakdError("The fused raster and the reference do not overlap on any valid pixel.")
+        raise CsakdError("The fused raster and the reference overlap, but no pixel of the overlap is valid "
+                         "(nodata) in both.")
     rows = np.nonzero(valid.any(1))[0]
     cols = np.nonzero(valid.any(0))[0]
     win = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
