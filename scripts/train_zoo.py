@@ -87,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--snr", type=float, default=40.0, help="AWGN SNR (dB) on the LR-HSI in training; 0 = none")
     ap.add_argument("--sam-loss", type=float, default=0.1, help="weight of the SAM loss term")
+    ap.add_argument("--sam-kind", default="angle", choices=["angle", "cosine", "norm_weighted"],
+                    help="SAM loss variant (norm_weighted: robust to dark spectra)")
     ap.add_argument("--sam-weight", type=float, default=1.0, help="selection score = PSNR - w * SAM")
     ap.add_argument("--val-every", type=int, default=100)
     ap.add_argument("--threads", type=int, default=2)
@@ -141,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
                          "script": f"scripts/train_zoo.py {' '.join(argv if argv is not None else sys.argv[1:])}"}}
     cfg = TrainConfig(preset="lite", mode=a.mode, steps=a.steps, batch_size=a.batch_size, patch=a.patch, lr=a.lr,
                       snr_db=a.snr if a.snr > 0 else None, residual=a.residual, base_method=a.base_method,
-                      loss={"sam": a.sam_loss}, val_every=a.val_every, log_every=20, sam_weight=a.sam_weight,
+                      loss={"sam": a.sam_loss, "sam_kind": a.sam_kind}, val_every=a.val_every, log_every=20, sam_weight=a.sam_weight,
                       val_at_start=True, seed=a.seed, device="cpu", threads=a.threads, out=str(run_dir / a.name),
                       resume=a.resume, progress_bar=not a.no_progress, card=card)
     t1 = time.time()

@@ -97,3 +97,18 @@ def test_teacher_and_student_loss_weights():
     assert "response_kd" not in p0 and ls0.item() < ls.item()
     with pytest.raises(ValueError):
         LossWeights(feat_kd_kind="x")
+
+
+def test_norm_weighted_sam_discounts_dark_spectra():
+    """norm_weighted SAM: 0 for scaled spectra; a wrong dark spectrum counts less than a wrong bright one."""
+    import torch
+
+    from csakd_qgis.nets.losses import sam_loss
+
+    y = torch.rand(1, 6, 2, 1) + 0.1
+    assert float(sam_loss(2.0 * y, y, "norm_weighted")) < 1e-3
+    y[:, :, 1] *= 0.01  # pixel 1 is dark
+    wrong = y.clone()
+    wrong[:, :3, 1] = 0.0  # wrong angle at the dark pixel only
+    plain, weighted = float(sam_loss(wrong, y, "angle")), float(sam_loss(wrong, y, "norm_weighted"))
+    assert plain > 0.1 and weighted < 0.1 * plain

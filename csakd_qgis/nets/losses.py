@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 FEAT_KD_KINDS = ("mse", "bce", "none")
-SAM_KINDS = ("angle", "cosine")
+SAM_KINDS = ("angle", "cosine", "norm_weighted")
 
 
 @dataclass
@@ -52,18 +52,23 @@ def sam_loss(pred: torch.Tensor, target: torch.Tensor, kind: str = "angle", eps:
     """Mean over pixels of the spectral angle (radians) between spectra along the band axis (dim 1).
 
     ``kind="angle"`` uses the stable form 2 * atan2(|u - v|, |u + v|) of the unit spectra u, v (finite
-    gradients at zero angle); ``kind="cosine"`` returns mean(1 - cos). Both are 0 when every predicted
+    gradients at zero angle); ``kind="cosine"`` returns mean(1 - cos); ``kind="norm_weighted"`` averages
+    the angle weighted by the target spectrum's norm (robust to dark, noisy spectra). Both are 0 when every predicted
     spectrum is a positive multiple of the true one; all-zero spectra are guarded by ``eps``.
     """
     u = pred / (torch.linalg.vector_norm(pred, dim=1, keepdim=True) + eps)
     v = target / (torch.linalg.vector_norm(target, dim=1, keepdim=True) + eps)
     if kind == "cosine":
         return (1.0 - (u * v).sum(dim=1)).mean()
-    if kind != "angle":
+    if kind not in SAM_KINDS:
         raise ValueError(f"sam kind must be one of {SAM_KINDS}, got {kind!r}")
     num = torch.linalg.vector_norm(u - v, dim=1)
     den = torch.linalg.vector_norm(u + v, dim=1)
-    return (2.0 * torch.atan2(num, den)).mean()
+    angle = 2.0 * torch.atan2(num, den)
+    if kind == "norm_weighted":  # dark spectra (water, shadow) have fragile angles: weight by the target's norm
+        w = torch.linalg.vector_norm(target, dim=1).detach()
+        return (angle * w).sum() / (w.sum() + eps)
+    return angle.mean()
 
 
 def beba(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
