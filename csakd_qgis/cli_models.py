@@ -33,7 +33,10 @@ def _mean_metrics(per_scene: Any) -> dict[str, float] | None:
     if not isinstance(per_scene, dict) or not per_scene:
         return None
     if any(k in per_scene for k in KEYS):
-        return {k: float(per_scene[k]) for k in KEYS if isinstance(per_scene.get(k), (int, float))}
+        out = {k: float(per_scene[k]) for k in KEYS if isinstance(per_scene.get(k), (int, float))}
+        if "psnr" not in out and isinstance(per_scene.get("psnr_capped"), (int, float)):
+            out["psnr"] = float(per_scene["psnr_capped"])  # an exact band makes the PSNR inf (null in the card)
+        return out
     rows = [v for v in per_scene.values() if isinstance(v, dict)]
     out = {}
     for k in KEYS:

@@ -167,8 +167,8 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
                      help="time budget of the training loop in minutes, 0 = none (default: 5)")
     ada.add_argument("--fused", default=None, metavar="OUT.tif",
                      help="also fuse the full-resolution pair with the adapted model into this GeoTIFF")
-    ada.add_argument("--val-fraction", type=float, default=0.2,
-                     help="held-out validation strip, fraction of the longer side (default: %(default)s)")
+    ada.add_argument("--val-fraction", type=float, default=None,
+                     help="held-out validation strip, fraction of the longer side (default: 0.2)")
     common = p.add_argument_group("both modes")
     common.add_argument("--out", required=True,
                         help="reference mode: output stem, e.g. models/enmap_s2_lite; --adapt: the model file "
@@ -198,7 +198,7 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
 _REFERENCE_ONLY = (("scenes", "--scenes"), ("mat", "--mat"), ("val_scenes", "--val-scenes"),
                    ("teacher", "--teacher"), ("resume", "--resume"))
 _ADAPT_ONLY = (("hsi", "--hsi"), ("msi", "--msi"), ("init", "--init"), ("budget_min", "--budget-min"),
-               ("fused", "--fused"))
+               ("fused", "--fused"), ("val_fraction", "--val-fraction"))
 
 
 def _check_mode_options(args: argparse.Namespace) -> None:
@@ -281,7 +281,8 @@ def run_adapt(args: argparse.Namespace) -> int:
                     steps=0 if args.steps is None else args.steps, preset=args.preset,
                     init=args.init or defaults.init, batch_size=args.batch_size,
                     patch=defaults.patch if args.patch is None else args.patch,
-                    lr=defaults.lr if args.lr is None else args.lr, val_fraction=args.val_fraction,
+                    lr=defaults.lr if args.lr is None else args.lr,
+                    val_fraction=defaults.val_fraction if args.val_fraction is None else args.val_fraction,
                     seed=args.seed, device=args.device, threads=args.threads)
     bar = _Bar("adapt", enabled=not args.no_progress)
     try:

@@ -25,10 +25,22 @@ PRESETS = ["lite", "paper"]
 
 
 def init_choices() -> list[str]:
-    """'auto' (closest zoo model, else scratch), 'scratch', then the zoo models."""
-    from ..core.infer import available_models
+    """'auto' (closest zoo model, else scratch), 'scratch', then the zoo's fusion students (teachers and
+    single-image SR models cannot be fine-tuned as a fusion student)."""
+    import json
 
-    return ["auto", "scratch", *available_models()]
+    from ..core.errors import CsakdError
+    from ..core.infer import available_models, resolve_model_path
+
+    students = []
+    for name in available_models():
+        try:
+            role = json.loads(resolve_model_path(name).read_text(encoding="utf-8")).get("role")
+        except (CsakdError, OSError, ValueError, AttributeError):  # an unreadable card must not break the provider
+            continue
+        if role == "student":
+            students.append(name)
+    return ["auto", "scratch", *students]
 
 
 class TrainAlgorithm(CsakdAlgorithm):
@@ -203,7 +215,7 @@ class TrainAlgorithm(CsakdAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         import os
 
-        from ..core.adapt import FitConfig, adapt, train_references
+        from ..core.adapt import FitConfig, adapt, finite_psnr, train_references
 
         mode = self._mode(parameters, context)
         model, fused = self._outputs(parameters, context)
@@ -249,7 +261,7 @@ class TrainAlgorithm(CsakdAlgorithm):
         feedback.pushInfo(f"Validation PSNR {res.val_psnr:.2f} dB, SAM {res.val_sam:.3f} deg (start "
                           f"{res.start_metrics['psnr']:.2f} dB, {res.start_metrics['sam']:.3f} deg)")
         outputs = {self.MODEL: res.model_path, "VAL_PSNR": res.val_psnr, "VAL_SAM": res.val_sam,
-                   "START_PSNR": float(res.start_metrics["psnr"]), "START_SAM": float(res.start_metrics["sam"]),
+                   "START_PSNR": finite_psnr(res.start_metrics), "START_SAM": float(res.start_metrics["sam"]),
                    "DEVICE_USED": str(res.device_used).split(" (", 1)[0], "INIT_USED": res.init,
                    "STEPS_DONE": res.steps, "ELAPSED_S": res.timings.get("total_s", 0.0), "CARD": res.card_path}
         if fused:

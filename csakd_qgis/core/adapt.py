@@ -151,7 +151,10 @@ class TrainRunResult:
         keys = ("psnr", "sam", "ergas", "rmse")
 
         def short(m: dict[str, float]) -> dict[str, float]:
-            return {k: round(float(m[k]), 4) for k in keys if k in m}
+            out = {k: round(float(m[k]), 4) for k in keys if k in m}
+            if "psnr" in m:
+                out["psnr"] = round(finite_psnr(m), 4)
+            return out
 
         return {"model": self.model_path, "card": self.card_path, "fused": self.fused_path, "init": self.init,
                 "device": self.device_used, "scale": self.scale, "steps": self.steps, "best_step": self.best_step,
@@ -159,6 +162,19 @@ class TrainRunResult:
                 "validation_start": short(self.start_metrics),
                 "validation_baselines": {k: short(v) for k, v in self.baseline_metrics.items()},
                 "timings_s": {k: round(v, 2) for k, v in self.timings.items()}}
+
+
+def finite_psnr(metrics: dict[str, Any]) -> float:
+    """The PSNR of a metrics dict, capped (``psnr_capped``, 100 dB a band) when it is infinite (a perfect band).
+
+    Keeps the CLI summary and the Processing outputs finite (``inf`` would be written as Infinity or null).
+    """
+    p = float(metrics["psnr"])
+    if math.isfinite(p):
+        return p
+    from .metrics import PSNR_CAP_DB
+
+    return float(metrics.get("psnr_capped", PSNR_CAP_DB))
 
 
 # ------------------------------------------------------------------------------------------- paths
@@ -485,9 +501,19 @@ def _init_model(source: Path | None, n_h: int, n_m: int, s: int, wavelengths: Se
                 cfg: FitConfig, device: str) -> tuple[Any, dict[str, Any] | None, str]:
     """(model on device, source card or None, init label)."""
     from ..nets.csakd import build_model, preset_configs
-    from .modelcard import load_model, validate_card
+    from .modelcard import load_model, read_card, validate_card
 
     if source is not None:
+        head = read_card(source)
+        label = head.get("name") or Path(str(source)).stem
+        if head.get("arch") != "csakd":
+            raise CsakdError(f"The starting model '{label}' is a '{head.get('arch')}' model (single-image "
+                             "super-resolution), not a CSAKD fusion network: start from 'auto', 'scratch' or a "
+                             "CSAKD fusion student instead.")
+        if head.get("role") != "student":
+            raise CsakdError(f"The starting model '{label}' is a {head.get('role')}: only students are fine-tuned "
+                             "here (the adapted model is exported as a student); start from its student, 'auto' "
+                             "or 'scratch'.")
         model, card = load_model(source, device=device)
         validate_card(card, list(wavelengths) if wavelengths is not None else n_h, n_m, s)
         return model, card, str(card.get("name") or Path(str(source)).stem)
@@ -763,7 +789,7 @@ def adapt(hsi: str | os.PathLike, msi: str | os.PathLike, out_model: str | os.Pa
         fused_path = res.out_path
     timings["total_s"] = time.perf_counter() - t0
     return TrainRunResult(model_path=str(st_path), card_path=str(json_path), fused_path=fused_path,
-                          val_psnr=float(fit.best_metrics["psnr"]), val_sam=float(fit.best_metrics["sam"]),
+                          val_psnr=finite_psnr(fit.best_metrics), val_sam=float(fit.best_metrics["sam"]),
                           start_metrics=fit.start_metrics, best_metrics=fit.best_metrics,
                           baseline_metrics=fit.baseline_metrics, device_used=fit.device, init=fit.init,
                           steps=fit.steps, best_step=fit.best_step, stopped_by=fit.stopped_by, scale=s,
@@ -831,7 +857,7 @@ def train_references(references: Sequence[str | os.PathLike], sensor: str, scale
     json_path, st_path = save_model_files(model_path, fit.model, card)
     msgs.append(f"Model written: {st_path} (+ card {json_path.name}).")
     return TrainRunResult(model_path=str(st_path), card_path=str(json_path), fused_path=None,
-                          val_psnr=float(fit.best_metrics["psnr"]), val_sam=float(fit.best_metrics["sam"]),
+                          val_psnr=finite_psnr(fit.best_metrics), val_sam=float(fit.best_metrics["sam"]),
                           start_metrics=fit.start_metrics, best_metrics=fit.best_metrics,
                           baseline_metrics=fit.baseline_metrics, device_used=fit.device, init=fit.init,
                           steps=fit.steps, best_step=fit.best_step, stopped_by=fit.stopped_by, scale=s,
@@ -848,5 +874,6 @@ def _ranged(progress: Callable[[float, str], None] | None, lo: float, hi: float)
 
 
 __all__ = ["FitConfig", "FitResult", "INIT_AUTO", "INIT_SCRATCH", "PairData", "TrainRunResult", "ZooCandidate",
-           "adapt", "check_model_output", "closest_zoo_model", "fit_student", "rank_zoo_models", "read_pair",
-           "read_reference", "reduced_scale_scene", "save_model_files", "split_scene", "train_references"]
+           "adapt", "check_model_output", "closest_zoo_model", "finite_psnr", "fit_student", "rank_zoo_models",
+           "read_pair", "read_reference", "reduced_scale_scene", "save_model_files", "split_scene",
+           "train_references"]
