@@ -199,6 +199,16 @@ class FusionGrid:
         msi = self.read_hr(row - h * s, col - h * s, height + 2 * h * s, width + 2 * h * s, outside=outside)
         return lr, msi
 
+    def block_rows(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        """((rows, phase) of the LR source, (rows, phase) of the MSI): the height of the datasets' internal
+        blocks and the file row of grid row 0 modulo it, so a reader can cut its reads on block rows."""
+        if self._hsi_ds is None or self._msi_ds is None:
+            raise RuntimeError("FusionGrid is not open: use 'with grid:' first")
+        lr_rows = max(1, int(self._hsi_ds.block_shapes[0][0]))
+        hr_rows = max(1, int(self._msi_ds.block_shapes[0][0]))
+        lr_off = self.hsi_source.row_off if self.hsi_source.kind == "direct" else 0
+        return (lr_rows, int(lr_off) % lr_rows), (hr_rows, int(self.msi_window.row_off) % hr_rows)
+
     def central_window_lr(self, max_size: int) -> tuple[int, int, int, int]:
         """(row, col, height, width) of a central LR window of at most max_size x max_size px."""
         h, w = min(self.lr_height, max_size), min(self.lr_width, max_size)

@@ -13,9 +13,12 @@ Memory is independent of the raster size: the output columns are processed in co
 strip of rows, GDAL's block cache is capped at ``GDAL_CACHE_MB`` while fusing (its default, 5 % of the RAM,
 would keep up to that much of the output in memory), the samples are bounded and nothing is kept per tile.
 
-Pipeline (time outside the network): the next batch of windows is read (and padded) in a background thread
-while the network runs on the current one; the network's output is handed through a bounded queue to one
-writer thread that blends it and writes finished block rows (GDAL compresses them in its own threads).
+Pipeline (time outside the network): the next batch of windows is read in a background thread while the
+network runs on the current one (:class:`_WindowReader`: each input is read in row chunks over the column
+group, cut on the file's block rows, so every compressed input block is decoded about once instead of once
+per window that touches it; context beyond the rasters is mirrored, see ``OUTSIDE``); the network's output
+is handed through a bounded queue to one writer thread that blends it and writes finished block rows (GDAL
+compresses them in its own threads).
 torch, numpy and GDAL release the GIL, so reading, blending, compression and the network overlap.
 ``FuseResult.timings``: ``network_s`` (inside the network's forward), ``read_s`` (reader thread busy),
 ``blend_write_s`` (writer thread busy: blending + GeoTIFF writes, of which ``write_s`` in GDAL),
@@ -48,7 +51,10 @@ log = logging.getLogger("csakd_qgis.fuse")
 
 FIT_SAMPLE_LR = 512  # classical coefficients are fitted on a central window of at most this many LR px a side
 GROUP_WIDTH = 1024  # HR px: output column-group width (blend buffer independent of the raster width)
-GDAL_CACHE_MB = 128  # GDAL block cache while fusing (reads + writes); restored afterwards
+# GDAL block cache while fusing (reads + writes; restored afterwards). Inputs are read in row chunks that do
+# not depend on it (_RowChunks); for the output it bounds the dirty blocks left to compress when the
+# GeoTIFF is closed (serial time at the end: 64 MB instead of 128 MB halves it; smaller gains nothing).
+GDAL_CACHE_MB = 64
 QUEUE_BATCHES = 1  # batches waiting for the writer thread (each ~ batch x bands x (tile + 2 halo)^2 x 4 B)
 RADIOMETRY_SAMPLE = 1 << 20  # values per input used by radiometry_check
 # Context beyond the rasters (a window's halo at the raster edge, "pad" padding) is read mirrored about the
@@ -125,6 +131,95 @@ def _subsample(x: np.ndarray, n: int) -> np.ndarray:
 def _needs_sample(predictor: Any) -> bool:
     """Whether ``predictor.prepare`` uses the scene sample (unknown predictors: yes)."""
     return bool(getattr(predictor, "needs_sample", True))
+
+
+class _RowChunks:
+    """Rows of one input over a fixed column range, read in chunks cut on the file's block rows.
+
+    ``get(row, col, h, w)`` returns a view of grid rows [row, row + h) and columns [col, col + w) (inside
+    the chunk's column range). Requests must come with non-decreasing ``row`` (a column group's windows in
+    plan order); a chunk ends on a block-row boundary of the file, so each compressed block is decoded
+    about once per column group whatever GDAL's block cache holds (the output's dirty blocks share that
+    cache and would otherwise evict the input blocks between two windows: every window re-decoded them).
+    """
+
+    def __init__(self, read: Callable[[int, int, int, int], np.ndarray], col0: int, width: int,
+                 block_rows: int, phase: int, max_rows: int, n_rows: int) -> None:
+        self.read, self.col0, self.width, self.n_rows = read, int(col0), int(width), int(n_rows)
+        self.block_rows, self.phase, self.max_rows = max(1, int(block_rows)), int(phase), int(max_rows)
+        self.r0 = self.r1 = 0
+        self.data: np.ndarray | None = None
+        self.reads = 0
+
+    def _end(self, row: int, need_end: int) -> int:
+        """Chunk end: the first block-row boundary at or after need_end (need_end if that is too far)."""
+        b, ph = self.block_rows, self.phase
+        end = min(-(-(need_end + ph) // b) * b - ph, max(need_end, self.n_rows))  # not past the raster
+        return end if end - row <= self.max_rows else need_end
+
+    def get(self, row: int, col: int, h: int, w: int) -> np.ndarray:
+        if self.data is None or row < self.r0 or row + h > self.r1:
+            end = self._end(row, row + h)
+            if self.data is not None and self.r0 <= row < self.r1:  # keep the rows still needed, read the rest
+                new = self.read(self.r1, self.col0, end - self.r1, self.width)
+                self.data = np.concatenate([self.data[:, row - self.r0:], new], axis=1)
+            else:
+                self.data = self.read(row, self.col0, end - row, self.width)
+            self.r0, self.r1 = row, end
+            self.reads += 1
+        return self.data[:, row - self.r0:row - self.r0 + h, col - self.col0:col - self.col0 + w]
+
+
+class _WindowReader:
+    """Reads the (LR-HSI, HR-MSI) input of plan windows (with the predictor's halo) for :func:`fuse`.
+
+    Per column group, each input is read in row chunks over the group's columns (:class:`_RowChunks`):
+    one GDAL call per chunk instead of one per window, and every input block decoded about once. A group
+    whose chunks would exceed ``max_chunk_mb`` (very wide single-group plans) is read window by window.
+    Context beyond the rasters is read with ``outside`` (:data:`OUTSIDE`).
+    """
+
+    def __init__(self, grid: Any, plan: Any, halo_lr: int, outside: str, max_chunk_mb: float = 96.0) -> None:
+        self.grid, self.plan, self.h, self.outside = grid, plan, int(halo_lr), outside
+        self.s = int(grid.scale)
+        self.max_bytes = float(max_chunk_mb) * 2 ** 20
+        (self.lr_block, self.lr_phase), (self.hr_block, self.hr_phase) = grid.block_rows()
+        self.n_lr = len(grid.hsi_bands)
+        self.n_hr = len(grid.msi_bands)
+        self._group = -1
+        self._lr: _RowChunks | None = None
+        self._hr: _RowChunks | None = None
+
+    def _start_group(self, g: int) -> None:
+        s, h = self.s, self.h
+        tiles = [t for t in self.plan.tiles if t.group == g]
+        c0 = min(t.col for t in tiles) // s - h
+        c1 = max(t.col + t.width + t.pad_right for t in tiles) // s + h
+        win_lr = self.plan.tile_shape[0] // s + 2 * h
+        lr_w, hr_w = c1 - c0, (c1 - c0) * s
+        lr_rows = min(win_lr + self.lr_block, max(win_lr, int(self.max_bytes // (4 * self.n_lr * lr_w))))
+        hr_rows = min(win_lr * s + self.hr_block, max(win_lr * s, int(self.max_bytes // (4 * self.n_hr * hr_w))))
+        self._group = g
+        if 4 * (self.n_lr * win_lr * lr_w + self.n_hr * win_lr * s * hr_w) > 2 * self.max_bytes:
+            self._lr = self._hr = None  # too wide: window by window
+            return
+        grid, out = self.grid, self.outside
+        self._lr = _RowChunks(lambda r, c, hh, ww: grid.read_lr(r, c, hh, ww, outside=out), c0, lr_w,
+                              self.lr_block, self.lr_phase, lr_rows, grid.lr_height)
+        self._hr = _RowChunks(lambda r, c, hh, ww: grid.read_hr(r, c, hh, ww, outside=out), c0 * s, hr_w,
+                              self.hr_block, self.hr_phase, hr_rows, grid.hr_height)
+
+    def read(self, t: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(LR (C_h, h_lr, w_lr), MSI (C_m, h, w)) of window ``t`` padded to the tile shape, plus the halo."""
+        s, h = self.s, self.h
+        height, width = t.height + t.pad_bottom, t.width + t.pad_right
+        if t.group != self._group:
+            self._start_group(t.group)
+        if self._lr is None or self._hr is None:
+            return self.grid.read_tile(t.row, t.col, height, width, halo_lr=h, outside=self.outside)
+        r, c = t.row // s - h, t.col // s - h
+        hl, wl = height // s + 2 * h, width // s + 2 * h
+        return self._lr.get(r, c, hl, wl), self._hr.get(r * s, c * s, hl * s, wl * s)
 
 
 def fuse(hsi: str | os.PathLike, msi: str | os.PathLike, out: str | os.PathLike, model: Any = "glp",
@@ -249,14 +344,15 @@ def fuse(hsi: str | os.PathLike, msi: str | os.PathLike, out: str | os.PathLike,
             check_cancel()
 
             with grid:
+                # halo and edge-mode padding ("pad": short windows at the raster edge) beyond the rasters
+                # are mirrored: LR and HR context stay a consistent pair (OUTSIDE doc)
+                reader = _WindowReader(grid, plan, halo, OUTSIDE)
+
                 def read(tiles):
                     ta, ca = time.perf_counter(), time.thread_time()
                     lrs, msis = [], []
                     for t in tiles:
-                        # halo and edge-mode padding ("pad": short windows at the raster edge) beyond the
-                        # rasters are mirrored: LR and HR context stay a consistent pair (OUTSIDE doc)
-                        lr, m = grid.read_tile(t.row, t.col, t.height + t.pad_bottom, t.width + t.pad_right,
-                                               halo_lr=halo, outside=OUTSIDE)
+                        lr, m = reader.read(t)
                         lrs.append(lr)
                         msis.append(m)
                     data = (np.stack(lrs), np.stack(msis))

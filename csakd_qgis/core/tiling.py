@@ -7,7 +7,8 @@ Window plan
   ``overlap``, spread evenly so the last one ends at the raster (or column-group) edge — every window has
   the full tile shape, so batches share one shape and no network ever sees padded content inside the
   raster; ``"pad"`` keeps a regular stride and the reader pads the short edge windows to the tile shape
-  with reflect padding (:func:`pad_reflect`), cropped back after inference. A raster smaller than one tile
+  (:func:`fuse.fuse` reads them on beyond the raster, mirrored about its edge; :func:`pad_reflect` pads
+  an array by reflection), cropped back after inference. A raster smaller than one tile
   is a single window of the raster's size.
 - :meth:`TilePlan.weights`: raised-cosine ramps across each actual overlap (w(d) = sin^2(pi (d + 0.5) /
   (2 o)) at distance d from the window edge), so the two windows sharing an overlap sum to 1 there; no taper
