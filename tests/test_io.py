@@ -111,3 +111,19 @@ def test_real_enmap_tile_metadata():
     assert meta.wavelengths[0] == pytest.approx(418.24, abs=0.01) and meta.fwhm[0] == pytest.approx(7.0, abs=0.1)
     refl = read_reflectance(enmap_tile(64, 0), bands=[20, 130])
     assert 0 < np.nanmean(refl[0]) < 0.5 and np.isnan(refl[1]).all()
+
+
+def test_written_files_get_normal_permissions(tmp_path):
+    """Outputs written through a temporary file get 0666 minus the umask, not mkstemp's 0600."""
+    import os
+    import stat
+
+    from csakd_qgis.core.io import chmod_like_new_file
+
+    p = tmp_path / "x.bin"
+    p.write_bytes(b"1")
+    os.chmod(p, 0o600)
+    chmod_like_new_file(p)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert stat.S_IMODE(os.stat(p).st_mode) == 0o666 & ~mask

@@ -112,9 +112,10 @@ def test_fuse_real_enmap_pair_matches_card(name, tmp_path):
         got[key] = compute_metrics(hr, est[:, : hr.shape[1], : hr.shape[2]], s, mask=np.isfinite(hr).all(0))
     card_m = card["validation"]["test"]["metrics"]
     want, want_glp = card_m[card["role"]]["enmap_test"], card_m["glp"]["enmap_test"]
-    # The GeoTIFF fuse() path scores GLP ~1.3 dB lower than the in-memory evaluation on this small 32 x 64 px
-    # mosaic (border handling of the fuse path; the same for every method), so the card is checked through
-    # its margin over GLP, measured by fuse() on the same files.
+    # fuse() on the GeoTIFFs reproduces the card's in-memory TEST metrics (mirrored context at the raster edges)
+    assert got["model"]["psnr"] >= want["psnr"] - FUSE_TOL_PSNR_DB
+    assert got["model"]["sam"] <= want["sam"] + FUSE_TOL_SAM_DEG
+    # and the card's margin over GLP, measured by fuse() on the same files
     assert got["model"]["psnr"] - got["glp"]["psnr"] >= want["psnr"] - want_glp["psnr"] - FUSE_TOL_PSNR_DB
     assert got["model"]["sam"] - got["glp"]["sam"] <= want["sam"] - want_glp["sam"] + FUSE_TOL_SAM_DEG
     assert got["model"]["psnr"] > 30.0

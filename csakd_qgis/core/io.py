@@ -335,6 +335,17 @@ def parse_creation_options(text: str | None) -> dict[str, str]:
     return out
 
 
+def chmod_like_new_file(path: str | os.PathLike) -> None:
+    """Give a mkstemp file (mode 0600) the permissions a normally created file gets (0666 minus the umask)."""
+    mask = 0o022
+    try:  # read without changing it: os.umask() would briefly affect other threads
+        with open("/proc/self/status", encoding="ascii") as fh:
+            mask = next((int(ln.split()[1], 8) for ln in fh if ln.startswith("Umask:")), mask)
+    except OSError:
+        pass
+    os.chmod(path, 0o666 & ~mask)
+
+
 class GeoTiffWriter:
     """Write a float32 GeoTIFF block by block into a temporary file; rename into place on success.
 
@@ -425,6 +436,7 @@ class GeoTiffWriter:
             self._ds.close()
         finally:
             if exc_type is None:
+                chmod_like_new_file(self._tmp)
                 os.replace(self._tmp, self.path)
             elif self._tmp and os.path.exists(self._tmp):
                 os.remove(self._tmp)

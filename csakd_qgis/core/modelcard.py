@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CsakdError
+from .io import chmod_like_new_file
 
 CARD_FORMAT = "csakd-model-card"
 CARD_VERSION = 1
@@ -70,6 +71,7 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+        chmod_like_new_file(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
