@@ -297,7 +297,9 @@ def test_evaluate_processing_run(provider, synthetic_pair, glp_fused, tmp_path):
     assert res["ERGAS"] < res["BICUBIC_ERGAS"] and 0.9 < res["SSIM"] <= 1.0
     data = json.loads(js.read_text())
     for m in ("psnr", "sam", "ergas", "rmse", "ssim"):
-        assert data[m] == pytest.approx(res[m.upper()]) and data["bicubic"][m] == pytest.approx(res[f"BICUBIC_{m.upper()}"])
+        # float(): strict JSON writes a PSNR of +inf (a band reproduced exactly) as the string "inf"
+        assert float(data[m]) == pytest.approx(res[m.upper()])
+        assert float(data["bicubic"][m]) == pytest.approx(res[f"BICUBIC_{m.upper()}"])
     assert data["n_bands"] == 40 and data["n_pixels"] == 64 * 64
     html = report.read_text()
     assert html.lstrip().lower().startswith(("<!doctype html", "<html")) and "PSNR" in html
@@ -320,7 +322,11 @@ def test_fuse_classical_qgis_process(synthetic_pair, tmp_path):
     with rasterio.open(out) as ds:
         assert ds.profile["compress"].lower() == "lzw"
         fused = ds.read()
-    np.testing.assert_allclose(fused, upsample_bicubic(read(synthetic_pair["hsi"]), 4), atol=1e-5)
+    # the engine mirrors the context beyond the raster, in-memory bicubic repeats the edge pixel: compare
+    # away from the outermost 2 LR px (the cubic kernel's reach)
+    want = upsample_bicubic(read(synthetic_pair["hsi"]), 4)
+    np.testing.assert_allclose(fused[:, 8:-8, 8:-8], want[:, 8:-8, 8:-8], atol=1e-5)
+    np.testing.assert_allclose(fused, want, atol=1e-2)
 
 
 def test_fuse_learned_model_qgis_process(synthetic_pair, tiny_model, tmp_path):
@@ -380,8 +386,11 @@ def test_evaluate_qgis_process(synthetic_pair, glp_fused, tmp_path):
     r = data["results"]
     metrics = json.loads(js.read_text())
     assert r["RMSE"] == pytest.approx(rmse(read(glp_fused), read(synthetic_pair["reference"])), rel=1e-4)
-    assert r["PSNR"] == pytest.approx(metrics["psnr"]) and r["BICUBIC_PSNR"] == pytest.approx(metrics["bicubic"]["psnr"])
-    assert r["PSNR"] > r["BICUBIC_PSNR"] and r["REPORT"] == str(report) and report.stat().st_size > 20_000
+    # qgis_process JSON has no infinity: a PSNR of +inf (a band reproduced exactly) comes back as null
+    psnr = float("inf") if r["PSNR"] is None else r["PSNR"]
+    assert psnr == pytest.approx(float(metrics["psnr"])) and r["BICUBIC_PSNR"] == pytest.approx(metrics["bicubic"]["psnr"])
+    assert metrics["psnr_capped"] > metrics["bicubic"]["psnr_capped"]
+    assert r["REPORT"] == str(report) and report.stat().st_size > 20_000
 
 
 # ------------------------------------------------------------------------------------------ bad inputs

@@ -121,7 +121,7 @@ def test_simulate_fuse_evaluate_model(synthetic_pair, tmp_path):
     m = json.loads(metrics.read_text())
     assert m["n_bands"] == 40 and m["scale"] == 4
     assert m["rmse"] == pytest.approx(rmse(read(fused), read(synthetic_pair["reference"])), rel=1e-4)
-    assert m["psnr"] > m["bicubic"]["psnr"] + 3 and m["sam"] < m["bicubic"]["sam"]
+    assert m["psnr_capped"] > m["bicubic"]["psnr_capped"] + 3 and m["sam"] < m["bicubic"]["sam"]
     assert "bicubic upsampling of" in m["bicubic_source"] and "OUTPUT_LR" in m["bicubic_source"]
     assert "PSNR" in report.read_text()
 
