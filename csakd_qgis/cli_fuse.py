@@ -10,30 +10,30 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from .core.errors import CsakdError
 
 log = logging.getLogger("csakd")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'")
-    return v
+def _int_at_least(minimum: int, what: str) -> Callable[[str], int]:
+    """argparse type: an integer >= minimum (``what`` names it in the error)."""
+
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got '{text}'") from None
+        if v < minimum:
+            raise argparse.ArgumentTypeError(f"expected {what}, got '{text}'")
+        return v
+
+    return parse
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got '{text}'") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got '{text}'")
-    return v
+_positive_int = _int_at_least(1, "a positive integer")
+_non_negative_int = _int_at_least(0, "an integer >= 0")
 
 
 def _creation_options(items: list[str] | None) -> dict[str, str]:
@@ -63,6 +63,39 @@ class _Bar:
         self.bar.close()
 
 
+def add_run_arguments(p: argparse.ArgumentParser, pixels: str) -> None:
+    """Device, precision, tiling, threads, creation options and progress of the tiled engine's commands."""
+    p.add_argument("--device", default="auto", metavar="DEV",
+                   help="auto (CUDA if available), cpu, cuda or cuda:N (default: %(default)s)")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"),
+                   help="network precision on CUDA (default: %(default)s)")
+    p.add_argument("--tile", type=_positive_int, default=256, metavar="PX",
+                   help=f"tile size in {pixels}, rounded up to a multiple of the scale (default: %(default)s)")
+    p.add_argument("--overlap", type=_non_negative_int, default=32, metavar="PX",
+                   help=f"tile overlap in {pixels}, blended with a raised cosine (default: %(default)s)")
+    p.add_argument("--batch", type=_positive_int, default=4, metavar="N",
+                   help="tiles per network call (default: %(default)s)")
+    p.add_argument("--threads", type=_positive_int, default=None, metavar="N", help="CPU threads for torch")
+    p.add_argument("--co", action="append", default=None, metavar="KEY=VAL",
+                   help="GDAL GeoTIFF creation option, repeatable (e.g. --co COMPRESS=LZW)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run_with_bar(name: str, args: argparse.Namespace, progress: Callable[[float, str], None] | None,
+                 job: Callable[[Callable[[float, str], None] | None], Any]) -> int:
+    """Run ``job(progress)`` with a tqdm bar (unless a callback is given), log its messages, print its summary."""
+    bar = _Bar(name, enabled=not getattr(args, "no_progress", False)) if progress is None else None
+    try:
+        result = job(progress or bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    for line in result.messages[:-1]:
+        log.info(line)
+    print(result.summary())
+    return 0
+
+
 def add_fuse_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``fuse``: LR-HSI + HR-MSI -> HR-HSI GeoTIFF on the MSI grid."""
     p = subparsers.add_parser(
@@ -78,23 +111,10 @@ def add_fuse_parser(subparsers) -> argparse.ArgumentParser:
                    help="classical method (glp, gsa, bicubic), zoo model name, or a .safetensors model file "
                         "(default: %(default)s)")
     p.add_argument("--out", required=True, metavar="OUT.tif", help="output GeoTIFF")
-    p.add_argument("--device", default="auto", metavar="DEV",
-                   help="auto (CUDA if available), cpu, cuda or cuda:N (default: %(default)s)")
-    p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"),
-                   help="network precision on CUDA (default: %(default)s)")
-    p.add_argument("--tile", type=_positive_int, default=256, metavar="PX",
-                   help="tile size in MSI pixels, rounded up to a multiple of the scale (default: %(default)s)")
-    p.add_argument("--overlap", type=_non_negative_int, default=32, metavar="PX",
-                   help="tile overlap in MSI pixels, blended with a raised cosine (default: %(default)s)")
-    p.add_argument("--batch", type=_positive_int, default=4, metavar="N",
-                   help="tiles per network call (default: %(default)s)")
+    add_run_arguments(p, "MSI pixels")
     p.add_argument("--shift-correct", action="store_true",
                    help="remove the estimated sub-pixel HSI/MSI shift before fusing (always estimated and "
                         "reported)")
-    p.add_argument("--threads", type=_positive_int, default=None, metavar="N", help="CPU threads for torch")
-    p.add_argument("--co", action="append", default=None, metavar="KEY=VAL",
-                   help="GDAL GeoTIFF creation option, repeatable (e.g. --co COMPRESS=LZW)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run_fuse)
     return p
 
@@ -104,19 +124,10 @@ def run_fuse(args: argparse.Namespace, progress: Callable[[float, str], None] | 
     from .core.fuse import fuse
 
     co = _creation_options(args.co)
-    bar = _Bar("fuse", enabled=not getattr(args, "no_progress", False)) if progress is None else None
-    try:
-        result = fuse(args.hsi, args.msi, args.out, model=args.model, device=args.device, tile=args.tile,
-                      overlap=args.overlap, batch=args.batch, shift_correct=args.shift_correct,
-                      creation_options=co, progress=progress or bar, threads=args.threads,
-                      precision=args.precision)
-    finally:
-        if bar is not None:
-            bar.close()
-    for line in result.messages[:-1]:
-        log.info(line)
-    print(result.summary())
-    return 0
+    return run_with_bar("fuse", args, progress, lambda prog: fuse(
+        args.hsi, args.msi, args.out, model=args.model, device=args.device, tile=args.tile, overlap=args.overlap,
+        batch=args.batch, shift_correct=args.shift_correct, creation_options=co, progress=prog,
+        threads=args.threads, precision=args.precision))
 
 
 def add_coregister_parser(subparsers) -> argparse.ArgumentParser:

@@ -7,19 +7,11 @@ tqdm progress bar. User errors are CsakdError (``csakd`` prints one line and exi
 from __future__ import annotations
 
 import argparse
-import logging
 from collections.abc import Callable
 
-from .cli_fuse import _Bar, _creation_options, _non_negative_int, _positive_int
+from .cli_fuse import _creation_options, _int_at_least, add_run_arguments, run_with_bar
 
-log = logging.getLogger("csakd")
-
-
-def _scale(text: str) -> int:
-    v = _positive_int(text)
-    if v < 2:
-        raise argparse.ArgumentTypeError(f"expected an integer scale >= 2, got '{text}'")
-    return v
+_scale = _int_at_least(2, "an integer scale >= 2")
 
 
 def add_superresolve_parser(subparsers) -> argparse.ArgumentParser:
@@ -38,20 +30,7 @@ def add_superresolve_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="OUT.tif", help="output GeoTIFF")
     p.add_argument("--scale", type=_scale, default=None, metavar="S",
                    help="scale factor: required for bicubic; for a model, checked against its card")
-    p.add_argument("--device", default="auto", metavar="DEV",
-                   help="auto (CUDA if available), cpu, cuda or cuda:N (default: %(default)s)")
-    p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"),
-                   help="network precision on CUDA (default: %(default)s)")
-    p.add_argument("--tile", type=_positive_int, default=256, metavar="PX",
-                   help="tile size in output pixels, rounded up to a multiple of the scale (default: %(default)s)")
-    p.add_argument("--overlap", type=_non_negative_int, default=32, metavar="PX",
-                   help="tile overlap in output pixels, blended with a raised cosine (default: %(default)s)")
-    p.add_argument("--batch", type=_positive_int, default=4, metavar="N",
-                   help="tiles per network call (default: %(default)s)")
-    p.add_argument("--threads", type=_positive_int, default=None, metavar="N", help="CPU threads for torch")
-    p.add_argument("--co", action="append", default=None, metavar="KEY=VAL",
-                   help="GDAL GeoTIFF creation option, repeatable (e.g. --co COMPRESS=LZW)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_run_arguments(p, "output pixels")
     p.set_defaults(func=run_superresolve)
     return p
 
@@ -61,18 +40,10 @@ def run_superresolve(args: argparse.Namespace, progress: Callable[[float, str], 
     from .core.superresolve import superresolve
 
     co = _creation_options(args.co)
-    bar = _Bar("superresolve", enabled=not getattr(args, "no_progress", False)) if progress is None else None
-    try:
-        result = superresolve(args.hsi, args.out, model=args.model, device=args.device, tile=args.tile,
-                              overlap=args.overlap, batch=args.batch, scale=args.scale, creation_options=co,
-                              progress=progress or bar, threads=args.threads, precision=args.precision)
-    finally:
-        if bar is not None:
-            bar.close()
-    for line in result.messages[:-1]:
-        log.info(line)
-    print(result.summary())
-    return 0
+    return run_with_bar("superresolve", args, progress, lambda prog: superresolve(
+        args.hsi, args.out, model=args.model, device=args.device, tile=args.tile, overlap=args.overlap,
+        batch=args.batch, scale=args.scale, creation_options=co, progress=prog, threads=args.threads,
+        precision=args.precision))
 
 
 __all__ = ["add_superresolve_parser", "run_superresolve"]

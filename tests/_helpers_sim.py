@@ -28,26 +28,16 @@ MOSAIC_TILES = [(64, 0), (96, 0), (128, 0), (64, 32), (96, 32), (128, 32)]
 
 def enmap_mosaic() -> dict:
     """The 64 x 96 px EnMAP mosaic (good bands only, reflectance) with wavelengths, FWHM and its grid."""
-    from affine import Affine
+    from csakd_qgis.core.corpus import read_enmap_tiles
+    from csakd_qgis.core.io import read_meta
 
-    from csakd_qgis.core.io import read_meta, read_reflectance
-
-    col0 = min(c for c, _ in MOSAIC_TILES)
-    row0 = min(r for _, r in MOSAIC_TILES)
-    ncol = max(c for c, _ in MOSAIC_TILES) + 32 - col0
-    nrow = max(r for _, r in MOSAIC_TILES) + 32 - row0
-    first = read_meta(ENMAP_DIR / f"enmap_potsdam_tile_{MOSAIC_TILES[0][0]}_{MOSAIC_TILES[0][1]}.tif")
-    good = first.good_bands()
-    cube = np.full((len(good), nrow, ncol), np.nan, np.float32)
-    for c, r in MOSAIC_TILES:
-        path = ENMAP_DIR / f"enmap_potsdam_tile_{c}_{r}.tif"
-        meta = read_meta(path)
+    for c, r in MOSAIC_TILES:  # the tiles lie on the 30 m grid the mosaic transform assumes
+        meta = read_meta(ENMAP_DIR / f"enmap_potsdam_tile_{c}_{r}.tif")
         assert meta.transform.c == 362175 + 30 * c and meta.transform.f == 5809965 - 30 * r
-        cube[:, r - row0: r - row0 + meta.height, c - col0: c - col0 + meta.width] = read_reflectance(path, bands=good)
-    keep = [k for k in range(len(good)) if np.isfinite(cube[k]).any()]
-    transform = Affine(30.0, 0.0, 362175 + 30 * col0, 0.0, -30.0, 5809965 - 30 * row0)
-    return {"cube": cube[keep], "wavelengths": np.array([first.wavelengths[good[k]] for k in keep]),
-            "fwhm": np.array([first.fwhm[good[k]] for k in keep]), "transform": transform, "crs": first.crs}
+    cube, wl, fw, geo = read_enmap_tiles(MOSAIC_TILES, SHARED_DATA)
+    keep = [k for k in range(cube.shape[0]) if np.isfinite(cube[k]).any()]
+    return {"cube": cube[keep], "wavelengths": wl[keep], "fwhm": fw[keep], "transform": geo["transform"],
+            "crs": geo["crs"]}
 
 
 def smooth_cube(n_bands: int = 30, h: int = 48, w: int = 60, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

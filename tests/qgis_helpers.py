@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tempfile
 from pathlib import Path
 
+import pytest
 from conftest import QGIS_PROCESS
 
 
@@ -38,3 +40,23 @@ def assert_same_grid(a: str | Path, b: str | Path) -> None:
         assert da.crs == db.crs
         assert da.transform.almost_equals(db.transform)
         assert (da.width, da.height) == (db.width, db.height)
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Files left in an output folder (temporary files included)."""
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def unwritable_folder(tmp_path: Path) -> Path:
+    """A folder that refuses new files: read-only permissions, or (as root, who ignores them) /sys/fs."""
+    d = tmp_path / "readonly"
+    d.mkdir()
+    d.chmod(0o555)
+    for cand in (d, Path("/sys/fs"), Path("/proc/sys")):
+        try:
+            fd, probe = tempfile.mkstemp(dir=str(cand))
+        except OSError:
+            return cand
+        os.close(fd)
+        os.remove(probe)
+    pytest.skip("no unwritable folder available (running as root without a read-only /sys)")

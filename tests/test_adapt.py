@@ -16,8 +16,6 @@ acceptance run (300 steps, ~20 s).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +23,8 @@ import pytest
 import rasterio
 from _helpers_raster import ENMAP_DIR, HAVE_SHARED, MSI_SPEC, enmap_reference, write_pair
 from conftest import ROOT
-from qgis_helpers import run_json
+from qgis_helpers import leftovers, run_json, unwritable_folder
 
-torch = pytest.importorskip("torch")
 # validation strips narrower than the 11 px SSIM window give SSIM = NaN (recorded as null): expected here
 pytestmark = pytest.mark.filterwarnings("ignore:Mean of empty slice:RuntimeWarning")
 
@@ -35,23 +32,6 @@ ZOO_X4 = ROOT / "models" / "enmap_s2-4band_x4.json"
 FAST = {"budget_min": 0.0, "steps": 4, "val_every": 2, "device": "cpu", "warmup_steps": 2}  # FitConfig kwargs
 
 
-def leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
-
-
-def unwritable_folder(tmp_path: Path) -> Path:
-    """A folder that refuses new files: read-only permissions, or (as root, who ignores them) /sys/fs."""
-    d = tmp_path / "readonly"
-    d.mkdir()
-    d.chmod(0o555)
-    for cand in (d, Path("/sys/fs"), Path("/proc/sys")):
-        try:
-            fd, probe = tempfile.mkstemp(dir=str(cand))
-        except OSError:
-            return cand
-        os.close(fd)
-        os.remove(probe)
-    pytest.skip("no unwritable folder available (running as root without a read-only /sys)")
 
 
 @pytest.fixture(scope="module")

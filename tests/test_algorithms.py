@@ -13,7 +13,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import numpy as np
 import pytest
 import rasterio
 from conftest import ROOT
-from qgis_helpers import assert_same_grid, run_json
+from qgis_helpers import assert_same_grid, leftovers, run_json, unwritable_folder
 
 pytestmark = pytest.mark.qgis
 
@@ -92,24 +91,6 @@ def assert_hsi_metadata(out, hsi) -> None:
             assert float(o.tags(b)["fwhm"]) == pytest.approx(float(h.tags(b)["fwhm"]), abs=1e-3)
 
 
-def leftovers(folder: Path) -> list[str]:
-    """Files left in an output folder (temporary files included)."""
-    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
-
-
-def unwritable_folder(tmp_path: Path) -> Path:
-    """A folder that refuses new files: read-only permissions, or (as root, who ignores them) /sys/fs."""
-    d = tmp_path / "readonly"
-    d.mkdir()
-    d.chmod(0o555)
-    for cand in (d, Path("/sys/fs"), Path("/proc/sys")):
-        try:
-            fd, probe = tempfile.mkstemp(dir=str(cand))
-        except OSError:
-            return cand
-        os.close(fd)
-        os.remove(probe)
-    pytest.skip("no unwritable folder available (running as root without a read-only /sys)")
 
 
 def far_copy(src, dst, dx: float = 100_000.0) -> Path:

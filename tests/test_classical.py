@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 from _helpers_sim import enmap_mosaic, requires_shared_data, smooth_cube
@@ -116,7 +114,6 @@ def test_user_errors(sim):
 
 @requires_shared_data
 @pytest.mark.shared_data
-@pytest.mark.skipif(importlib.util.find_spec("pyrsr") is None, reason="pyrsr (SRF data) not installed")
 @pytest.mark.parametrize("s", [3, 4])
 def test_enmap_gsa_glp_beat_bicubic(s):
     m = enmap_mosaic()

@@ -81,7 +81,8 @@ def test_corpus_grid_ranges_provenance_and_split():
 def test_base_residual_training_starts_exactly_at_the_classical_estimate(tmp_path):
     """residual="base" + zero head: the untrained net IS the classical (GLP) fusion fitted on the whole scene,
     and the step-0 validation (val_at_start) equals the GLP baseline metrics."""
-    torch = pytest.importorskip("torch")
+    import torch
+
     from csakd_qgis.core.classical import fuse_classical
     from csakd_qgis.core.train import TrainConfig, baseline_metrics, make_wald_scenes, train
 

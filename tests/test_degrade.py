@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 import rasterio
@@ -23,8 +21,6 @@ from csakd_qgis.core.degrade import (
 from csakd_qgis.core.errors import CsakdError
 from csakd_qgis.core.io import read_meta, read_reflectance, write_raster
 from csakd_qgis.core.srf import load_srf, srf_matrix
-
-requires_pyrsr = pytest.mark.skipif(importlib.util.find_spec("pyrsr") is None, reason="pyrsr not installed")
 
 
 @pytest.mark.parametrize("s", [2, 3, 4])
@@ -66,7 +62,6 @@ def test_nan_is_missing_not_contagious():
     np.testing.assert_allclose(lr[np.isfinite(lr)], 0.2, rtol=1e-6)
 
 
-@requires_pyrsr
 def test_msi_of_flat_spectrum_equals_value():
     wl = np.linspace(418, 2446, 218)
     R = srf_matrix(load_srf("S2A:B2,B3,B4,B8"), wl, np.full(218, 9.0))
@@ -119,7 +114,6 @@ def _write_reference(path, cube, wl, bad=(), nan_band=None, pixel=10.0):
             ds.update_tags(b + 1, bbl="0" if b in bad else "1")
 
 
-@requires_pyrsr
 def test_simulate_rasters_grid_metadata_and_bands(tmp_path):
     cube, wl = smooth_cube(60, 50, 38)
     ref = tmp_path / "ref.tif"

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-torch = pytest.importorskip("torch")
+import torch  # noqa: E402  (installed by make setup)
 
 from csakd_qgis.core.errors import CsakdError  # noqa: E402
 from csakd_qgis.core.modelcard import load_model, model_paths, read_card  # noqa: E402

@@ -84,7 +84,6 @@ def test_output_grid_bands_and_metadata_equal_inputs(pair, tmp_path):
 
 
 def test_tiled_equals_whole_for_conv_model(pair, tmp_path):
-    pytest.importorskip("torch")
     n_h = sum(pair["bbl"])
     pred = CallablePredictor(_tiny_conv(n_h, 4, 4), 4, n_h, 4, name="tiny-conv", halo_lr=3)
     whole = fuse(pair["hsi"], pair["msi"], tmp_path / "whole.tif", model=pred, tile=512)
@@ -156,7 +155,6 @@ def test_mirrored_context_beyond_the_rasters(pair):
 
 def test_column_groups_equal_whole_for_conv_model(pair, tmp_path):
     """Column groups (cuts on 16-px output blocks) with chunked reads: same output as one window."""
-    pytest.importorskip("torch")
     n_h = sum(pair["bbl"])
     pred = CallablePredictor(_tiny_conv(n_h, 4, 4), 4, n_h, 4, name="tiny-conv", halo_lr=3)
     co = {"BLOCKXSIZE": "16", "BLOCKYSIZE": "16"}
@@ -268,7 +266,6 @@ def test_qualified_input_errors(pair, tmp_path):
 
 def test_torch_model_from_card(pair, tmp_path):
     """A tiny CSAKD saved with modelcard: loads, runs tiled on CPU; residual='base' untrained == its GLP base."""
-    pytest.importorskip("torch")
     from csakd_qgis.core.modelcard import save_model
     from csakd_qgis.nets.csakd import CSAKDConfig, build_model
 
@@ -294,7 +291,6 @@ def test_torch_model_from_card(pair, tmp_path):
 
 def test_torch_model_nodata_and_normalisation(tmp_path):
     """Per-band normalised network: NaN inputs are filled before the net and masked to nodata after it."""
-    pytest.importorskip("torch")
     from csakd_qgis.core.modelcard import save_model
     from csakd_qgis.nets.csakd import CSAKDConfig, build_model
 
@@ -316,7 +312,7 @@ def test_torch_model_nodata_and_normalisation(tmp_path):
 
 
 def test_cuda_requested_without_gpu_is_a_clear_error(pair, tmp_path):
-    torch = pytest.importorskip("torch")
+    import torch
     if torch.cuda.is_available():
         pytest.skip("a CUDA GPU is present")
     from csakd_qgis.core.infer import resolve_device
@@ -422,7 +418,7 @@ def test_csa_tiled_vs_whole_psnr_at_default_tile(model, tmp_path):
     windows) and once as one window; the PSNR between the two (metrics.psnr: per band, peak = the
     whole-image band maximum) must be >= 50 dB. Models in $CSAKD_CSA_TILING_MODELS are checked the same way.
     """
-    torch = pytest.importorskip("torch")
+    import torch
     from affine import Affine
     from scipy.ndimage import zoom
 

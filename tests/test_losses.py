@@ -5,8 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-
-torch = pytest.importorskip("torch")
+import torch  # noqa: E402  (installed by make setup)
 
 from csakd_qgis.nets.losses import (  # noqa: E402
     LossWeights,

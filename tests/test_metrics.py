@@ -7,12 +7,11 @@ import warnings
 
 import numpy as np
 import pytest
+import sewar.full_ref as sewar_full_ref  # noqa: E402  (test dependency installed by make setup)
 
 from csakd_qgis.core import metrics as M
 from csakd_qgis.core.errors import CsakdError
 from csakd_qgis.core.report import json_safe
-
-sewar_full_ref = pytest.importorskip("sewar.full_ref", reason="sewar (test dependency) is not installed")
 
 
 def _hwc(x: np.ndarray) -> np.ndarray:

@@ -6,9 +6,7 @@ import json
 
 import numpy as np
 import pytest
-
-torch = pytest.importorskip("torch")
-pytest.importorskip("safetensors")
+import torch  # noqa: E402  (installed by make setup)
 
 from csakd_qgis.core.errors import CsakdError  # noqa: E402
 from csakd_qgis.core.modelcard import (  # noqa: E402

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-
-torch = pytest.importorskip("torch")
+import torch  # noqa: E402  (installed by make setup)
 
 from csakd_qgis.nets.complexity import conv_macs, count_params, csakd_complexity  # noqa: E402
 from csakd_qgis.nets.csakd import CSAKDConfig, build_model, preset_configs  # noqa: E402

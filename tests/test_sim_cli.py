@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import re
 
@@ -16,8 +15,6 @@ from csakd_qgis.cli_sim import add_evaluate_parser, add_simulate_parser
 from csakd_qgis.core.classical import fuse_classical
 from csakd_qgis.core.errors import CsakdError
 from csakd_qgis.core.io import read_meta, read_reflectance, write_raster
-
-requires_pyrsr = pytest.mark.skipif(importlib.util.find_spec("pyrsr") is None, reason="pyrsr not installed")
 
 
 def run(argv: list[str]) -> int:
@@ -41,7 +38,6 @@ def _fuse_to_file(lr_path, msi_path, out_path, s, method="glp"):
     return out_path
 
 
-@requires_pyrsr
 def test_simulate_then_evaluate(tmp_path, capsys):
     cube, wl = smooth_cube(40, 50, 46, seed=2)
     ref = _reference(tmp_path / "ref.tif", cube, wl, from_origin(500000.0, 4000000.0, 10.0, 10.0))
@@ -113,7 +109,6 @@ def test_cli_user_errors(tmp_path):
 
 
 @requires_shared_data
-@requires_pyrsr
 @pytest.mark.shared_data
 def test_enmap_cli_roundtrip(tmp_path):
     m = enmap_mosaic()

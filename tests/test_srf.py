@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 
 import numpy as np
@@ -13,11 +12,7 @@ from csakd_qgis.core import srf as srfmod
 from csakd_qgis.core.errors import CsakdError
 from csakd_qgis.core.srf import SRF, canonical_band, gaussian_srf, load_srf, srf_matrix
 
-requires_pyrsr = pytest.mark.skipif(importlib.util.find_spec("pyrsr") is None,
-                                    reason="pyrsr (SRF data files) is not installed: pip install --no-deps pyrsr")
 
-
-@requires_pyrsr
 def test_s2a_centroids_match_esa_values():
     s = load_srf("S2A:B2,B3,B4,B8")
     assert s.sensor == "Sentinel-2A" and s.band_names == ["B2", "B3", "B4", "B8"]
@@ -25,7 +20,6 @@ def test_s2a_centroids_match_esa_values():
     assert s.responses.shape == (4, s.wavelengths.size) and s.responses.min() >= 0
 
 
-@requires_pyrsr
 def test_landsat8_micrometres_converted_to_nm():
     s = load_srf("L8")
     assert s.band_names == ["B1", "B2", "B3", "B4", "B5", "B6", "B7"]  # no pan, cirrus, thermal by default
@@ -33,7 +27,6 @@ def test_landsat8_micrometres_converted_to_nm():
     np.testing.assert_allclose(s.centroids()[:5], [443, 482, 561, 655, 865], atol=2.0)
 
 
-@requires_pyrsr
 @pytest.mark.parametrize("alias,full,nb", [("S2B", "Sentinel-2B", 12), ("Landsat-9", "Landsat-9", 7),
                                            ("RE", "RapidEye", 5), ("sentinel2a", "Sentinel-2A", 12)])
 def test_sensor_aliases_and_default_band_sets(alias, full, nb):
@@ -44,14 +37,12 @@ def test_sensor_aliases_and_default_band_sets(alias, full, nb):
     assert np.all((c > 400) & (c < 2500))
 
 
-@requires_pyrsr
 def test_band_names_are_normalised_and_ordered():
     s = load_srf("S2A:b8a, B02,4")
     assert s.band_names == ["B8A", "B2", "B4"]
     assert canonical_band("band_11") == "B11" and canonical_band("8a") == "B8A"
 
 
-@requires_pyrsr
 def test_pyrsr_is_read_without_importing_it():
     was_loaded = "pyrsr" in sys.modules
     load_srf("S2B:B2")
@@ -65,7 +56,6 @@ def test_missing_pyrsr_gives_install_hint(monkeypatch):
         load_srf("S2A")
 
 
-@requires_pyrsr
 def test_unknown_sensor_and_band_errors(tmp_path):
     with pytest.raises(CsakdError, match="Unknown sensor"):
         load_srf("WV3")
@@ -145,7 +135,6 @@ def test_srf_matrix_refuses_uncovered_bands():
     assert np.isclose(R.sum(), 1.0)
 
 
-@requires_pyrsr
 def test_srf_matrix_real_s2a_on_enmap_like_grid():
     wl = np.r_[np.linspace(418, 993, 91), np.linspace(1000, 2446, 127)]
     R = srf_matrix(load_srf("S2A:B2,B3,B4,B8"), wl, np.full(wl.size, 8.0))
@@ -153,7 +142,6 @@ def test_srf_matrix_real_s2a_on_enmap_like_grid():
 
 
 @requires_shared_data
-@requires_pyrsr
 @pytest.mark.shared_data
 def test_package_files_match_shared_copy():
     pkg = srfmod.pyrsr_data_dir() / "Sentinel-2A" / "MSI" / "band_2"

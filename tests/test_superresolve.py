@@ -10,10 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+import torch  # noqa: E402  (installed by make setup)
 from conftest import ROOT, SHARED_DATA
 from qgis_helpers import run_json
-
-torch = pytest.importorskip("torch")
 
 from csakd_qgis.core.errors import CancelledError, CsakdError  # noqa: E402
 from csakd_qgis.core.modelcard import save_model  # noqa: E402

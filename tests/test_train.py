@@ -8,8 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-torch = pytest.importorskip("torch")
+import torch  # noqa: E402  (installed by make setup)
 
 from csakd_qgis.core.degrade import block_mean, wald_degrade  # noqa: E402
 from csakd_qgis.core.errors import CancelledError, CsakdError  # noqa: E402

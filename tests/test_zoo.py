@@ -9,8 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-
 from csakd_qgis.core.modelcard import load_model, model_paths, read_card  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from qgis.core import QgsProcessingException, QgsProcessingParameterEnum, QgsProcessingParameterFile
-
-from .fusion_base import FusionBase
-
-FILE_CHOICE = "file"
+from .fusion_base import FILE_CHOICE, ModelFusionBase
 
 
 def model_choices() -> list[str]:
@@ -16,10 +12,8 @@ def model_choices() -> list[str]:
     return [*available_models(), "glp", "gsa", "bicubic", FILE_CHOICE]
 
 
-class FuseAlgorithm(FusionBase):
+class FuseAlgorithm(ModelFusionBase):
     """The main job: a knowledge-distilled CSAKD student (or any model card) through the tiled engine."""
-
-    MODEL, MODEL_FILE = "MODEL", "MODEL_FILE"
 
     def name(self) -> str:
         return "fuse"
@@ -52,36 +46,11 @@ class FuseAlgorithm(FusionBase):
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
         self.add_inputs()
-        choices = model_choices()
-        self.addParameter(QgsProcessingParameterEnum(self.MODEL, self.tr("Model"), options=choices,
-                                                     defaultValue=choices[0], usesStaticStrings=True))
-        self.addParameter(QgsProcessingParameterFile(
-            self.MODEL_FILE, self.tr("Model file (.safetensors, when MODEL is 'file')"),
-            extension="safetensors", optional=True))
+        self.add_model_parameters(model_choices())
         self.add_run_options(learned=True)
 
-    def checkParameterValues(self, parameters, context):  # noqa: N802
-        ok, msg = super().checkParameterValues(parameters, context)
-        if not ok:
-            return ok, msg
-        try:
-            self._model(parameters, context)
-        except QgsProcessingException as exc:
-            return False, str(exc)
-        return True, ""
-
-    def _model(self, parameters, context) -> str:
-        choice = self.enum_string(parameters, self.MODEL, context)
-        path = self.parameterAsFile(parameters, self.MODEL_FILE, context)
-        if choice == FILE_CHOICE or (path and choice != FILE_CHOICE and parameters.get(self.MODEL) is None):
-            if not path:
-                raise QgsProcessingException("MODEL is 'file' but no MODEL_FILE was given: choose a .safetensors "
-                                             "model file (with its .json card beside it).")
-            return path
-        return choice
-
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        model = self._model(parameters, context)
+        model = self.selected_model(parameters, context)
         device = self.enum_string(parameters, self.DEVICE, context)
         model_file = self.parameterAsFile(parameters, self.MODEL_FILE, context)
         if model_file and model != model_file:

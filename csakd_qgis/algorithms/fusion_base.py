@@ -9,6 +9,7 @@ from qgis.core import (
     QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
@@ -18,6 +19,7 @@ from qgis.core import (
 from .base import CsakdAlgorithm
 
 DEVICES = ["auto", "cpu", "cuda"]
+FILE_CHOICE = "file"
 
 
 class FusionBase(CsakdAlgorithm):
@@ -128,3 +130,38 @@ class FusionBase(CsakdAlgorithm):
         from ..core.fuse import fuse
 
         return fuse
+
+
+class ModelFusionBase(FusionBase):
+    """A fusion algorithm with a MODEL choice (names + 'file') and a MODEL_FILE (.safetensors) parameter."""
+
+    MODEL, MODEL_FILE = "MODEL", "MODEL_FILE"
+
+    def add_model_parameters(self, choices: list[str]) -> None:
+        """MODEL (the first choice is the default) and the optional MODEL_FILE."""
+        self.addParameter(QgsProcessingParameterEnum(self.MODEL, self.tr("Model"), options=choices,
+                                                     defaultValue=choices[0], usesStaticStrings=True))
+        self.addParameter(QgsProcessingParameterFile(
+            self.MODEL_FILE, self.tr("Model file (.safetensors, when MODEL is 'file')"),
+            extension="safetensors", optional=True))
+
+    def checkParameterValues(self, parameters, context):  # noqa: N802
+        ok, msg = super().checkParameterValues(parameters, context)
+        if not ok:
+            return ok, msg
+        try:
+            self.selected_model(parameters, context)
+        except QgsProcessingException as exc:
+            return False, str(exc)
+        return True, ""
+
+    def selected_model(self, parameters, context) -> str:
+        """The chosen model name, or the MODEL_FILE path when MODEL is 'file' (or only a file was given)."""
+        choice = self.enum_string(parameters, self.MODEL, context)
+        path = self.parameterAsFile(parameters, self.MODEL_FILE, context)
+        if choice == FILE_CHOICE or (path and parameters.get(self.MODEL) is None):
+            if not path:
+                raise QgsProcessingException("MODEL is 'file' but no MODEL_FILE was given: choose a .safetensors "
+                                             "model file (with its .json card beside it).")
+            return path
+        return choice

@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import functools
 
-from qgis.core import (
-    QgsProcessingException,
-    QgsProcessingParameterEnum,
-    QgsProcessingParameterFile,
-    QgsProcessingParameterNumber,
-)
+from qgis.core import QgsProcessingParameterNumber
 
-from .fusion_base import FusionBase
+from .fusion_base import FILE_CHOICE, ModelFusionBase
 
-FILE_CHOICE = "file"
 BICUBIC = "bicubic"
 
 
@@ -24,12 +18,12 @@ def model_choices() -> list[str]:
     return [*available_models("dodn"), BICUBIC, FILE_CHOICE]
 
 
-class SuperresolveAlgorithm(FusionBase):
+class SuperresolveAlgorithm(ModelFusionBase):
     """LR-HSI in, HR-HSI out (pixel size / s) through the tiled engine (core.superresolve.superresolve)."""
 
     GROUP, GROUP_ID = "Single-image super-resolution", "superresolution"
     NEEDS_MSI = False
-    MODEL, MODEL_FILE, SCALE = "MODEL", "MODEL_FILE", "SCALE"
+    SCALE = "SCALE"
 
     def __init__(self) -> None:
         super().__init__()
@@ -60,12 +54,7 @@ class SuperresolveAlgorithm(FusionBase):
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
         self.add_inputs()
-        choices = model_choices()
-        self.addParameter(QgsProcessingParameterEnum(self.MODEL, self.tr("Model"), options=choices,
-                                                     defaultValue=choices[0], usesStaticStrings=True))
-        self.addParameter(QgsProcessingParameterFile(
-            self.MODEL_FILE, self.tr("Model file (.safetensors, when MODEL is 'file')"),
-            extension="safetensors", optional=True))
+        self.add_model_parameters(model_choices())
         scale = QgsProcessingParameterNumber(self.SCALE, self.tr("Scale factor (bicubic only)"),
                                              QgsProcessingParameterNumber.Integer, 4, minValue=2, maxValue=16)
         scale.setFlags(scale.flags() | scale.FlagAdvanced)
@@ -75,26 +64,6 @@ class SuperresolveAlgorithm(FusionBase):
         if out is not None:
             out.setDescription(self.tr("Super-resolved hyperspectral image"))
 
-    def checkParameterValues(self, parameters, context):  # noqa: N802
-        ok, msg = super().checkParameterValues(parameters, context)
-        if not ok:
-            return ok, msg
-        try:
-            self._model(parameters, context)
-        except QgsProcessingException as exc:
-            return False, str(exc)
-        return True, ""
-
-    def _model(self, parameters, context) -> str:
-        choice = self.parameterAsEnumString(parameters, self.MODEL, context)
-        path = self.parameterAsFile(parameters, self.MODEL_FILE, context)
-        if choice == FILE_CHOICE or (path and parameters.get(self.MODEL) is None):
-            if not path:
-                raise QgsProcessingException("MODEL is 'file' but no MODEL_FILE was given: choose a .safetensors "
-                                             "model file (with its .json card beside it).")
-            return path
-        return choice
-
     def core_function(self):
         """core.superresolve.superresolve (with the SCALE parameter for bicubic)."""
         from ..core.superresolve import superresolve
@@ -102,7 +71,7 @@ class SuperresolveAlgorithm(FusionBase):
         return functools.partial(superresolve, scale=self._scale) if self._scale else superresolve
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        model = self._model(parameters, context)
+        model = self.selected_model(parameters, context)
         device = self.parameterAsEnumString(parameters, self.DEVICE, context)
         self._scale = self.parameterAsInt(parameters, self.SCALE, context) if model == BICUBIC else None
         feedback.pushInfo(f"Model: {model}; requested device: {device}")

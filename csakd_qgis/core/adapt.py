@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from .errors import CancelledError, CsakdError
+from .io import check_writable_folder
 
 log = logging.getLogger("csakd_qgis.adapt")
 
@@ -193,18 +194,7 @@ def check_model_output(path: str | os.PathLike, inputs: Sequence[str | os.PathLi
         raise CsakdError(f"The output model '{p}' has extension '{p.suffix}', but models are written as "
                          f"'{MODEL_SUFFIX}' weights with a .json card beside them. Rename it to end in "
                          f"{MODEL_SUFFIX}.")
-    folder = p.parent if str(p.parent) else Path(".")
-    if not folder.is_dir():
-        raise CsakdError(f"The folder of the output model '{folder}' does not exist: create it or choose another.")
-    try:  # os.access says yes to root even on read-only mounts: really try
-        import tempfile
-
-        fd, probe = tempfile.mkstemp(prefix=".csakd-write-test.", dir=str(folder))
-        os.close(fd)
-        os.remove(probe)
-    except OSError as exc:
-        raise CsakdError(f"The folder of the output model '{folder}' is not writable ({exc.strerror}): choose "
-                         "another location.") from None
+    check_writable_folder(p, "output model")
     if p.is_dir():
         raise CsakdError(f"The output model '{p}' is a folder: give a file name ending in {MODEL_SUFFIX}.")
     for src in inputs:

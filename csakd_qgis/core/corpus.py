@@ -111,7 +111,17 @@ def _clean(cube: np.ndarray) -> np.ndarray:
 
 def enmap_block(tiles: Sequence[tuple[int, int]], data_dir: Path | None = None
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-    """Mosaic of EnMAP tiles given as (col, row) offsets: (cube (218, H, W), wavelengths, fwhm, geo dict)."""
+    """Mosaic of EnMAP tiles given as (col, row) offsets: (cube (218, H, W), wavelengths, fwhm, geo dict).
+
+    Reflectance clipped to [0, 1] (:func:`read_enmap_tiles` returns the values as stored).
+    """
+    cube, wl, fw, geo = read_enmap_tiles(tiles, data_dir)
+    return _clean(cube), wl, fw, geo
+
+
+def read_enmap_tiles(tiles: Sequence[tuple[int, int]], data_dir: Path | None = None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    """The good bands of EnMAP tiles (col, row offsets) mosaicked as stored; NaN where no tile covers."""
     from affine import Affine
 
     from .io import read_meta, read_reflectance
@@ -132,7 +142,7 @@ def enmap_block(tiles: Sequence[tuple[int, int]], data_dir: Path | None = None
     wl = np.array([first.wavelengths[i] for i in good], np.float64)
     fw = np.array([first.fwhm[i] for i in good], np.float64)
     geo = {"crs": first.crs, "transform": Affine(30.0, 0.0, 362175.0 + 30 * col0, 0.0, -30.0, 5809965.0 - 30 * row0)}
-    return _clean(cube), wl, fw, geo
+    return cube, wl, fw, geo
 
 
 def resample_cube(cube: np.ndarray, wl_src: Sequence[float], fw_src: Sequence[float] | None,

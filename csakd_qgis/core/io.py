@@ -246,16 +246,9 @@ def read_window_raw(ds, window, indexes: Sequence[int], fill: float = np.nan, ou
     return out
 
 
-def check_output_path(path: str | os.PathLike, inputs: Sequence[str | os.PathLike] = (),
-                      role: str = "output raster") -> Path:
-    """Validate an output path before any compute: GeoTIFF extension, writable folder, not an input."""
-    p = Path(str(path)).expanduser()
-    if not str(path):
-        raise CsakdError(f"The {role} path is empty: give a .tif file name.")
-    if p.suffix.lower() not in SUPPORTED_OUTPUT_EXTENSIONS:
-        raise CsakdError(f"The {role} '{p}' has extension '{p.suffix}', but only GeoTIFF "
-                         f"({', '.join(SUPPORTED_OUTPUT_EXTENSIONS)}) is written. Rename it to end in .tif.")
-    parent = p.parent if str(p.parent) else Path(".")
+def check_writable_folder(path: Path, role: str) -> Path:
+    """The folder of output ``path``; CsakdError when it is missing or not writable (tested by a real write)."""
+    parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise CsakdError(f"The folder of the {role} '{parent}' does not exist: create it or choose another.")
     if not os.access(parent, os.W_OK):
@@ -267,6 +260,19 @@ def check_output_path(path: str | os.PathLike, inputs: Sequence[str | os.PathLik
     except OSError as exc:
         raise CsakdError(f"The folder of the {role} '{parent}' is not writable ({exc.strerror}): choose another "
                          "location.") from None
+    return parent
+
+
+def check_output_path(path: str | os.PathLike, inputs: Sequence[str | os.PathLike] = (),
+                      role: str = "output raster") -> Path:
+    """Validate an output path before any compute: GeoTIFF extension, writable folder, not an input."""
+    p = Path(str(path)).expanduser()
+    if not str(path):
+        raise CsakdError(f"The {role} path is empty: give a .tif file name.")
+    if p.suffix.lower() not in SUPPORTED_OUTPUT_EXTENSIONS:
+        raise CsakdError(f"The {role} '{p}' has extension '{p.suffix}', but only GeoTIFF "
+                         f"({', '.join(SUPPORTED_OUTPUT_EXTENSIONS)}) is written. Rename it to end in .tif.")
+    check_writable_folder(p, role)
     if p.is_dir():
         raise CsakdError(f"The {role} '{p}' is a folder: give a file name ending in .tif.")
     for src in inputs:

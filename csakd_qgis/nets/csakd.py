@@ -11,7 +11,6 @@ nearest upsampling of LR features all follow it.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .blocks import CSA_MODES, CSAFusion, Stream, lrelu
+from .config import DictConfig
 
 STREAMS = ("hm", "mh", "h", "m")
 RESIDUAL_MODES = ("bilinear", "bicubic", "none", "base")
@@ -32,7 +32,7 @@ def _streams(hm: int, mh: int, h: int, m: int) -> dict[str, int]:
 
 
 @dataclass
-class CSAKDConfig:
+class CSAKDConfig(DictConfig):
     """Architecture of one CSAKD network (teacher or student); JSON-serialisable via to_dict.
 
     - ``blocks``: CLRA blocks per stream, keys ``hm`` (HR joint), ``mh`` (LR joint), ``h`` (HSI, LR),
@@ -87,19 +87,6 @@ class CSAKDConfig:
             raise ValueError(f"CSAKDConfig.d={self.d} must be divisible by heads={self.heads}")
         if any(b < 0 for b in self.blocks.values()):
             raise ValueError(f"CSAKDConfig.blocks must be >= 0, got {self.blocks}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-serialisable dict (round-trips through :meth:`from_dict`)."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CSAKDConfig:
-        """Build from :meth:`to_dict` output; unknown keys raise ValueError."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise ValueError(f"unknown CSAKDConfig keys: {sorted(unknown)}")
-        return cls(**{k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()})
 
 
 def preset_configs(name: str, hsi_bands: int, msi_bands: int, scale: int, **overrides: Any

@@ -37,7 +37,6 @@ Pure torch (imported only where the networks are needed).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .blocks import init_scaled_kaiming, lrelu
+from .config import DictConfig
 
 NETS = ("teacher", "student")
 RESIDUAL_MODES = ("bicubic", "bilinear", "none")
@@ -54,7 +54,7 @@ PRESETS = ("paper", "lite")
 
 
 @dataclass
-class DODNConfig:
+class DODNConfig(DictConfig):
     """Architecture of one DODN-style network (``net`` = "teacher" or "student"); JSON via to_dict/from_dict.
 
     Shared: ``hsi_bands`` (C_h), ``msi_bands`` (C_m), ``scale`` (s), ``nf`` (2D feature width),
@@ -100,19 +100,6 @@ class DODNConfig:
             raise ValueError(f"DODNConfig.residual must be one of {RESIDUAL_MODES}, got {self.residual!r}")
         if self.net == "teacher" and self.residual != "none":
             raise ValueError("the DODN teacher sees only the HR-MSI: its residual must be 'none'")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-serialisable dict (round-trips through :meth:`from_dict`)."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DODNConfig:
-        """Build from :meth:`to_dict` output; unknown keys raise ValueError."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise ValueError(f"unknown DODNConfig keys: {sorted(unknown)}")
-        return cls(**data)
 
 
 def preset_configs(name: str, hsi_bands: int, msi_bands: int, scale: int, **overrides: Any
