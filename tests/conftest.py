@@ -65,3 +65,19 @@ def synthetic_pair(tmp_path_factory) -> dict:
     lr, msi = d / "lr_hsi.tif", d / "hr_msi.tif"
     simulate_rasters(str(ref), "S2A:B2,B3,B4,B8", 4, str(lr), str(msi))
     return {"dir": d, "reference": ref, "hsi": lr, "msi": msi, "scale": 4}
+
+
+@pytest.fixture(scope="module")
+def provider(qgis_app, qgis_processing):
+    """Register our provider the way QGIS does for an enabled plugin; unload removes it again."""
+    from qgis.core import QgsApplication
+
+    from csakd_qgis import classFactory
+
+    plugin = classFactory(None)
+    plugin.initProcessing()
+    registry = QgsApplication.processingRegistry()
+    assert registry.providerById("csakd") is not None and registry.algorithmById("csakd:train") is not None
+    yield plugin
+    plugin.unload()
+    assert QgsApplication.processingRegistry().providerById("csakd") is None

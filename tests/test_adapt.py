@@ -32,8 +32,6 @@ ZOO_X4 = ROOT / "models" / "enmap_s2-4band_x4.json"
 FAST = {"budget_min": 0.0, "steps": 4, "val_every": 2, "device": "cpu", "warmup_steps": 2}  # FitConfig kwargs
 
 
-
-
 @pytest.fixture(scope="module")
 def tiny_pair(tmp_path_factory) -> dict:
     """A 40-band LR-HSI (16 x 16 px, 40 m) + S2 4-band HR-MSI (64 x 64 px, 10 m) GeoTIFF pair, scale 4.
@@ -438,20 +436,6 @@ def test_cli_models_lists_every_zoo_model(capsys):
 
 
 # ------------------------------------------------------------------------------------------ Processing
-@pytest.fixture(scope="module")
-def provider(qgis_app, qgis_processing):
-    """Register our provider the way QGIS does for an enabled plugin."""
-    from qgis.core import QgsApplication
-
-    from csakd_qgis import classFactory
-
-    plugin = classFactory(None)
-    plugin.initProcessing()
-    assert QgsApplication.processingRegistry().algorithmById("csakd:train") is not None
-    yield plugin
-    plugin.unload()
-
-
 @pytest.mark.qgis
 def test_processing_train_offers_only_fusion_students(provider):
     from qgis.core import QgsApplication

@@ -91,8 +91,6 @@ def assert_hsi_metadata(out, hsi) -> None:
             assert float(o.tags(b)["fwhm"]) == pytest.approx(float(h.tags(b)["fwhm"]), abs=1e-3)
 
 
-
-
 def far_copy(src, dst, dx: float = 100_000.0) -> Path:
     """A copy of ``src`` moved ``dx`` metres east (same CRS and pixel grid, no overlap with the original)."""
     from affine import Affine
@@ -150,20 +148,6 @@ def glp_fused(tmp_path_factory, synthetic_pair) -> Path:
     out = tmp_path_factory.mktemp("glp") / "fused_glp.tif"
     fuse(synthetic_pair["hsi"], synthetic_pair["msi"], out, model="glp")
     return out
-
-
-@pytest.fixture(scope="module")
-def provider(qgis_app, qgis_processing):
-    """Register our provider the way QGIS does for an enabled plugin."""
-    from qgis.core import QgsApplication
-
-    from csakd_qgis import classFactory
-
-    plugin = classFactory(None)
-    plugin.initProcessing()
-    assert QgsApplication.processingRegistry().providerById("csakd") is not None
-    yield plugin
-    plugin.unload()
 
 
 def test_provider_lists_every_algorithm(provider):

@@ -11,21 +11,6 @@ from qgis_helpers import assert_same_grid, run_qgis_process
 pytestmark = pytest.mark.qgis
 
 
-@pytest.fixture(scope="module")
-def provider(qgis_app, qgis_processing):
-    """Register our provider the way QGIS does for an enabled plugin."""
-    from qgis.core import QgsApplication
-
-    from csakd_qgis import classFactory
-
-    plugin = classFactory(None)
-    plugin.initProcessing()
-    assert QgsApplication.processingRegistry().providerById("csakd") is not None
-    yield plugin
-    plugin.unload()
-    assert QgsApplication.processingRegistry().providerById("csakd") is None
-
-
 def test_provider_registration_is_idempotent(provider):
     from qgis.core import QgsApplication
 

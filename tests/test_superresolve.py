@@ -191,20 +191,6 @@ def test_cli_superresolve(tmp_path, synthetic_pair, sr_model, capsys):
 
 
 # --------------------------------------------------------------------------------------------- QGIS
-@pytest.fixture(scope="module")
-def provider(qgis_app, qgis_processing):
-    """Register our provider the way QGIS does for an enabled plugin."""
-    from qgis.core import QgsApplication
-
-    from csakd_qgis import classFactory
-
-    plugin = classFactory(None)
-    plugin.initProcessing()
-    assert QgsApplication.processingRegistry().providerById("csakd") is not None
-    yield plugin
-    plugin.unload()
-
-
 @pytest.mark.qgis
 def test_processing_run_superresolve(provider, synthetic_pair, sr_model, tmp_path):
     from qgis.core import QgsApplication, QgsProcessingException

@@ -76,6 +76,17 @@ def fill_nodata(x: np.ndarray) -> np.ndarray:
     return np.nan_to_num(out, nan=0.0)
 
 
+def resolve_precision(precision: str | None, device: str, messages: list[str]) -> str:
+    """The network precision to use: fp16/bf16 only on CUDA (a note in ``messages`` otherwise)."""
+    p = (precision or "fp32").lower()
+    if p not in PRECISIONS:
+        raise CsakdError(f"Unknown precision '{precision}': use one of {', '.join(PRECISIONS)}.")
+    if p != "fp32" and not device.startswith("cuda"):
+        messages.append(f"Precision {p} is only used on CUDA; running fp32 on {device}.")
+        p = "fp32"
+    return p
+
+
 class Predictor:
     """Base class: attributes of every predictor and the shape checks of ``predict``."""
 
@@ -297,13 +308,7 @@ class TorchPredictor(Predictor):
         self.hsi_bands = int(self.card.get("hsi", {}).get("bands", cfg.get("hsi_bands", 0)))
         self.msi_bands = int(self.card.get("msi", {}).get("bands", cfg.get("msi_bands", 0)))
         self.residual = str(self.card.get("residual", cfg.get("residual", "none")))
-        p = (precision or "fp32").lower()
-        if p not in PRECISIONS:
-            raise CsakdError(f"Unknown precision '{precision}': use one of {', '.join(PRECISIONS)}.")
-        if p != "fp32" and not self.device.startswith("cuda"):
-            self.messages.append(f"Precision {p} is only used on CUDA; running fp32 on {self.device}.")
-            p = "fp32"
-        self.precision = p
+        self.precision = resolve_precision(precision, self.device, self.messages)
         self.device_used = self.device
         if self.device.startswith("cuda"):
             idx = torch.device(self.device).index or 0
@@ -420,6 +425,6 @@ def make_predictor(model: str | os.PathLike | Predictor, *, scale: int, hsi_band
     return pred_t
 
 
-__all__ = ["CallablePredictor", "ClassicalPredictor", "PRECISIONS", "Predictor", "TorchPredictor",
+__all__ = ["CallablePredictor", "ClassicalPredictor", "PRECISIONS", "Predictor", "TorchPredictor", "resolve_precision",
            "all_finite", "apply_mask", "available_models", "fill_nodata", "make_predictor", "model_dirs",
            "nodata_mask", "resolve_device", "resolve_model_path"]

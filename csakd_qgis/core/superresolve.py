@@ -120,7 +120,7 @@ class TorchSRPredictor(SRPredictor):
                  threads: int | None = None, halo_lr: int | None = None) -> None:
         import torch
 
-        from .infer import PRECISIONS, resolve_device
+        from .infer import resolve_device, resolve_precision
         from .modelcard import load_model, read_card
 
         self.messages = []
@@ -143,13 +143,7 @@ class TorchSRPredictor(SRPredictor):
         cfg = self.card["config"]
         self.scale = int(self.card["scale"])
         self.hsi_bands = int(self.card["hsi"]["bands"])
-        p = (precision or "fp32").lower()
-        if p not in PRECISIONS:
-            raise CsakdError(f"Unknown precision '{precision}': use one of {', '.join(PRECISIONS)}.")
-        if p != "fp32" and not self.device.startswith("cuda"):
-            self.messages.append(f"Precision {p} is only used on CUDA; running fp32 on {self.device}.")
-            p = "fp32"
-        self.precision = p
+        self.precision = resolve_precision(precision, self.device, self.messages)
         if self.device.startswith("cuda"):
             idx = torch.device(self.device).index or 0
             self.device_used = f"{self.device} ({torch.cuda.get_device_name(idx)})"
