@@ -44,8 +44,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 MSI_SRF = "gaussian:490/65,560/35,665/30,842/115"  # Sentinel-2-like B2, B3, B4, B8
-TARGET_RSS_RATIO = 1.1  # ISSUE: peak RSS of the largest size within 1.1 x that of the smallest
-TARGET_OUTSIDE_SHARE = 0.20  # ISSUE: share of the wall time outside the network below 20 %
+TARGET_RSS_RATIO = 1.1  # target: peak RSS of the largest size within 1.1 x that of the smallest
+TARGET_OUTSIDE_SHARE = 0.20  # target: share of the wall time outside the network below 20 %
 
 
 def _spectra(n_bands: int) -> tuple[np.ndarray, np.ndarray]:
@@ -79,8 +79,8 @@ def make_inputs(folder: Path, size: int, scale: int = 4, hsi_bands: int = 64, re
     from rasterio.crs import CRS
     from rasterio.windows import Window
 
-    from csakd_qgis.core.io import GeoTiffWriter
-    from csakd_qgis.core.srf import srf_matrix
+    from csakd_qgis.raster.io import GeoTiffWriter
+    from csakd_qgis.spectral.srf import srf_matrix
 
     if size % scale:
         raise SystemExit(f"size {size} is not a multiple of the scale {scale}")
@@ -113,8 +113,8 @@ def make_inputs(folder: Path, size: int, scale: int = 4, hsi_bands: int = 64, re
 def make_model(folder: Path, hsi_bands: int, scale: int, wavelengths: list[float], preset: str = "lite") -> str:
     """Save a randomly initialised CSAKD student of ``preset`` with its card; 'glp' if nets are unavailable."""
     try:
-        from csakd_qgis.core.modelcard import save_model
         from csakd_qgis.nets.csakd import build_model, preset_configs
+        from csakd_qgis.zoo.card import save_model
     except ImportError as exc:
         print(f"nets/csakd.py not usable ({exc}): benchmarking glp", file=sys.stderr)
         return "glp"
@@ -148,7 +148,7 @@ def _network_alone(model: str, device: str, precision: str, threads: int | None,
     timed as the median of ``repeats`` forwards after a warm-up one (the run's own first forward, with
     torch's one-off set-up, is in its network_s: the cross-check leans towards overstating the overhead).
     """
-    from csakd_qgis.core.infer import make_predictor
+    from csakd_qgis.fusion.predictors import make_predictor
 
     pred = make_predictor(model, scale=res.scale, hsi_bands=n_h, msi_bands=4, device=device,
                           precision=precision, threads=threads)
@@ -176,7 +176,7 @@ def _network_alone(model: str, device: str, precision: str, threads: int | None,
 
 def _child(args: argparse.Namespace) -> int:
     """One fusion run in this process; prints a JSON line with timings and peak RSS."""
-    import csakd_qgis.core.fuse as fuse_mod
+    import csakd_qgis.fusion.fuse as fuse_mod
 
     if args.model not in ("glp", "gsa", "bicubic"):
         import torch  # noqa: F401 - import cost outside the measured run

@@ -1,7 +1,7 @@
 """Network benchmark (not a test): forward time and peak memory per HR tile for the paper and lite
 teacher/student, and co-training steps/s of the lite pair, on this machine's CPU (or CUDA).
 
-Defaults follow SPEC §2: 172 HSI bands, 4 MSI bands, s = 4, HR 256 x 256 (LR 64 x 64), 2 CPU threads.
+Defaults follow the CSAKD paper: 172 HSI bands, 4 MSI bands, s = 4, HR 256 x 256 (LR 64 x 64), 2 CPU threads.
 Each measurement runs in a fresh subprocess so its peak resident memory (CPU) is its own: "peak MB" is
 the growth of the peak RSS during the forwards (activations and workspace; weights and inputs already
 allocated), "RSS MB" the process's absolute peak. On CUDA "peak MB" is torch.cuda.max_memory_allocated. Prints a table and writes JSON (--out).
@@ -16,6 +16,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from csakd_qgis.cli.common import positive_int
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,9 +78,9 @@ def child_train(spec: dict) -> dict:
     """Co-training steps/s (teacher step + student step with KD) of a preset pair."""
     import torch
 
-    from csakd_qgis.core.train import CSAKDPair
     from csakd_qgis.nets.csakd import build_model, preset_configs
     from csakd_qgis.nets.losses import LossWeights
+    from csakd_qgis.nets.pairs import CSAKDPair
 
     torch.set_num_threads(spec["threads"])
     dev = spec["device"]
@@ -136,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--msi-bands", type=int, default=4)
     parser.add_argument("--scale", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=2, help="timed forwards per network (after 1 warm-up)")
-    parser.add_argument("--train-steps", type=int, default=3, help="timed co-training steps (lite)")
+    parser.add_argument("--train-steps", type=positive_int, default=3, help="timed co-training steps (lite)")
     parser.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA")
     parser.add_argument("--quick", action="store_true", help="HR 128, 1 repeat: a smoke run")
     parser.add_argument("--_child", nargs=2, help=argparse.SUPPRESS)

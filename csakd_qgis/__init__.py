@@ -8,6 +8,6 @@ __version__ = "0.1.0"
 
 def classFactory(iface):  # noqa: N802 (QGIS API name)
     """Entry point QGIS calls to create the plugin instance."""
-    from .plugin import CsakdPlugin
+    from csakd_qgis.plugin import CsakdPlugin
 
     return CsakdPlugin(iface)

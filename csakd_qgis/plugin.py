@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from qgis.core import QgsApplication
 
+from csakd_qgis.provider import CsakdProvider
+
 
 class CsakdPlugin:
     """Keeps a Python reference to the provider so its algorithms are not garbage-collected."""
@@ -16,7 +18,6 @@ class CsakdPlugin:
         """Register the provider; QGIS calls this for qgis_process and at desktop start."""
         if self.provider is not None:
             return
-        from .provider import CsakdProvider
 
         registry = QgsApplication.processingRegistry()
         if registry.providerById(CsakdProvider.ID) is not None:

@@ -7,7 +7,8 @@ import os
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
-from . import __version__
+from csakd_qgis import __version__
+from csakd_qgis.algorithms import all_algorithms
 
 
 class CsakdProvider(QgsProcessingProvider):
@@ -39,7 +40,6 @@ class CsakdProvider(QgsProcessingProvider):
         return "tif"
 
     def loadAlgorithms(self) -> None:  # noqa: N802
-        from .algorithms import all_algorithms
 
         for alg in all_algorithms():
             self.addAlgorithm(alg)

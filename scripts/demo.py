@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """End-to-end demo (`make demo`): real Sentinel-2 MSI + synthetic EnMAP-like HSI -> fusion through qgis_process.
 
-1. builds the inputs (csakd_qgis.core.demo_scene): hr_msi.tif = REAL Sentinel-2 B2/B3/B4/B8 of the spyndex
+1. builds the inputs (csakd_qgis.spectral.demo_scene): hr_msi.tif = REAL Sentinel-2 B2/B3/B4/B8 of the spyndex
    sample tile; reference_hsi.tif = SYNTHETIC HR-HSI (real library spectra mixed to match that MSI);
    lr_hsi.tif = its Wald degradation by the scale;
 2. fuses them headless with `scripts/qgis_process.sh --json run csakd:fuse ...` (default zoo model) when
    that algorithm exists, else `csakd:fuse_classical` with METHOD=glp;
 3. writes quicklook.png (reference / fused / bicubic / real MSI, true colour, 2-98 % stretch of the
    reference), metrics.json (PSNR, SAM, ERGAS, ... for fused and bicubic) and report.html when
-   csakd_qgis.core.report is available; prints a summary. Exit status 1 with a message on failure.
+   csakd_qgis.quality.report is available; prints a summary. Exit status 1 with a message on failure.
 
 Usage: .venv/bin/python scripts/demo.py --out demo_out [--scale 3] [--size 300] [--seed 0]
 """
@@ -176,10 +176,10 @@ def write_quicklook(path: Path, ref: np.ndarray, fused: np.ndarray, bic: np.ndar
 def run_demo(out_dir: str | os.PathLike, scale: int = 3, size: int | None = None, seed: int = 0,
              method: str = "auto", profile: str | None = None, snr_db: float | None = None) -> dict:
     """Build inputs, fuse through qgis_process, evaluate; returns a summary dict (also in summary.json)."""
-    from csakd_qgis.core.classical import upsample_bicubic
-    from csakd_qgis.core.demo_scene import build_demo_inputs
-    from csakd_qgis.core.io import read_meta, read_reflectance
-    from csakd_qgis.core.metrics import compute_metrics
+    from csakd_qgis.fusion.classical import upsample_bicubic
+    from csakd_qgis.quality.metrics import compute_metrics
+    from csakd_qgis.raster.io import read_meta, read_reflectance
+    from csakd_qgis.spectral.demo_scene import build_demo_inputs
 
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -232,7 +232,7 @@ def run_demo(out_dir: str | os.PathLike, scale: int = 3, size: int | None = None
     metrics_path.write_text(json.dumps(summary, indent=2, default=float), encoding="utf-8")
     summary["files"]["metrics"] = str(metrics_path)
     try:
-        from csakd_qgis.core.report import build_report
+        from csakd_qgis.quality.report import build_report
     except ImportError:
         build_report = None
     if build_report is not None:

@@ -1,19 +1,19 @@
 #!/usr/bin/env python
-"""Train and export the DODN-style single-image SR zoo model ``enmap_x4_sr`` (SPEC §4; our reconstruction).
+"""Train and export the DODN-style single-image SR zoo model ``enmap_x4_sr`` (our reconstruction from the DODN abstract).
 
 Data: Wald pairs (s = 4; blur sigma s/2 + s x s block mean) of the real EnMAP Potsdam tiles in ../shared/data,
-218 usable bands; the privileged HR-MSI is Sentinel-2A B2, B3, B4, B8 synthesised through the SRFs (core.srf).
-Split (the same as core.corpus): TRAIN = the 6-tile block 64_0, 96_0, 128_0, 64_32, 96_32, 128_32 (one 64 x 96
+218 usable bands; the privileged HR-MSI is Sentinel-2A B2, B3, B4, B8 synthesised through the SRFs (spectral.srf).
+Split (the same as training.corpus): TRAIN = the 6-tile block 64_0, 96_0, 128_0, 64_32, 96_32, 128_32 (one 64 x 96
 mosaic); VAL = 160_64 + 192_64 (model selection); TEST = 160_160 + 192_160 (never used for any choice).
 
-Every run goes through the ONE training engine (core.train.train with arch "dodn"); each is resumable
+Every run goes through the ONE training engine (training.loop.train with arch "dodn"); each is resumable
 (``--resume`` continues from runs/dodn_x4/<variant>.ckpt.pt) and shows a progress bar:
 
-- ``online``  : teacher + KD student co-trained (SPEC §3 online mode). This run trains the teacher.
+- ``online``  : teacher + KD student co-trained (online mode). This run trains the teacher.
 - ``offline`` : KD student distilled from the frozen best teacher of the ``online`` run (teacher trained first).
 - ``nokd``    : the same student, same data, steps and seed, without any KD (the ablation).
 - ``export``  : evaluates bicubic, the teacher and the three students on TEST through the inference path
-  (core.superresolve predictors, whole scene), picks the KD variant with the better VALIDATION score, and
+  (fusion.superresolve predictors, whole scene), picks the KD variant with the better VALIDATION score, and
   writes models/enmap_x4_sr.safetensors + .json (test metrics, the no-KD student's metrics, complexity).
 
 Run each heavy step under the shared lock, e.g.:
@@ -58,8 +58,8 @@ def _name(tiles: list[tuple[int, int]]) -> str:
 
 def load_split(data_dir: Path | None = None) -> dict[str, Any]:
     """Wald scenes of TRAIN / VAL / TEST (one mosaic each) + band grid."""
-    from csakd_qgis.core.corpus import enmap_block
-    from csakd_qgis.core.train import make_wald_scenes
+    from csakd_qgis.training.corpus import enmap_block
+    from csakd_qgis.training.loop import make_wald_scenes
 
     out: dict[str, Any] = {}
     for split, tiles in (("train", TRAIN_TILES), ("val", VAL_TILES), ("test", TEST_TILES)):
@@ -83,17 +83,17 @@ def base_card(variant: str, argv: list[str]) -> dict[str, Any]:
                       "split": s} for s, t in (("train", TRAIN_TILES), ("val", VAL_TILES))],
             "split": {"train": [f"{c}_{r}" for c, r in TRAIN_TILES], "val": [f"{c}_{r}" for c, r in VAL_TILES],
                       "test": [f"{c}_{r}" for c, r in TEST_TILES]},
-            "msi_simulation": f"{SENSOR} SRFs (core.srf) applied to the reference HSI (privileged, training only)",
+            "msi_simulation": f"{SENSOR} SRFs (spectral.srf) applied to the reference HSI (privileged, training only)",
             "variant": variant,
-            "method": "DODN-style reconstruction from the abstract (SPEC §4; csakd_qgis.nets.dodn)",
+            "method": "DODN-style reconstruction from the abstract (csakd_qgis.nets.dodn)",
             "script": "scripts/train_dodn.py " + " ".join(argv)}}
 
 
 def run_train(variant: str, a: argparse.Namespace, argv: list[str]) -> int:
     import torch
 
-    from csakd_qgis.core.srf import load_srf
-    from csakd_qgis.core.train import TrainConfig, train
+    from csakd_qgis.spectral.srf import load_srf
+    from csakd_qgis.training.loop import TrainConfig, train
 
     torch.set_num_threads(a.threads)
     data = load_split()
@@ -125,12 +125,12 @@ def run_train(variant: str, a: argparse.Namespace, argv: list[str]) -> int:
 
 
 def evaluate(pred: Any, scenes: list[Any]) -> dict[str, dict[str, float]]:
-    """Metrics of an SR predictor (core.superresolve) on whole Wald scenes (LR-HSI only in).
+    """Metrics of an SR predictor (fusion.superresolve) on whole Wald scenes (LR-HSI only in).
 
     As in the raster engine, the scene gets ``halo_lr`` edge-replicated LR pixels of context on each side
     (cropped afterwards), so these numbers are what ``csakd superresolve`` delivers on the same raster.
     """
-    from csakd_qgis.core.metrics import compute_metrics
+    from csakd_qgis.quality.metrics import compute_metrics
 
     out = {}
     for sc in scenes:
@@ -145,8 +145,8 @@ def evaluate_teacher(path: Path, scenes: list[Any]) -> dict[str, dict[str, float
     """The spectral-SR teacher (HR-MSI in) on whole scenes, for reference."""
     import torch
 
-    from csakd_qgis.core.metrics import compute_metrics
-    from csakd_qgis.core.modelcard import load_model
+    from csakd_qgis.quality.metrics import compute_metrics
+    from csakd_qgis.zoo.card import load_model
 
     model, _ = load_model(path)
     out = {}
@@ -159,9 +159,10 @@ def evaluate_teacher(path: Path, scenes: list[Any]) -> dict[str, dict[str, float
 
 def fusion_reference(test_scenes: list[Any]) -> dict[str, Any]:
     """The CSAKD fusion zoo model at x4 (if present in models/) on the same TEST scene, for reference."""
-    from csakd_qgis.core.infer import TorchPredictor, available_models
-    from csakd_qgis.core.metrics import compute_metrics
+    from csakd_qgis.fusion.predictors import TorchPredictor
     from csakd_qgis.nets.complexity import csakd_complexity
+    from csakd_qgis.quality.metrics import compute_metrics
+    from csakd_qgis.zoo.registry import available_models
 
     out: dict[str, Any] = {}
     for name in available_models("csakd"):
@@ -186,10 +187,10 @@ def fusion_reference(test_scenes: list[Any]) -> dict[str, Any]:
 def run_export(a: argparse.Namespace, argv: list[str]) -> int:
     import torch
 
-    from csakd_qgis.core.modelcard import load_model, save_model
-    from csakd_qgis.core.superresolve import BicubicSRPredictor, TorchSRPredictor
-    from csakd_qgis.core.train import score
+    from csakd_qgis.fusion.superresolve import BicubicSRPredictor, TorchSRPredictor
     from csakd_qgis.nets.dodn import dodn_complexity
+    from csakd_qgis.training.loop import score
+    from csakd_qgis.zoo.card import load_model, save_model
 
     torch.set_num_threads(a.threads)
     data = load_split()
@@ -227,7 +228,7 @@ def run_export(a: argparse.Namespace, argv: list[str]) -> int:
     card["validation"]["test"] = {
         "protocol": ("Wald pairs (blur sigma s/2 + s x s block mean) of EnMAP tiles 160_160 + 192_160 (one "
                      "mosaic) never seen in training or model selection; whole scene through "
-                     "core.superresolve predictors with the engine's edge-replicated halo (= csakd superresolve "
+                     "fusion.superresolve predictors with the engine's edge-replicated halo (= csakd superresolve "
                      "on that raster); the student sees only the LR-HSI"),
         "scenes": [sc.name for sc in test],
         "metrics": {"bicubic": results["test"]["bicubic"], "student": results["test"][best],

@@ -1,10 +1,10 @@
 #!/usr/bin/env python
-"""Train, evaluate and export the model zoo (ISSUE 7/8). Reproducible (fixed seeds) and resumable.
+"""Train, evaluate and export the model zoo. Reproducible (fixed seeds) and resumable.
 
-One call = one run: corpus (core.corpus, fixed TRAIN/VAL/TEST split) -> Wald pairs at --scale with
-Sentinel-2A B2/B3/B4/B8 SRFs -> core.train.train (progress bar, JSON-lines log, checkpoint under
+One call = one run: corpus (training.corpus, fixed TRAIN/VAL/TEST split) -> Wald pairs at --scale with
+Sentinel-2A B2/B3/B4/B8 SRFs -> training.loop.train (progress bar, JSON-lines log, checkpoint under
 runs/<name>/, git-ignored) -> evaluation on the TEST split through the inference code path
-(core.infer.TorchPredictor / ClassicalPredictor: per-scene classical coefficients fitted on the whole test
+(fusion.predictors.TorchPredictor / ClassicalPredictor: per-scene classical coefficients fitted on the whole test
 scene, whole scene in one window) -> docs/results/<name>.json -> with --export, models/<zoo>.safetensors +
 card (student) and models/<zoo>_teacher (teacher).
 
@@ -42,8 +42,8 @@ def _short(m: dict[str, Any]) -> dict[str, float]:
 
 
 def evaluate_predictor(pred: Any, scenes: list[Any]) -> dict[str, dict[str, float]]:
-    """Metrics of a core.infer predictor on whole Wald scenes (prepare on the scene itself, then predict)."""
-    from csakd_qgis.core.metrics import compute_metrics
+    """Metrics of a fusion.predictors predictor on whole Wald scenes (prepare on the scene itself, then predict)."""
+    from csakd_qgis.quality.metrics import compute_metrics
 
     out = {}
     for sc in scenes:
@@ -59,7 +59,7 @@ def evaluate_predictor(pred: Any, scenes: list[Any]) -> dict[str, dict[str, floa
 
 def evaluate_all(student_path: Path | None, teacher_path: Path | None, scenes: list[Any], scale: int
                  ) -> dict[str, dict[str, dict[str, float]]]:
-    from csakd_qgis.core.infer import ClassicalPredictor, TorchPredictor
+    from csakd_qgis.fusion.predictors import ClassicalPredictor, TorchPredictor
 
     n_h, n_m = scenes[0].hr.shape[0], scenes[0].msi.shape[0]
     res = {m: evaluate_predictor(ClassicalPredictor(m, scale, n_h, n_m), scenes) for m in BASELINES}
@@ -109,9 +109,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from csakd_qgis.core.corpus import build_corpus, to_scenes
-    from csakd_qgis.core.srf import load_srf
-    from csakd_qgis.core.train import TrainConfig, train
+    from csakd_qgis.spectral.srf import load_srf
+    from csakd_qgis.training.corpus import build_corpus, to_scenes
+    from csakd_qgis.training.loop import TrainConfig, train
 
     torch.set_num_threads(a.threads)
     t0 = time.time()
@@ -201,7 +201,7 @@ def eval_last(a: argparse.Namespace) -> int:
     """Test metrics of the last weights of a finished run (runs/<name>/), added to docs/results/<name>.json."""
     from types import SimpleNamespace
 
-    from csakd_qgis.core.corpus import build_corpus, to_scenes
+    from csakd_qgis.training.corpus import build_corpus, to_scenes
 
     f = ROOT / "docs" / "results" / f"{a.name}.json"
     r = json.loads(f.read_text())
@@ -217,9 +217,9 @@ def eval_last(a: argparse.Namespace) -> int:
 
 def save_last(run_dir: Path, name: str, res: Any) -> Path | None:
     """Write the last student weights of the run's checkpoint as runs/<name>/<name>_last_student."""
-    from csakd_qgis.core.modelcard import read_card, save_model
-    from csakd_qgis.core.train import load_checkpoint
     from csakd_qgis.nets.csakd import build_model
+    from csakd_qgis.training.loop import load_checkpoint
+    from csakd_qgis.zoo.card import read_card, save_model
 
     ck_path = run_dir / f"{name}.ckpt.pt"
     if res.student_path is None or not ck_path.is_file():
@@ -239,8 +239,8 @@ def export(a: argparse.Namespace, res: Any, test: dict, val: dict, summary: dict
     With --fp16 the weights are stored as float16 only if that changes the test PSNR by < 0.01 dB and SAM by
     < 0.01 deg (measured here); otherwise float32 is kept.
     """
-    from csakd_qgis.core.modelcard import load_model, model_paths, save_model
     from csakd_qgis.nets.complexity import csakd_complexity
+    from csakd_qgis.zoo.card import load_model, model_paths, save_model
 
     models = ROOT / "models"
     models.mkdir(exist_ok=True)
@@ -254,7 +254,7 @@ def export(a: argparse.Namespace, res: Any, test: dict, val: dict, summary: dict
         card["name"] = name
         card["validation"]["test"] = {
             "protocol": ("Wald pairs (blur sigma s/2 + s x s block mean; S2A SRF MSI) of scenes never seen in "
-                         "training or model selection; whole scene through core.infer predictors with the "
+                         "training or model selection; whole scene through fusion.predictors predictors with the "
                          "classical coefficients fitted on the test scene itself"),
             "scenes": summary["test_scenes"],
             "metrics": {m: test[m] for m in ("bicubic", "gsa", "glp", role)}}

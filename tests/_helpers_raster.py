@@ -27,8 +27,8 @@ MOSAIC_TILES = [(64, 0), (96, 0), (128, 0), (64, 32), (96, 32), (128, 32)]  # (c
 
 def _msi_spec() -> str:
     """Sentinel-2A B2, B3, B4, B8 (pyrsr data); Gaussian stand-ins where pyrsr is not installed."""
-    from csakd_qgis.core.errors import CsakdError
-    from csakd_qgis.core.srf import load_srf
+    from csakd_qgis.errors import CsakdError
+    from csakd_qgis.spectral.srf import load_srf
 
     try:
         load_srf("S2A:B2,B3,B4,B8")
@@ -53,7 +53,7 @@ def enmap_reference() -> dict:
         return _CACHE["enmap"]
     from affine import Affine
 
-    from csakd_qgis.core.io import read_meta, read_reflectance
+    from csakd_qgis.raster.io import read_meta, read_reflectance
 
     first = read_meta(enmap_tile(*MOSAIC_TILES[0]))
     good = first.good_bands()
@@ -97,7 +97,7 @@ def write_pair(d: Path, ref: dict | None = None, scale: int = 4, shift: tuple[fl
                lr_px: float = 30.0, bad_bands: int = 0, nodata_lr_rows: int = 0, nodata_msi_cols: int = 0,
                lr_crop: tuple[int, int, int, int] | None = None, msi_wavelengths: bool = True,
                name: str = "pair") -> dict:
-    """Write an LR-HSI / HR-MSI GeoTIFF pair into ``d`` (LR origin = HR origin, SPEC §1).
+    """Write an LR-HSI / HR-MSI GeoTIFF pair into ``d`` (LR origin = HR origin).
 
     The LR pixel is ``lr_px`` m and the HR pixel lr_px / scale, with the reference's upper-left corner.
     ``shift`` moves the LR-HSI content (LR px, :func:`degrade.shift_image` sign). ``bad_bands`` appends
@@ -107,9 +107,9 @@ def write_pair(d: Path, ref: dict | None = None, scale: int = 4, shift: tuple[fl
     """
     from affine import Affine
 
-    from csakd_qgis.core.degrade import simulate_pair
-    from csakd_qgis.core.io import GeoTiffWriter
-    from csakd_qgis.core.srf import load_srf
+    from csakd_qgis.raster.io import GeoTiffWriter
+    from csakd_qgis.spectral.degrade import simulate_pair
+    from csakd_qgis.spectral.srf import load_srf
 
     ref = ref or reference()
     lr, msi = simulate_pair(ref["cube"], ref["wavelengths"], ref["fwhm"], MSI_SPEC, scale, shift=shift)

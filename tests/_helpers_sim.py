@@ -28,8 +28,8 @@ MOSAIC_TILES = [(64, 0), (96, 0), (128, 0), (64, 32), (96, 32), (128, 32)]
 
 def enmap_mosaic() -> dict:
     """The 64 x 96 px EnMAP mosaic (good bands only, reflectance) with wavelengths, FWHM and its grid."""
-    from csakd_qgis.core.corpus import read_enmap_tiles
-    from csakd_qgis.core.io import read_meta
+    from csakd_qgis.raster.io import read_meta
+    from csakd_qgis.training.corpus import read_enmap_tiles
 
     for c, r in MOSAIC_TILES:  # the tiles lie on the 30 m grid the mosaic transform assumes
         meta = read_meta(ENMAP_DIR / f"enmap_potsdam_tile_{c}_{r}.tif")
@@ -55,9 +55,9 @@ def smooth_cube(n_bands: int = 30, h: int = 48, w: int = 60, seed: int = 0) -> t
 
 def baseline_table(scales: tuple[int, ...] = (3, 4), sensor: str = "S2A:B2,B3,B4,B8") -> list[dict]:
     """Bicubic / GSA / GLP metrics on the Wald-simulated EnMAP mosaic at each scale."""
-    from csakd_qgis.core.classical import CLASSICAL_METHODS, fuse_classical
-    from csakd_qgis.core.degrade import crop_to_multiple, simulate_pair
-    from csakd_qgis.core.metrics import compute_metrics
+    from csakd_qgis.fusion.classical import CLASSICAL_METHODS, fuse_classical
+    from csakd_qgis.quality.metrics import compute_metrics
+    from csakd_qgis.spectral.degrade import crop_to_multiple, simulate_pair
 
     m = enmap_mosaic()
     rows = []

@@ -54,8 +54,8 @@ def synthetic_pair(tmp_path_factory) -> dict:
     from rasterio.crs import CRS
     from rasterio.transform import from_origin
 
-    from csakd_qgis.core.degrade import simulate_rasters
-    from csakd_qgis.core.io import write_raster
+    from csakd_qgis.raster.io import write_raster
+    from csakd_qgis.spectral.degrade import simulate_rasters
 
     d = tmp_path_factory.mktemp("pair")
     cube, wl = synthetic_reference()

@@ -1,4 +1,4 @@
-"""Model zoo / scene-adaptive training (core.adapt, ``csakd train --adapt``, ``csakd models``, csakd:train).
+"""Model zoo / scene-adaptive training (training.adapt, ``csakd train --adapt``, ``csakd models``, csakd:train).
 
 - unit: the reduced-scale (Wald) pair and the held-out strip keep the s x s grid; the zoo model chosen for an
   EnMAP band grid + Sentinel-2 4 bands at scale 4 is enmap_s2-4band_x4, and none fits another band grid;
@@ -45,8 +45,8 @@ def tiny_pair(tmp_path_factory) -> dict:
     from rasterio.transform import from_origin
     from scipy.ndimage import gaussian_filter
 
-    from csakd_qgis.core.degrade import simulate_rasters
-    from csakd_qgis.core.io import write_raster
+    from csakd_qgis.raster.io import write_raster
+    from csakd_qgis.spectral.degrade import simulate_rasters
 
     d = tmp_path_factory.mktemp("tiny")
     cube, _ = synthetic_reference()
@@ -62,15 +62,15 @@ def tiny_pair(tmp_path_factory) -> dict:
 
 
 def score(m: dict) -> float:
-    """The model-selection score of core.adapt (PSNR - SAM)."""
+    """The model-selection score of training.adapt (PSNR - SAM)."""
     return float(m["psnr"]) - float(m["sam"])
 
 
 # ------------------------------------------------------------------------------------------------ unit
 def test_reduced_scale_scene_is_the_pair_degraded_once_more():
-    from csakd_qgis.core.adapt import reduced_scale_scene
-    from csakd_qgis.core.degrade import wald_degrade
-    from csakd_qgis.core.errors import CsakdError
+    from csakd_qgis.errors import CsakdError
+    from csakd_qgis.spectral.degrade import wald_degrade
+    from csakd_qgis.training.adapt import reduced_scale_scene
 
     rng = np.random.default_rng(0)
     lr = rng.random((6, 10, 13)).astype(np.float32)  # not multiples of 4: cropped to 8 x 12
@@ -89,8 +89,8 @@ def test_reduced_scale_scene_is_the_pair_degraded_once_more():
 
 @pytest.mark.parametrize("shape_lr", [(5, 10), (11, 4)])
 def test_split_scene_holds_out_a_strip_on_the_lr_grid(shape_lr):
-    from csakd_qgis.core.adapt import split_scene
-    from csakd_qgis.core.train import Scene
+    from csakd_qgis.training.adapt import split_scene
+    from csakd_qgis.training.loop import Scene
 
     s, (h, w) = 3, shape_lr
     rng = np.random.default_rng(1)
@@ -113,9 +113,9 @@ def test_split_scene_holds_out_a_strip_on_the_lr_grid(shape_lr):
 
 
 def test_split_scene_refuses_a_scene_too_small_to_validate():
-    from csakd_qgis.core.adapt import split_scene
-    from csakd_qgis.core.errors import CsakdError
-    from csakd_qgis.core.train import Scene
+    from csakd_qgis.errors import CsakdError
+    from csakd_qgis.training.adapt import split_scene
+    from csakd_qgis.training.loop import Scene
 
     sc = Scene("small", np.zeros((3, 12, 12)), np.zeros((3, 3, 3)), np.zeros((4, 12, 12)))
     with pytest.raises(CsakdError, match="too small to hold out a validation strip"):
@@ -127,7 +127,7 @@ def _zoo_card() -> dict:
 
 
 def test_closest_zoo_model_picks_the_enmap_s2_x4_student():
-    from csakd_qgis.core.adapt import closest_zoo_model
+    from csakd_qgis.zoo.registry import closest_zoo_model
 
     card = _zoo_card()
     wl = [w + 1.5 for w in card["hsi"]["wavelengths"]]  # an EnMAP band grid (within the 5 nm tolerance)
@@ -144,7 +144,7 @@ def test_closest_zoo_model_picks_the_enmap_s2_x4_student():
 
 @pytest.mark.parametrize("case", ["40_bands", "shifted_centres", "8_msi_bands", "scale_5"])
 def test_closest_zoo_model_is_none_for_an_incompatible_grid(case):
-    from csakd_qgis.core.adapt import closest_zoo_model
+    from csakd_qgis.zoo.registry import closest_zoo_model
 
     wl = list(_zoo_card()["hsi"]["wavelengths"])
     n_m, s = 4, 4
@@ -174,9 +174,9 @@ def real_run(tmp_path_factory) -> dict:
     if not HAVE_SHARED:
         pytest.skip(f"real EnMAP data {ENMAP_DIR} is absent (it sits beside the repo in CI; see "
                     "../shared/data/README.md)")
-    from csakd_qgis.core.adapt import FitConfig, adapt
-    from csakd_qgis.core.fuse import fuse
-    from csakd_qgis.core.metrics import compute_metrics
+    from csakd_qgis.fusion.fuse import fuse
+    from csakd_qgis.quality.metrics import compute_metrics
+    from csakd_qgis.training.adapt import FitConfig, adapt
 
     d = tmp_path_factory.mktemp("real")
     pair = write_pair(d, enmap_reference(), scale=REAL_SCALE, name="enmap")
@@ -222,7 +222,7 @@ def test_adapt_on_a_real_pair_is_never_worse_than_its_start_or_glp(real_run):
 
 @pytest.mark.shared_data
 def test_adapted_card_records_the_provenance(real_run):
-    from csakd_qgis.core.modelcard import load_model, validate_card
+    from csakd_qgis.zoo.card import load_model, validate_card
 
     res, pair = real_run["res"], real_run["pair"]
     model, card = load_model(res.model_path)
@@ -249,8 +249,9 @@ def test_adapted_card_records_the_provenance(real_run):
 def test_auto_init_picks_the_x4_zoo_model_for_a_real_enmap_s2_pair(tmp_path):
     if not HAVE_SHARED:
         pytest.skip(f"real EnMAP data {ENMAP_DIR} is absent")
-    from csakd_qgis.core.adapt import closest_zoo_model, read_pair
-    from csakd_qgis.core.srf import load_srf
+    from csakd_qgis.spectral.srf import load_srf
+    from csakd_qgis.training.adapt import read_pair
+    from csakd_qgis.zoo.registry import closest_zoo_model
 
     pair = write_pair(tmp_path, enmap_reference(), scale=4, name="enmap4")
     data = read_pair(pair["hsi"], pair["msi"])
@@ -261,8 +262,8 @@ def test_auto_init_picks_the_x4_zoo_model_for_a_real_enmap_s2_pair(tmp_path):
 
 
 def test_cancel_leaves_no_model_files(tiny_pair, tmp_path, monkeypatch):
-    from csakd_qgis.core.adapt import FitConfig, adapt
-    from csakd_qgis.core.errors import CancelledError
+    from csakd_qgis.errors import CancelledError
+    from csakd_qgis.training.adapt import FitConfig, adapt
 
     calls = {"n": 0}
 
@@ -277,7 +278,7 @@ def test_cancel_leaves_no_model_files(tiny_pair, tmp_path, monkeypatch):
               cfg=FitConfig(**{**FAST, "steps": 50}), cancel=cancel)
     assert 3 < calls["n"] < 50 and leftovers(out) == []
     # a cancel right after training, before the weights are written, writes nothing either
-    from csakd_qgis.core import adapt as adapt_mod
+    import csakd_qgis.training.adapt as adapt_mod
 
     real_fit = adapt_mod.fit_student
     state = {"trained": False}
@@ -306,7 +307,7 @@ def _cli(argv: list[str], capsys) -> tuple[int, str, str]:
 def test_cli_train_adapt_end_to_end(tiny_pair, tmp_path, capsys, caplog, monkeypatch):
     import logging
 
-    from csakd_qgis.core.modelcard import read_card
+    from csakd_qgis.zoo.card import read_card
 
     caplog.set_level(logging.INFO)
 
@@ -448,7 +449,7 @@ def test_processing_train_offers_only_fusion_students(provider):
 
 
 def _check_outputs(res: dict, model: Path) -> dict:
-    from csakd_qgis.core.modelcard import read_card
+    from csakd_qgis.zoo.card import read_card
 
     assert res["MODEL"] == str(model) and model.is_file()
     assert res["CARD"] == str(model.with_suffix(".json")) and Path(res["CARD"]).is_file()

@@ -36,9 +36,9 @@ def make_tiny_model(folder: Path, lr_path: Path, name: str = "tiny_test") -> dic
     """
     import torch
 
-    from csakd_qgis.core.io import read_meta
-    from csakd_qgis.core.modelcard import save_model
     from csakd_qgis.nets.csakd import build_model, preset_configs
+    from csakd_qgis.raster.io import read_meta
+    from csakd_qgis.zoo.card import save_model
 
     meta = read_meta(lr_path)
     _, student_cfg = preset_configs("lite", hsi_bands=meta.count, msi_bands=4, scale=4)
@@ -114,7 +114,7 @@ def geographic_copy(src, dst) -> Path:
 
 def band_subset(src, dst, n: int) -> Path:
     """The first ``n`` bands of an HSI with their wavelength/FWHM metadata."""
-    from csakd_qgis.core.io import read_meta, write_raster
+    from csakd_qgis.raster.io import read_meta, write_raster
 
     meta = read_meta(src)
     with rasterio.open(src) as ds:
@@ -133,7 +133,7 @@ def tiny_model(tmp_path_factory, synthetic_pair) -> dict:
 @pytest.fixture(scope="session")
 def shifted_pair(tmp_path_factory, synthetic_pair) -> dict:
     """The synthetic pair with the LR-HSI content moved by (+0.4, -0.3) LR pixels."""
-    from csakd_qgis.core.degrade import simulate_rasters
+    from csakd_qgis.spectral.degrade import simulate_rasters
 
     d = tmp_path_factory.mktemp("shifted")
     lr, msi = d / "lr_shifted.tif", d / "msi.tif"
@@ -143,7 +143,7 @@ def shifted_pair(tmp_path_factory, synthetic_pair) -> dict:
 
 @pytest.fixture(scope="session")
 def glp_fused(tmp_path_factory, synthetic_pair) -> Path:
-    from csakd_qgis.core.fuse import fuse
+    from csakd_qgis.fusion.fuse import fuse
 
     out = tmp_path_factory.mktemp("glp") / "fused_glp.tif"
     fuse(synthetic_pair["hsi"], synthetic_pair["msi"], out, model="glp")
@@ -273,7 +273,7 @@ def test_evaluate_processing_run(provider, synthetic_pair, glp_fused, tmp_path):
 
 # ----------------------------------------------------------------------------------------- qgis_process
 def test_fuse_classical_qgis_process(synthetic_pair, tmp_path):
-    from csakd_qgis.core.classical import upsample_bicubic
+    from csakd_qgis.fusion.classical import upsample_bicubic
 
     out = tmp_path / "fused_bicubic.tif"
     rc, data, err = run_json("csakd:fuse_classical", {
@@ -333,7 +333,7 @@ def test_simulate_pair_qgis_process(synthetic_pair, tmp_path):
         assert (dm.width, dm.height, dm.count, dm.res) == (64, 64, 2, (10.0, 10.0))
         assert [round(float(dm.tags(b)["wavelength"])) for b in (1, 2)] == [560, 842]
     # SNR 40 dB: per band, the noise std is 1/100 of the noise-free band's RMS
-    from csakd_qgis.core.degrade import simulate_rasters
+    from csakd_qgis.spectral.degrade import simulate_rasters
 
     clean_lr, clean_msi = tmp_path / "clean_lr.tif", tmp_path / "clean_msi.tif"
     simulate_rasters(str(synthetic_pair["reference"]), "gaussian:560/35,842/115", 2, str(clean_lr), str(clean_msi))

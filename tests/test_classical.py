@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from _helpers_sim import enmap_mosaic, requires_shared_data, smooth_cube
 
-from csakd_qgis.core.classical import (
+from csakd_qgis.errors import CsakdError
+from csakd_qgis.fusion.classical import (
     CLASSICAL_METHODS,
     apply_classical,
     fit_classical,
@@ -14,9 +15,8 @@ from csakd_qgis.core.classical import (
     margin_lr,
     upsample_bicubic,
 )
-from csakd_qgis.core.degrade import crop_to_multiple, simulate_pair, wald_degrade
-from csakd_qgis.core.errors import CsakdError
-from csakd_qgis.core.metrics import compute_metrics
+from csakd_qgis.quality.metrics import compute_metrics
+from csakd_qgis.spectral.degrade import crop_to_multiple, simulate_pair, wald_degrade
 
 GAUSS4 = "gaussian:490/65,560/35,665/30,842/115"
 

@@ -1,4 +1,4 @@
-"""core/coreg.py: common grid (CRS, scale, overlap, snapping), windowed reads, shift estimation/correction."""
+"""raster/coreg.py: common grid (CRS, scale, overlap, snapping), windowed reads, shift estimation/correction."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from _helpers_raster import (
 from affine import Affine
 from rasterio.crs import CRS
 
-from csakd_qgis.core.coreg import (
+from csakd_qgis.errors import CsakdError
+from csakd_qgis.raster.coreg import (
     coregister,
     estimate_shift,
     estimate_shift_arrays,
@@ -25,7 +26,6 @@ from csakd_qgis.core.coreg import (
     plan_grid,
     utm_epsg_for,
 )
-from csakd_qgis.core.errors import CsakdError
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +140,7 @@ def test_no_overlap_and_band_count_errors(tmp_path):
 
 
 def test_phase_correlation_sign_and_subpixel():
-    from csakd_qgis.core.degrade import shift_image
+    from csakd_qgis.spectral.degrade import shift_image
 
     ref = synthetic_reference(n_bands=4, height=48, width=64)["cube"]
     for dx, dy in [(3.0, -2.0), (0.4, 0.25)]:
@@ -155,7 +155,7 @@ def test_phase_correlation_sign_and_subpixel():
 
 
 def test_shift_estimate_synthetic_arrays():
-    from csakd_qgis.core.degrade import simulate_pair
+    from csakd_qgis.spectral.degrade import simulate_pair
 
     ref = synthetic_reference()
     lr, msi = simulate_pair(ref["cube"], ref["wavelengths"], ref["fwhm"], MSI_SPEC, 4, shift=(0.3, -0.2))

@@ -1,4 +1,4 @@
-"""Training corpus (core.corpus): band grid, reflectance ranges, provenance labels, fixed split; and the
+"""Training corpus (training.corpus): band grid, reflectance ranges, provenance labels, fixed split; and the
 classical-residual ("base") training option starting exactly at the classical estimate."""
 
 from __future__ import annotations
@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from csakd_qgis.core.band_grids import enmap_grid
-from csakd_qgis.core.corpus import (
+from csakd_qgis.errors import CsakdError
+from csakd_qgis.spectral.band_grids import enmap_grid
+from csakd_qgis.training.corpus import (
     JASPER_TEST_COLS,
     PROVENANCES,
     SPLITS,
@@ -17,7 +18,6 @@ from csakd_qgis.core.corpus import (
     build_corpus,
     resample_cube,
 )
-from csakd_qgis.core.errors import CsakdError
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -71,7 +71,7 @@ def test_corpus_grid_ranges_provenance_and_split():
     assert names["jasper_test"].cube.shape[-1] == JASPER_TEST_COLS
     assert names["jasper_train"].cube.shape[-1] + JASPER_TEST_COLS == 100
     # EnMAP mosaic values are the file's reflectance (no resampling on its own grid)
-    from csakd_qgis.core.io import read_meta, read_reflectance
+    from csakd_qgis.raster.io import read_meta, read_reflectance
 
     tile = SHARED / "enmap_potsdam" / "enmap_potsdam_tile_160_160.tif"
     ref = read_reflectance(tile, bands=read_meta(tile).good_bands())
@@ -83,8 +83,8 @@ def test_base_residual_training_starts_exactly_at_the_classical_estimate(tmp_pat
     and the step-0 validation (val_at_start) equals the GLP baseline metrics."""
     import torch
 
-    from csakd_qgis.core.classical import fuse_classical
-    from csakd_qgis.core.train import TrainConfig, baseline_metrics, make_wald_scenes, train
+    from csakd_qgis.fusion.classical import fuse_classical
+    from csakd_qgis.training.loop import TrainConfig, baseline_metrics, make_wald_scenes, train
 
     rng = np.random.default_rng(0)
     wl = np.linspace(420.0, 1000.0, 24)

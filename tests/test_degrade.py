@@ -1,4 +1,4 @@
-"""Wald-protocol simulation: blur + block mean on the SPEC §1 grid, MSI synthesis, noise, shifts, rasters."""
+"""Wald-protocol simulation: blur + block mean on the LR/HR pixel grid (docs/ARCHITECTURE.md), MSI synthesis, noise, shifts, rasters."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from _helpers_sim import smooth_cube
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
-from csakd_qgis.core.degrade import (
+from csakd_qgis.errors import CsakdError
+from csakd_qgis.raster.io import read_meta, read_reflectance, write_raster
+from csakd_qgis.spectral.degrade import (
     add_awgn,
     block_mean,
     shift_image,
@@ -18,9 +20,7 @@ from csakd_qgis.core.degrade import (
     synthesize_msi,
     wald_degrade,
 )
-from csakd_qgis.core.errors import CsakdError
-from csakd_qgis.core.io import read_meta, read_reflectance, write_raster
-from csakd_qgis.core.srf import load_srf, srf_matrix
+from csakd_qgis.spectral.srf import load_srf, srf_matrix
 
 
 @pytest.mark.parametrize("s", [2, 3, 4])
@@ -124,7 +124,7 @@ def test_simulate_rasters_grid_metadata_and_bands(tmp_path):
     lm, mm = read_meta(lr_p), read_meta(msi_p)
     assert (lm.height, lm.width, lm.count) == (12, 9, 58)
     assert (mm.height, mm.width, mm.count) == (48, 36, 4)
-    # LR grid: same origin as the HR grid, pixel size x s (SPEC §1)
+    # LR grid: same origin as the HR grid, pixel size x s (LR/HR pixel grid)
     assert lm.transform.c == mm.transform.c == 362175.0 and lm.transform.f == mm.transform.f == 5809965.0
     assert lm.transform.a == 40.0 and lm.transform.e == -40.0 and mm.transform.a == 10.0
     assert lm.crs == CRS.from_epsg(32633)

@@ -11,9 +11,9 @@ import pytest
 import rasterio
 from conftest import ROOT
 
-from csakd_qgis.core.band_grids import enmap_grid
-from csakd_qgis.core.demo_scene import build_demo_inputs
-from csakd_qgis.core.io import read_meta, read_reflectance
+from csakd_qgis.raster.io import read_meta, read_reflectance
+from csakd_qgis.spectral.band_grids import enmap_grid
+from csakd_qgis.spectral.demo_scene import build_demo_inputs
 
 
 def _check_grids(paths: dict, scale: int, side: int, wl: np.ndarray) -> None:
@@ -22,7 +22,7 @@ def _check_grids(paths: dict, scale: int, side: int, wl: np.ndarray) -> None:
         assert msi.crs == ref.crs == lr.crs and msi.crs.is_projected
         assert msi.transform == ref.transform
         assert lr.transform.almost_equals(msi.transform * msi.transform.scale(scale, scale))
-        assert (lr.transform.c, lr.transform.f) == (msi.transform.c, msi.transform.f)  # same origin (SPEC §1)
+        assert (lr.transform.c, lr.transform.f) == (msi.transform.c, msi.transform.f)  # same origin (LR/HR pixel grid)
         assert abs(lr.transform.a) == scale * abs(msi.transform.a)
         assert (msi.height, msi.width) == (ref.height, ref.width) == (side, side)
         assert (lr.height, lr.width) == (side // scale, side // scale)
@@ -37,7 +37,7 @@ def _check_grids(paths: dict, scale: int, side: int, wl: np.ndarray) -> None:
 
 
 def test_build_demo_inputs_default_enmap_grid(tmp_path):
-    from csakd_qgis.core.degrade import wald_degrade
+    from csakd_qgis.spectral.degrade import wald_degrade
 
     paths = build_demo_inputs(tmp_path, scale=3, size=60)
     wl, _ = enmap_grid()
@@ -60,7 +60,7 @@ def test_build_demo_inputs_custom_grid_scale4(tmp_path):
 
 
 def test_build_demo_inputs_refuses_other_sensors(tmp_path):
-    from csakd_qgis.core.errors import CsakdError
+    from csakd_qgis.errors import CsakdError
 
     with pytest.raises(CsakdError, match="B11"):
         build_demo_inputs(tmp_path, scale=3, size=30, sensor="S2A:B2,B11")

@@ -1,4 +1,4 @@
-"""DODN-style single-image SR (SPEC §4, our reconstruction): nets, KD losses, training through the one engine,
+"""DODN-style single-image SR (our reconstruction from the DODN abstract): nets, KD losses, training through the one engine,
 export without the adapter/teacher, the model card, CLI."""
 
 from __future__ import annotations
@@ -10,12 +10,9 @@ import numpy as np
 import pytest
 import torch  # noqa: E402  (installed by make setup)
 
-from csakd_qgis.core.errors import CsakdError  # noqa: E402
-from csakd_qgis.core.modelcard import load_model, model_paths, read_card  # noqa: E402
-from csakd_qgis.core.train import Scene, TrainConfig, train  # noqa: E402
-from csakd_qgis.nets.dodn import (  # noqa: E402
+from csakd_qgis.errors import CsakdError  # noqa: E402
+from csakd_qgis.nets.dodn import (
     DODNConfig,
-    DODNPair,
     DODNStudent,
     DODNStudentKD,
     DODNTeacher,
@@ -27,13 +24,16 @@ from csakd_qgis.nets.dodn import (  # noqa: E402
     preset_configs,
 )
 from csakd_qgis.nets.losses import LossWeights  # noqa: E402
+from csakd_qgis.nets.pairs import DODNPair
+from csakd_qgis.training.loop import Scene, TrainConfig, train  # noqa: E402
+from csakd_qgis.zoo.card import load_model, model_paths, read_card  # noqa: E402
 
 TINY = dict(nf=8, n_blocks=1, c3d=2, depth=4, head_kernel=3)
 
 
 def _scene(name: str, seed: int, bands: int = 12, size: int = 16, scale: int = 4) -> Scene:
     """A smooth random Wald scene with a 4-band 'MSI' (band averages) on one grid."""
-    from csakd_qgis.core.degrade import wald_degrade
+    from csakd_qgis.spectral.degrade import wald_degrade
 
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:size, 0:size] / size
@@ -71,7 +71,7 @@ def test_student_and_teacher_shapes_any_scale(s):
 
 @pytest.mark.parametrize("s", [2, 3, 4])
 def test_bicubic_residual_matches_the_project_bicubic_and_zero_head_starts_there(s):
-    from csakd_qgis.core.classical import upsample_bicubic
+    from csakd_qgis.fusion.classical import upsample_bicubic
 
     x = np.random.default_rng(s).random((6, 7, 5)).astype(np.float32)
     np.testing.assert_allclose(bicubic_upsample(torch.from_numpy(x), s).numpy(), upsample_bicubic(x, s), atol=1e-6)
@@ -116,7 +116,7 @@ def test_pair_losses_kd_terms():
     _, parts = pair.student_loss(out_s, out_t, batch)
     assert {"l1", "sam", "beba", "response_kd", "feat_kd", "total"} <= set(parts)
     expect = float((out_s[1] - out_t[1]).abs().mean().detach())
-    assert parts["feat_kd"] == pytest.approx(expect, rel=1e-5)  # L1 feature matching (SPEC §4)
+    assert parts["feat_kd"] == pytest.approx(expect, rel=1e-5)  # L1 feature matching (DODN-style)
     _, parts = pair.student_loss(out_s, None, batch)
     assert "feat_kd" not in parts and "response_kd" not in parts
     pair.weights = LossWeights(feat_kd_kind="none")
@@ -193,7 +193,8 @@ def test_engine_offline_and_no_kd_modes(tmp_path, monkeypatch):
 
 
 def test_fusion_engine_refuses_an_sr_model_clearly(tmp_path, monkeypatch):
-    from csakd_qgis.core.infer import TorchPredictor, available_models
+    from csakd_qgis.fusion.predictors import TorchPredictor
+    from csakd_qgis.zoo.registry import available_models
 
     _tiny_presets(monkeypatch)
     res = train([_scene("a", 0)], [], _cfg(tmp_path, mode="student"))
@@ -214,7 +215,7 @@ def _cli(argv):
 def test_cli_model_info_and_train_dodn(tmp_path, capsys, monkeypatch):
     from affine import Affine
 
-    from csakd_qgis.core.io import write_raster
+    from csakd_qgis.raster.io import write_raster
 
     assert _cli(["model-info", "--arch", "dodn", "--preset", "lite", "--hsi-bands", "218", "--scale", "4"]) == 0
     info = json.loads(capsys.readouterr().out)

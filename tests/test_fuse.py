@@ -1,4 +1,4 @@
-"""core/fuse.py + core/infer.py + cli_fuse.py: the main fusion job end to end on GeoTIFF pairs."""
+"""fusion/fuse.py + fusion/predictors.py + cli/fuse.py: the main fusion job end to end on GeoTIFF pairs."""
 
 from __future__ import annotations
 
@@ -20,9 +20,10 @@ from _helpers_raster import (
 )
 from rasterio.crs import CRS
 
-from csakd_qgis.core.errors import CancelledError, CsakdError
-from csakd_qgis.core.fuse import fuse
-from csakd_qgis.core.infer import CallablePredictor, make_predictor, resolve_model_path
+from csakd_qgis.errors import CancelledError, CsakdError
+from csakd_qgis.fusion.fuse import fuse
+from csakd_qgis.fusion.predictors import CallablePredictor, make_predictor
+from csakd_qgis.zoo.registry import resolve_model_path
 
 
 @pytest.fixture(scope="module")
@@ -110,9 +111,9 @@ def test_tiled_equals_whole_for_conv_model(pair, tmp_path):
 ])
 def test_window_reader_equals_read_tile(pair, edge, tile, group_width, blocks, max_mb, monkeypatch):
     """fuse()'s chunked reader gives exactly grid.read_tile's windows (halo, padding, mirrored outside)."""
-    from csakd_qgis.core.coreg import plan_grid
-    from csakd_qgis.core.fuse import OUTSIDE, _WindowReader
-    from csakd_qgis.core.tiling import plan_tiles
+    from csakd_qgis.fusion.fuse import OUTSIDE, _WindowReader
+    from csakd_qgis.raster.coreg import plan_grid
+    from csakd_qgis.raster.tiling import plan_tiles
 
     grid = plan_grid(pair["hsi"], pair["msi"])
     plan = plan_tiles(grid.hr_height, grid.hr_width, 4, tile, 8, edge=edge, group_width=group_width, group_align=8)
@@ -134,8 +135,8 @@ def test_window_reader_equals_read_tile(pair, edge, tile, group_width, blocks, m
 
 def test_mirrored_context_beyond_the_rasters(pair):
     """Context beyond the rasters is numpy's "symmetric" extension (also further than the raster size)."""
-    from csakd_qgis.core.coreg import plan_grid
-    from csakd_qgis.core.fuse import OUTSIDE
+    from csakd_qgis.fusion.fuse import OUTSIDE
+    from csakd_qgis.raster.coreg import plan_grid
 
     assert OUTSIDE == "symmetric"
     grid = plan_grid(pair["hsi"], pair["msi"])
@@ -172,8 +173,8 @@ def test_glp_fuse_matches_in_memory_glp(tmp_path):
     Edge-replicated context (the former behaviour) disagreed with the LR edge pixel and with the mirror
     border of the Wald blur inside GLP: on the 32 x 64 px EnMAP test mosaic it cost 1.3 dB.
     """
-    from csakd_qgis.core.classical import fuse_classical
-    from csakd_qgis.core.metrics import compute_metrics
+    from csakd_qgis.fusion.classical import fuse_classical
+    from csakd_qgis.quality.metrics import compute_metrics
 
     ref = enmap_reference() if os.path.isdir(str(enmap_tile().parent)) else synthetic_reference()
     p = write_pair(tmp_path, ref, scale=4)
@@ -228,7 +229,7 @@ def test_cancel_leaves_no_file(pair, tmp_path):
 
 
 def test_output_checked_before_any_compute(tmp_path, monkeypatch):
-    import csakd_qgis.core.coreg as coreg
+    import csakd_qgis.raster.coreg as coreg
 
     monkeypatch.setattr(coreg, "plan_grid", lambda *a, **k: pytest.fail("computed before checking the output"))
     with pytest.raises(CsakdError, match="folder of the fused output .* does not exist"):
@@ -266,8 +267,8 @@ def test_qualified_input_errors(pair, tmp_path):
 
 def test_torch_model_from_card(pair, tmp_path):
     """A tiny CSAKD saved with modelcard: loads, runs tiled on CPU; residual='base' untrained == its GLP base."""
-    from csakd_qgis.core.modelcard import save_model
     from csakd_qgis.nets.csakd import CSAKDConfig, build_model
+    from csakd_qgis.zoo.card import save_model
 
     good = [i for i, b in enumerate(pair["bbl"]) if b]
     wl = [pair["wavelengths"][i] for i in good]
@@ -291,8 +292,8 @@ def test_torch_model_from_card(pair, tmp_path):
 
 def test_torch_model_nodata_and_normalisation(tmp_path):
     """Per-band normalised network: NaN inputs are filled before the net and masked to nodata after it."""
-    from csakd_qgis.core.modelcard import save_model
     from csakd_qgis.nets.csakd import CSAKDConfig, build_model
+    from csakd_qgis.zoo.card import save_model
 
     p = write_pair(tmp_path, synthetic_reference(), scale=4, nodata_lr_rows=2, nodata_msi_cols=5)
     n_h = len(p["wavelengths"])
@@ -315,7 +316,7 @@ def test_cuda_requested_without_gpu_is_a_clear_error(pair, tmp_path):
     import torch
     if torch.cuda.is_available():
         pytest.skip("a CUDA GPU is present")
-    from csakd_qgis.core.infer import resolve_device
+    from csakd_qgis.nets.device import resolve_device
 
     with pytest.raises(CsakdError, match="requested but torch .* sees no CUDA GPU"):
         resolve_device("cuda")
@@ -323,7 +324,8 @@ def test_cuda_requested_without_gpu_is_a_clear_error(pair, tmp_path):
 
 
 def test_cli_fuse_and_coregister(pair, tmp_path, capsys):
-    from csakd_qgis.cli_fuse import add_coregister_parser, add_fuse_parser
+    from csakd_qgis.cli.coregister import add_coregister_parser
+    from csakd_qgis.cli.fuse import add_fuse_parser
 
     parser = argparse.ArgumentParser(prog="csakd")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -350,9 +352,9 @@ def test_real_enmap_tile_as_hsi_keeps_all_224_bands(tmp_path):
     """A real EnMAP L2A tile (scale 1e-4, nodata -32768, 6 bad bands) with a 10 m MSI: s = 3, 224 bands out."""
     from affine import Affine
 
-    from csakd_qgis.core.classical import upsample_bicubic
-    from csakd_qgis.core.io import read_meta, read_reflectance, write_raster
-    from csakd_qgis.core.srf import srf_matrix
+    from csakd_qgis.fusion.classical import upsample_bicubic
+    from csakd_qgis.raster.io import read_meta, read_reflectance, write_raster
+    from csakd_qgis.spectral.srf import srf_matrix
 
     hsi = enmap_tile(96, 32)
     meta = read_meta(hsi)
@@ -393,7 +395,7 @@ def test_shift_reported_and_correction_helps_on_enmap(tmp_path):
 
 
 def test_radiometry_check_flags_unscaled_inputs():
-    from csakd_qgis.core.fuse import radiometry_check
+    from csakd_qgis.fusion.fuse import radiometry_check
 
     lr = np.full((5, 4, 4), 0.12, np.float32)
     assert radiometry_check(lr, np.full((4, 16, 16), 0.1, np.float32)) is None
@@ -401,7 +403,7 @@ def test_radiometry_check_flags_unscaled_inputs():
     assert note is not None and "1/10000" in note
 
 
-CSA_TILING_MIN_PSNR_DB = 50.0  # ISSUE: tiled vs whole-image output of the CSA model at the default tile/overlap
+CSA_TILING_MIN_PSNR_DB = 50.0  # tiled vs whole-image output of the CSA model at the default tile/overlap
 # Extra model cards to check the same way (os.pathsep-separated), e.g. a trained bilinear-residual student:
 # CSAKD_CSA_TILING_MODELS=runs/<run>/<run>_student.json pytest -s tests/test_fuse.py -k csa_tiled
 _CSA_EXTRA = [p for p in os.environ.get("CSAKD_CSA_TILING_MODELS", "").split(os.pathsep) if p]
@@ -422,12 +424,12 @@ def test_csa_tiled_vs_whole_psnr_at_default_tile(model, tmp_path):
     from affine import Affine
     from scipy.ndimage import zoom
 
-    from csakd_qgis.core.band_grids import enmap_grid
-    from csakd_qgis.core.infer import _base_method
-    from csakd_qgis.core.metrics import psnr
-    from csakd_qgis.core.modelcard import read_card, save_model
-    from csakd_qgis.core.synthetic import load_spyndex_s2, make_scene
+    from csakd_qgis.fusion.predictors import _base_method
     from csakd_qgis.nets.csakd import build_model, preset_configs
+    from csakd_qgis.quality.metrics import psnr
+    from csakd_qgis.spectral.band_grids import enmap_grid
+    from csakd_qgis.spectral.synthetic import load_spyndex_s2, make_scene
+    from csakd_qgis.zoo.card import read_card, save_model
 
     s = 4
     wl, fw = enmap_grid(good_only=True)

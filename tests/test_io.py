@@ -1,4 +1,4 @@
-"""core/io.py: metadata, boundless windowed reads, output-path checks, atomic GeoTIFF writing."""
+"""raster/io.py: metadata, boundless windowed reads, output-path checks, atomic GeoTIFF writing."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.windows import Window
 
-from csakd_qgis.core.errors import CsakdError
-from csakd_qgis.core.io import (
+from csakd_qgis.errors import CsakdError
+from csakd_qgis.raster.io import (
     GeoTiffWriter,
     check_output_path,
     parse_creation_options,
@@ -118,7 +118,7 @@ def test_written_files_get_normal_permissions(tmp_path):
     import os
     import stat
 
-    from csakd_qgis.core.io import chmod_like_new_file
+    from csakd_qgis.raster.io import chmod_like_new_file
 
     p = tmp_path / "x.bin"
     p.write_bytes(b"1")

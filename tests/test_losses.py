@@ -1,4 +1,4 @@
-"""KD joint losses (SPEC §3)."""
+"""KD joint losses."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Metrics (SPEC §5) against sewar, plus the edge cases: exact images, zero spectra, nodata, masks."""
+"""Metrics against sewar, plus the edge cases: exact images, zero spectra, nodata, masks."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import sewar.full_ref as sewar_full_ref  # noqa: E402  (test dependency installed by make setup)
 
-from csakd_qgis.core import metrics as M
-from csakd_qgis.core.errors import CsakdError
-from csakd_qgis.core.report import json_safe
+import csakd_qgis.quality.metrics as M
+from csakd_qgis.errors import CsakdError
+from csakd_qgis.quality.report import json_safe
 
 
 def _hwc(x: np.ndarray) -> np.ndarray:

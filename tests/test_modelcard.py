@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch  # noqa: E402  (installed by make setup)
 
-from csakd_qgis.core.errors import CsakdError  # noqa: E402
-from csakd_qgis.core.modelcard import (  # noqa: E402
+from csakd_qgis.errors import CsakdError  # noqa: E402
+from csakd_qgis.nets.csakd import CSAKDConfig, build_model  # noqa: E402
+from csakd_qgis.zoo.card import (  # noqa: E402
     REQUIRED_KEYS,
     apply_normalization,
     invert_normalization,
@@ -18,7 +19,6 @@ from csakd_qgis.core.modelcard import (  # noqa: E402
     save_model,
     validate_card,
 )
-from csakd_qgis.nets.csakd import CSAKDConfig, build_model  # noqa: E402
 
 torch.set_num_threads(1)
 WL = [450.0 + 20 * i for i in range(6)]
@@ -162,7 +162,7 @@ def test_normalization_helpers(tmp_path):
 
 
 def test_validate_card_accepts_raster_meta(tmp_path):
-    from csakd_qgis.core.io import RasterMeta
+    from csakd_qgis.raster.io import RasterMeta
 
     json_path, _ = save_model(tmp_path / "m", small_model(), card())
     c = read_card(json_path)

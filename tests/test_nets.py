@@ -74,7 +74,7 @@ def test_config_roundtrip_json():
 
 
 def test_paper_counts_match_reference():
-    """SPEC §2: reference teacher 26,807,686 params / 941.8 G conv MACs, student 7,449,946 / 144.8 G."""
+    """The paper's reference teacher 26,807,686 params / 941.8 G conv MACs, student 7,449,946 / 144.8 G."""
     for csa in ("reference", "corrected"):
         t_cfg, s_cfg = preset_configs("paper", 172, 4, 4, csa=csa, residual="none")
         t = csakd_complexity(t_cfg, 256)

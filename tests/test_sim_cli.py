@@ -11,10 +11,11 @@ from _helpers_sim import enmap_mosaic, requires_shared_data, smooth_cube
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
-from csakd_qgis.cli_sim import add_evaluate_parser, add_simulate_parser
-from csakd_qgis.core.classical import fuse_classical
-from csakd_qgis.core.errors import CsakdError
-from csakd_qgis.core.io import read_meta, read_reflectance, write_raster
+from csakd_qgis.cli.evaluate import add_evaluate_parser
+from csakd_qgis.cli.simulate import add_simulate_parser
+from csakd_qgis.errors import CsakdError
+from csakd_qgis.fusion.classical import fuse_classical
+from csakd_qgis.raster.io import read_meta, read_reflectance, write_raster
 
 
 def run(argv: list[str]) -> int:

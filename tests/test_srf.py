@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from _helpers_sim import SHARED_DATA, requires_shared_data
 
-from csakd_qgis.core import srf as srfmod
-from csakd_qgis.core.errors import CsakdError
-from csakd_qgis.core.srf import SRF, canonical_band, gaussian_srf, load_srf, srf_matrix
+import csakd_qgis.spectral.srf as srfmod
+from csakd_qgis.errors import CsakdError
+from csakd_qgis.spectral.srf import SRF, canonical_band, gaussian_srf, load_srf, srf_matrix
 
 
 def test_s2a_centroids_match_esa_values():

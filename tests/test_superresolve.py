@@ -14,15 +14,15 @@ import torch  # noqa: E402  (installed by make setup)
 from conftest import ROOT, SHARED_DATA
 from qgis_helpers import run_json
 
-from csakd_qgis.core.errors import CancelledError, CsakdError  # noqa: E402
-from csakd_qgis.core.modelcard import save_model  # noqa: E402
-from csakd_qgis.core.superresolve import superresolve  # noqa: E402
+from csakd_qgis.errors import CancelledError, CsakdError  # noqa: E402
+from csakd_qgis.fusion.superresolve import superresolve  # noqa: E402
+from csakd_qgis.zoo.card import save_model  # noqa: E402
 
 ZOO_SR = ROOT / "models" / "enmap_x4_sr"
 
 
 def _meta(path):
-    from csakd_qgis.core.io import read_meta
+    from csakd_qgis.raster.io import read_meta
 
     return read_meta(path)
 
@@ -61,7 +61,7 @@ def fusion_model(tmp_path_factory, synthetic_pair):
 
 def _lr_with_nodata_and_bad_band(src: Path, dst: Path) -> np.ndarray:
     """Copy of the LR-HSI with one nodata pixel in band 3 and the last band flagged bad (bbl = 0)."""
-    from csakd_qgis.core.io import GeoTiffWriter, read_reflectance
+    from csakd_qgis.raster.io import GeoTiffWriter, read_reflectance
 
     meta = _meta(src)
     data = read_reflectance(src)
@@ -77,7 +77,7 @@ def _lr_with_nodata_and_bad_band(src: Path, dst: Path) -> np.ndarray:
 def test_bicubic_grid_metadata_nodata_and_bad_bands(tmp_path, synthetic_pair):
     from affine import Affine
 
-    from csakd_qgis.core.classical import upsample_bicubic
+    from csakd_qgis.fusion.classical import upsample_bicubic
 
     lr_path = tmp_path / "lr.tif"
     data = _lr_with_nodata_and_bad_band(synthetic_pair["hsi"], lr_path)
@@ -103,7 +103,7 @@ def test_bicubic_grid_metadata_nodata_and_bad_bands(tmp_path, synthetic_pair):
 
 
 def test_scaled_integer_input_keeps_its_nodata_value(tmp_path, synthetic_pair):
-    from csakd_qgis.core.io import read_reflectance
+    from csakd_qgis.raster.io import read_reflectance
 
     src_meta = _meta(synthetic_pair["hsi"])
     data = read_reflectance(synthetic_pair["hsi"])
@@ -123,10 +123,10 @@ def test_scaled_integer_input_keeps_its_nodata_value(tmp_path, synthetic_pair):
 
 
 def test_model_needs_no_msi_and_tiles_match_the_whole_raster(tmp_path, synthetic_pair, sr_model):
-    from csakd_qgis.core.classical import upsample_bicubic
-    from csakd_qgis.core.io import read_reflectance
-    from csakd_qgis.core.modelcard import load_model
-    from csakd_qgis.core.superresolve import receptive_halo_lr
+    from csakd_qgis.fusion.classical import upsample_bicubic
+    from csakd_qgis.fusion.superresolve import receptive_halo_lr
+    from csakd_qgis.raster.io import read_reflectance
+    from csakd_qgis.zoo.card import load_model
 
     tiled, whole = tmp_path / "tiled.tif", tmp_path / "whole.tif"
     r1 = superresolve(synthetic_pair["hsi"], tiled, model=str(sr_model), device="cpu", tile=32, overlap=8, batch=3)
@@ -162,7 +162,7 @@ def test_cancel_and_errors_leave_nothing(tmp_path, synthetic_pair, sr_model, fus
 
 # --------------------------------------------------------------------------------------------- CLI
 def _subset_bands(src: Path, dst: Path, n: int) -> None:
-    from csakd_qgis.core.io import read_reflectance, write_raster
+    from csakd_qgis.raster.io import read_reflectance, write_raster
 
     meta = _meta(src)
     write_raster(dst, read_reflectance(src)[:n], meta.crs, meta.transform, meta.wavelengths[:n], meta.fwhm[:n])
@@ -253,11 +253,11 @@ def test_zoo_enmap_x4_sr_beats_bicubic_on_test_tiles(tmp_path):
     the tiled raster engine (csakd superresolve with several tiles) and compared with the 30 m reference."""
     from affine import Affine
 
-    from csakd_qgis.core.corpus import enmap_block
-    from csakd_qgis.core.degrade import wald_degrade
-    from csakd_qgis.core.io import read_reflectance, write_raster
-    from csakd_qgis.core.metrics import compute_metrics
-    from csakd_qgis.core.modelcard import read_card
+    from csakd_qgis.quality.metrics import compute_metrics
+    from csakd_qgis.raster.io import read_reflectance, write_raster
+    from csakd_qgis.spectral.degrade import wald_degrade
+    from csakd_qgis.training.corpus import enmap_block
+    from csakd_qgis.zoo.card import read_card
 
     assert ZOO_SR.with_suffix(".json").is_file(), "models/enmap_x4_sr.json is missing (scripts/train_dodn.py)"
     hr, wl, fw, geo = enmap_block([(160, 160), (192, 160)])

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from csakd_qgis.core.band_grids import ENMAP_BBL, ENMAP_FWHM_NM, ENMAP_WAVELENGTHS_NM, enmap_grid
-from csakd_qgis.core.spectral_library import (
+from csakd_qgis.spectral.band_grids import ENMAP_BBL, ENMAP_FWHM_NM, ENMAP_WAVELENGTHS_NM, enmap_grid
+from csakd_qgis.spectral.library import (
     filter_valid,
     load_earthlib,
     resample_spectra,
@@ -14,7 +14,7 @@ from csakd_qgis.core.spectral_library import (
     water_library,
     water_reflectance,
 )
-from csakd_qgis.core.synthetic import load_spyndex_s2, make_scene
+from csakd_qgis.spectral.synthetic import load_spyndex_s2, make_scene
 
 # every 6th usable EnMAP band: the real grid's spacing and FWHM, fewer bands for speed
 WL, FW = (a[::6] for a in enmap_grid())
@@ -135,7 +135,7 @@ def test_make_scene_from_given_msi_with_water_shadow_noise():
 
 
 def test_make_scene_rejects_mismatched_sensor():
-    from csakd_qgis.core.errors import CsakdError
+    from csakd_qgis.errors import CsakdError
 
     with pytest.raises(CsakdError, match="bands"):
         make_scene(WL, FW, size=16, msi=np.full((3, 16, 16), 0.1, np.float32), msi_sensor="S2A:B2,B3,B4,B8")

@@ -1,12 +1,12 @@
-"""core/tiling.py: window plans, raised-cosine weights, the bounded-memory blending writer."""
+"""raster/tiling.py: window plans, raised-cosine weights, the bounded-memory blending writer."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from csakd_qgis.core.errors import CancelledError, CsakdError
-from csakd_qgis.core.tiling import BlendWriter, pad_reflect, plan_tiles, raised_cosine, run_tiles
+from csakd_qgis.errors import CancelledError, CsakdError
+from csakd_qgis.raster.tiling import BlendWriter, pad_reflect, plan_tiles, raised_cosine, run_tiles
 
 
 def _coverage(plan):

@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 import torch  # noqa: E402  (installed by make setup)
 
-from csakd_qgis.core.degrade import block_mean, wald_degrade  # noqa: E402
-from csakd_qgis.core.errors import CancelledError, CsakdError  # noqa: E402
-from csakd_qgis.core.modelcard import load_model  # noqa: E402
-from csakd_qgis.core.train import (  # noqa: E402
+from csakd_qgis.errors import CancelledError, CsakdError  # noqa: E402
+from csakd_qgis.spectral.degrade import block_mean, wald_degrade  # noqa: E402
+from csakd_qgis.training.loop import (  # noqa: E402
     PatchSampler,
     Scene,
     TrainConfig,
@@ -21,6 +20,7 @@ from csakd_qgis.core.train import (  # noqa: E402
     make_wald_scenes,
     train,
 )
+from csakd_qgis.zoo.card import load_model  # noqa: E402
 
 torch.set_num_threads(2)
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,7 +133,7 @@ def test_per_band_normalization_roundtrip(tmp_path):
 
 
 def _enmap_scenes(scale: int):
-    from csakd_qgis.core.io import read_meta, read_reflectance
+    from csakd_qgis.raster.io import read_meta, read_reflectance
 
     files = sorted(ENMAP.glob("enmap_potsdam_tile_*.tif"))
     meta = read_meta(files[0])
@@ -175,7 +175,8 @@ def test_lite_pair_beats_bicubic_on_held_out_enmap_tile(tmp_path):
 def _cli(argv):
     import argparse
 
-    from csakd_qgis.cli_train import add_model_info_parser, add_train_parser
+    from csakd_qgis.cli.model_info import add_model_info_parser
+    from csakd_qgis.cli.train import add_train_parser
 
     parser = argparse.ArgumentParser(prog="csakd")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -197,7 +198,7 @@ def test_cli_model_info(capsys):
 def test_cli_train_on_geotiffs(tmp_path, capsys):
     from affine import Affine
 
-    from csakd_qgis.core.io import write_raster
+    from csakd_qgis.raster.io import write_raster
 
     wl = [450.0 + 25 * i for i in range(20)]  # 450-925 nm: covers Sentinel-2 B2, B3, B4, B8
     paths = []
@@ -223,7 +224,7 @@ def test_cli_train_on_geotiffs(tmp_path, capsys):
 @pytest.mark.shared_data
 @pytest.mark.skipif(not (SHARED / "jasper_urban").is_dir(), reason="needs ../shared/data/jasper_urban")
 def test_read_mat_benchmark_cubes():
-    from csakd_qgis.cli_train import read_mat_cube
+    from csakd_qgis.raster.scene import read_mat_cube
 
     cube, wl, fw, note = read_mat_cube(SHARED / "jasper_urban" / "jasperRidge2_R198.mat")
     assert cube.shape == (198, 100, 100) and len(wl) == 198 and 400 < wl[0] < 420 and wl[-1] < 2460

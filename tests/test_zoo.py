@@ -1,5 +1,5 @@
-"""The model zoo in models/ (ISSUE 7): every model loads, its card is complete, it fuses a real EnMAP-derived
-pair through core.fuse.fuse at least as well as its card says, and the card's held-out metrics compare to the
+"""The model zoo in models/: every model loads, its card is complete, it fuses a real EnMAP-derived
+pair through fusion.fuse.fuse at least as well as its card says, and the card's held-out metrics compare to the
 bicubic and classical (gsa, glp) baselines as documented in docs/RESULTS.md."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from csakd_qgis.core.modelcard import load_model, model_paths, read_card  # noqa: E402
+from csakd_qgis.zoo.card import load_model, model_paths, read_card  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
@@ -84,15 +84,15 @@ def test_card_metrics_against_baselines(name):
                     reason="needs ../shared/data/enmap_potsdam (real EnMAP tiles; absent in a user's clone)")
 @pytest.mark.parametrize("name", ZOO)
 def test_fuse_real_enmap_pair_matches_card(name, tmp_path):
-    """Held-out EnMAP mosaic (tiles 160_160 + 192_160) -> Wald LR-HSI/HR-MSI GeoTIFFs -> core.fuse.fuse."""
+    """Held-out EnMAP mosaic (tiles 160_160 + 192_160) -> Wald LR-HSI/HR-MSI GeoTIFFs -> fusion.fuse.fuse."""
     import sys
 
     sys.path.insert(0, str(ROOT / "tests"))
     from _helpers_raster import read_all, write_pair
 
-    from csakd_qgis.core.corpus import TEST_TILES, enmap_block
-    from csakd_qgis.core.fuse import fuse
-    from csakd_qgis.core.metrics import compute_metrics
+    from csakd_qgis.fusion.fuse import fuse
+    from csakd_qgis.quality.metrics import compute_metrics
+    from csakd_qgis.training.corpus import TEST_TILES, enmap_block
 
     card = read_card(MODELS / name)
     s = int(card["scale"])

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from csakd_qgis.algorithms.coregister import CoregisterAlgorithm
+from csakd_qgis.algorithms.evaluate import EvaluateAlgorithm
+from csakd_qgis.algorithms.fuse import FuseAlgorithm
+from csakd_qgis.algorithms.fuse_classical import FuseClassicalAlgorithm
+from csakd_qgis.algorithms.simulate_pair import SimulatePairAlgorithm
+from csakd_qgis.algorithms.superresolve import SuperresolveAlgorithm
+from csakd_qgis.algorithms.train import TrainAlgorithm
+
 
 def all_algorithms() -> list:
     """Fresh instances of every algorithm the provider offers."""
-    from .coregister import CoregisterAlgorithm
-    from .evaluate import EvaluateAlgorithm
-    from .fuse import FuseAlgorithm
-    from .fuse_classical import FuseClassicalAlgorithm
-    from .simulate_pair import SimulatePairAlgorithm
-    from .superresolve import SuperresolveAlgorithm
-    from .train import TrainAlgorithm
 
     return [FuseClassicalAlgorithm(), FuseAlgorithm(), CoregisterAlgorithm(), SimulatePairAlgorithm(),
             EvaluateAlgorithm(), SuperresolveAlgorithm(), TrainAlgorithm()]

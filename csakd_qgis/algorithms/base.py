@@ -15,6 +15,9 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QCoreApplication
 
+from csakd_qgis.errors import CancelledError, CsakdError
+from csakd_qgis.raster.io import check_output_path
+
 
 class CsakdAlgorithm(QgsProcessingAlgorithm):
     """Base class: subclasses declare parameters and call one core function through :meth:`run_core`."""
@@ -56,7 +59,6 @@ class CsakdAlgorithm(QgsProcessingAlgorithm):
     @staticmethod
     def run_core(feedback: QgsProcessingFeedback | None, func: Callable, *args, **kwargs):
         """Call a core function, mapping CsakdError (and cancel) to QgsProcessingException."""
-        from ..core.errors import CancelledError, CsakdError
 
         t0 = time.perf_counter()
         try:
@@ -77,8 +79,6 @@ class CsakdAlgorithm(QgsProcessingAlgorithm):
     @staticmethod
     def check_output(path: str, inputs: list[str], role: str = "output raster") -> tuple[bool, str]:
         """Validate an output destination before running; returns (ok, message) for checkParameterValues."""
-        from ..core.errors import CsakdError
-        from ..core.io import check_output_path
 
         if not path or path.startswith(("memory:", "TEMPORARY_OUTPUT")):
             return True, ""
@@ -104,24 +104,6 @@ class CsakdAlgorithm(QgsProcessingAlgorithm):
             return options[int(text)]
         raise QgsProcessingException(f"{name} '{text}' is not available: choose one of {', '.join(options)}.")
 
-    @staticmethod
-    def check_folder(path: str, role: str) -> tuple[bool, str]:
-        """An output file's folder must exist and accept files (tried for real: root ignores permissions)."""
-        import tempfile
-
-        if not path:
-            return True, ""
-        folder = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(folder):
-            return False, f"The folder of the {role} '{folder}' does not exist: create it or choose another."
-        try:
-            fd, probe = tempfile.mkstemp(prefix=".csakd-write-test.", dir=folder)
-            os.close(fd)
-            os.remove(probe)
-        except OSError as exc:
-            return False, (f"The folder of the {role} '{folder}' is not writable ({exc.strerror}): choose "
-                           "another location.")
-        return True, ""
 
     @staticmethod
     @contextlib.contextmanager

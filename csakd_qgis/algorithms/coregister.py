@@ -9,7 +9,8 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-from .base import CsakdAlgorithm
+from csakd_qgis.algorithms.base import CsakdAlgorithm
+from csakd_qgis.raster.coreg import coregister
 
 
 class CoregisterAlgorithm(CsakdAlgorithm):
@@ -51,7 +52,6 @@ class CoregisterAlgorithm(CsakdAlgorithm):
         return self.check_output(out, [str(parameters.get(self.HSI) or ""), str(parameters.get(self.MSI) or "")])
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        from ..core.coreg import coregister
 
         hsi = self.layer_path(self, parameters, self.HSI, context, "hyperspectral image")
         msi = self.layer_path(self, parameters, self.MSI, context, "multispectral image")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingParameterFileDestination,
@@ -9,13 +11,16 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-from .base import CsakdAlgorithm
+from csakd_qgis.algorithms.base import CsakdAlgorithm
+from csakd_qgis.errors import CsakdError
+from csakd_qgis.quality.report import evaluate_rasters
+from csakd_qgis.raster.io import check_writable_folder
 
 METRICS = ("psnr", "sam", "ergas", "rmse", "ssim")
 
 
 class EvaluateAlgorithm(CsakdAlgorithm):
-    """SPEC §5 metrics on reflectance, next to the bicubic baseline, with a self-contained HTML report."""
+    """Quality metrics on reflectance, next to the bicubic baseline, with a self-contained HTML report."""
 
     GROUP, GROUP_ID = "Quality", "quality"
     FUSED, REFERENCE, LR, SCALE, JSON, REPORT = "FUSED", "REFERENCE", "LR", "SCALE", "JSON", "REPORT"
@@ -61,13 +66,14 @@ class EvaluateAlgorithm(CsakdAlgorithm):
         if js and not js.lower().endswith(".json"):
             return False, f"The metrics file '{js}' must end in .json."
         for path, role in ((report, "HTML report"), (js, "metrics JSON")):
-            ok, msg = self.check_folder(path, role)
-            if not ok:
-                return ok, msg
+            if path:
+                try:
+                    check_writable_folder(Path(path).resolve(), role)
+                except CsakdError as exc:
+                    return False, str(exc)
         return True, ""
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        from ..core.report import evaluate_rasters
 
         fused = self.layer_path(self, parameters, self.FUSED, context, "fused image")
         ref = self.layer_path(self, parameters, self.REFERENCE, context, "reference image")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from .fusion_base import FILE_CHOICE, ModelFusionBase
+from csakd_qgis.algorithms.fusion_base import FILE_CHOICE, ModelFusionBase
+from csakd_qgis.zoo.registry import available_models
 
 
 def model_choices() -> list[str]:
     """Zoo models first (the default is the first), then the classical methods, then 'file'."""
-    from ..core.infer import available_models
 
     return [*available_models(), "glp", "gsa", "bicubic", FILE_CHOICE]
 

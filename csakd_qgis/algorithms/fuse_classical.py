@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from qgis.core import QgsProcessingParameterEnum
 
-from .fusion_base import FusionBase
+from csakd_qgis.algorithms.fusion_base import FusionBase
 
 METHODS = ["glp", "gsa", "bicubic"]
 

@@ -16,14 +16,17 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from .base import CsakdAlgorithm
+from csakd_qgis.algorithms.base import CsakdAlgorithm
+from csakd_qgis.errors import CsakdError
+from csakd_qgis.fusion.fuse import fuse
+from csakd_qgis.raster.io import parse_creation_options
 
 DEVICES = ["auto", "cpu", "cuda"]
 FILE_CHOICE = "file"
 
 
 class FusionBase(CsakdAlgorithm):
-    """HSI + MSI in, fused GeoTIFF out, through ``core.fuse.fuse``."""
+    """HSI + MSI in, fused GeoTIFF out, through ``fusion.fuse.fuse``."""
 
     GROUP, GROUP_ID = "Fusion", "fusion"
     HSI, MSI, OUTPUT = "HSI", "MSI", "OUTPUT"
@@ -81,8 +84,6 @@ class FusionBase(CsakdAlgorithm):
         ok, msg = self.check_output(out, inputs)
         if not ok:
             return ok, msg
-        from ..core.errors import CsakdError
-        from ..core.io import parse_creation_options
 
         try:
             parse_creation_options(self.parameterAsString(parameters, self.CREATION_OPTIONS, context))
@@ -92,7 +93,6 @@ class FusionBase(CsakdAlgorithm):
 
     def run_fusion(self, parameters, context, feedback, model, device: str = "cpu") -> dict:
         """Read the common parameters, run the tiled fusion, log what happened, return the outputs."""
-        from ..core.io import parse_creation_options
 
         hsi = self.layer_path(self, parameters, self.HSI, context, "hyperspectral image")
         msi = self.layer_path(self, parameters, self.MSI, context, "multispectral image") if self.NEEDS_MSI else None
@@ -127,7 +127,6 @@ class FusionBase(CsakdAlgorithm):
 
     def core_function(self):
         """The core entry point this algorithm runs."""
-        from ..core.fuse import fuse
 
         return fuse
 

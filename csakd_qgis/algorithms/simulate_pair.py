@@ -1,4 +1,4 @@
-"""csakd:simulate_pair — Wald-protocol LR-HSI + HR-MSI pair from a high-resolution HSI (SPEC §5)."""
+"""csakd:simulate_pair — Wald-protocol LR-HSI + HR-MSI pair from a high-resolution HSI."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from .base import CsakdAlgorithm
+from csakd_qgis.algorithms.base import CsakdAlgorithm
+from csakd_qgis.spectral.degrade import simulate_rasters
 
 
 class SimulatePairAlgorithm(CsakdAlgorithm):
@@ -59,7 +60,6 @@ class SimulatePairAlgorithm(CsakdAlgorithm):
         return True, ""
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        from ..core.degrade import simulate_rasters
 
         hsi = self.layer_path(self, parameters, self.HSI, context, "reference hyperspectral image")
         out_lr = self.parameterAsOutputLayer(parameters, self.OUT_LR, context)

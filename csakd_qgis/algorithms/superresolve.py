@@ -6,20 +6,21 @@ import functools
 
 from qgis.core import QgsProcessingParameterNumber
 
-from .fusion_base import FILE_CHOICE, ModelFusionBase
+from csakd_qgis.algorithms.fusion_base import FILE_CHOICE, ModelFusionBase
+from csakd_qgis.fusion.superresolve import superresolve
+from csakd_qgis.zoo.registry import available_models
 
 BICUBIC = "bicubic"
 
 
 def model_choices() -> list[str]:
     """Zoo super-resolution models first (the default is the first), then bicubic, then 'file'."""
-    from ..core.infer import available_models
 
     return [*available_models("dodn"), BICUBIC, FILE_CHOICE]
 
 
 class SuperresolveAlgorithm(ModelFusionBase):
-    """LR-HSI in, HR-HSI out (pixel size / s) through the tiled engine (core.superresolve.superresolve)."""
+    """LR-HSI in, HR-HSI out (pixel size / s) through the tiled engine (fusion.superresolve.superresolve)."""
 
     GROUP, GROUP_ID = "Single-image super-resolution", "superresolution"
     NEEDS_MSI = False
@@ -65,8 +66,7 @@ class SuperresolveAlgorithm(ModelFusionBase):
             out.setDescription(self.tr("Super-resolved hyperspectral image"))
 
     def core_function(self):
-        """core.superresolve.superresolve (with the SCALE parameter for bicubic)."""
-        from ..core.superresolve import superresolve
+        """fusion.superresolve.superresolve (with the SCALE parameter for bicubic)."""
 
         return functools.partial(superresolve, scale=self._scale) if self._scale else superresolve
 

@@ -18,8 +18,12 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from .base import CsakdAlgorithm
-from .fusion_base import DEVICES
+from csakd_qgis.algorithms.base import CsakdAlgorithm
+from csakd_qgis.algorithms.fusion_base import DEVICES
+from csakd_qgis.errors import CsakdError
+from csakd_qgis.spectral.srf import load_srf
+from csakd_qgis.training.adapt import FitConfig, adapt, check_model_output, finite_psnr, train_references
+from csakd_qgis.zoo.registry import zoo_students
 
 PRESETS = ["lite", "paper"]
 
@@ -27,24 +31,11 @@ PRESETS = ["lite", "paper"]
 def init_choices() -> list[str]:
     """'auto' (closest zoo model, else scratch), 'scratch', then the zoo's fusion students (teachers and
     single-image SR models cannot be fine-tuned as a fusion student)."""
-    import json
-
-    from ..core.errors import CsakdError
-    from ..core.infer import available_models, resolve_model_path
-
-    students = []
-    for name in available_models():
-        try:
-            role = json.loads(resolve_model_path(name).read_text(encoding="utf-8")).get("role")
-        except (CsakdError, OSError, ValueError, AttributeError):  # an unreadable card must not break the provider
-            continue
-        if role == "student":
-            students.append(name)
-    return ["auto", "scratch", *students]
+    return ["auto", "scratch", *zoo_students()]
 
 
 class TrainAlgorithm(CsakdAlgorithm):
-    """Training: time-bounded fine-tuning with progress, cancel and a model card (core.adapt)."""
+    """Training: time-bounded fine-tuning with progress, cancel and a model card (training.adapt)."""
 
     GROUP, GROUP_ID = "Training", "training"
     REFERENCES, HSI, MSI, SENSOR, SCALE, PRESET, INIT, INIT_FILE = (
@@ -176,9 +167,6 @@ class TrainAlgorithm(CsakdAlgorithm):
         ok, msg = super().checkParameterValues(parameters, context)
         if not ok:
             return ok, msg
-        from ..core.adapt import check_model_output
-        from ..core.errors import CsakdError
-        from ..core.srf import load_srf
 
         try:
             mode = self._mode(parameters, context)
@@ -215,7 +203,6 @@ class TrainAlgorithm(CsakdAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         import os
 
-        from ..core.adapt import FitConfig, adapt, finite_psnr, train_references
 
         mode = self._mode(parameters, context)
         model, fused = self._outputs(parameters, context)

@@ -1,4 +1,4 @@
-"""Building blocks of the CSAKD body (SPEC §2): dense residual unit, CLRA block, CSA fusion.
+"""Building blocks of the CSAKD body : dense residual unit, CLRA block, CSA fusion.
 
 Pure torch; imported only by code that needs the networks (never at QGIS plugin load).
 """
@@ -83,7 +83,7 @@ CSA_MODES = ("corrected", "reference")
 
 
 class CSAFusion(nn.Module):
-    """Cross self-attention fusion of the four HR feature maps (SPEC §2).
+    """Cross self-attention fusion of the four HR feature maps .
 
     Q from Z_h, K from Z_m, V from Z_mh (all nf -> d by 1x1 convs, split into ``heads``); channel
     attention per head. ``mode="corrected"``: Q and K are L2-normalised along the spatial axis and

@@ -3,7 +3,7 @@
 MACs are counted by forward hooks on every ``nn.Conv2d``: output elements * (in_ch / groups) * kh * kw
 (bias additions, activations, interpolation, softmax and elementwise ops are not counted). The CSA
 attention matrix products (Q K^T and A V: 2 * d * (d / heads) * H * W MACs) are NOT in ``macs``,
-the SPEC's "conv MACs"; they are reported separately as ``attn_macs``. The forward runs on the
+the "conv MACs" we report; they are reported separately as ``attn_macs``. The forward runs on the
 ``meta`` device by default, so even the paper teacher at 256 x 256 is counted without computing.
 """
 
@@ -44,7 +44,7 @@ def csakd_complexity(cfg: Any, hr_size: int = 256, device: str = "meta") -> dict
 
     ``hr_size`` is rounded down to a multiple of the scale; the LR size is hr_size / scale.
     """
-    from .csakd import CSAKDConfig, build_model
+    from csakd_qgis.nets.csakd import CSAKDConfig, build_model
 
     if isinstance(cfg, dict):
         cfg = CSAKDConfig.from_dict(cfg)
@@ -64,7 +64,7 @@ def csakd_complexity(cfg: Any, hr_size: int = 256, device: str = "meta") -> dict
 def preset_complexity(preset: str, hsi_bands: int, msi_bands: int, scale: int, hr_size: int = 256
                       ) -> dict[str, dict[str, int]]:
     """{"teacher": {...}, "student": {...}} complexity of a named preset (see csakd.preset_configs)."""
-    from .csakd import preset_configs
+    from csakd_qgis.nets.csakd import preset_configs
 
     teacher, student = preset_configs(preset, hsi_bands, msi_bands, scale)
     return {"teacher": csakd_complexity(teacher, hr_size), "student": csakd_complexity(student, hr_size)}

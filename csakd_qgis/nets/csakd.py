@@ -1,10 +1,10 @@
-"""CSAKD fusion network (SPEC §2): four feature streams, CSA fusion, head, optional global residual.
+"""CSAKD fusion network : four feature streams, CSA fusion, head, optional global residual.
 
 Inputs: LR-HSI ``lr`` (B, C_h, h, w) and HR-MSI ``msi`` (B, C_m, s*h, s*w); output HR-HSI
 (B, C_h, s*h, s*w) and the fused feature map F (the distilled feature). The HR size must be exactly
 ``scale`` times the LR size: callers pad or crop their windows to a multiple of ``scale``.
 
-Grid convention (SPEC §1): LR pixel (i, j) covers HR pixels [i*s, (i+1)*s) x [j*s, (j+1)*s). The
+Grid convention (LR/HR pixel grid): LR pixel (i, j) covers HR pixels [i*s, (i+1)*s) x [j*s, (j+1)*s). The
 bilinear upsampling of X_h (align_corners=False), the s x s block mean that brings X_m to LR and the
 nearest upsampling of LR features all follow it.
 """
@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import CSA_MODES, CSAFusion, Stream, lrelu
-from .config import DictConfig
+from csakd_qgis.nets.blocks import CSA_MODES, CSAFusion, Stream, lrelu
+from csakd_qgis.nets.config import DictConfig
 
 STREAMS = ("hm", "mh", "h", "m")
 RESIDUAL_MODES = ("bilinear", "bicubic", "none", "base")
@@ -38,7 +38,7 @@ class CSAKDConfig(DictConfig):
     - ``blocks``: CLRA blocks per stream, keys ``hm`` (HR joint), ``mh`` (LR joint), ``h`` (HSI, LR),
       ``m`` (MSI, HR); 0 = stem only.
     - ``groups``: conv groups of each stream's CLRA blocks (the paper student uses h = nf // 2).
-    - ``residual``: ``"bilinear"`` (default: add the bilinearly upsampled LR-HSI, SPEC §2),
+    - ``residual``: ``"bilinear"`` (default: add the bilinearly upsampled LR-HSI),
       ``"bicubic"`` (bicubic-upsampled LR-HSI, same grid convention), ``"none"`` (reference parity) or
       ``"base"`` (forward gets a ``base`` HR-HSI, e.g. a classical fusion, and the net predicts a
       correction; the last head conv is zero-initialised so the untrained net returns ``base``).

@@ -1,4 +1,4 @@
-"""DODN-style single-image hyperspectral super-resolution with privileged MSI knowledge (SPEC §4).
+"""DODN-style single-image hyperspectral super-resolution with privileged MSI knowledge (DODN-style).
 
 This is OUR RECONSTRUCTION from the DODN paper's abstract, not the authors' network: only the abstract is
 public. What the abstract confirms: at inference the student sees only the LR-HSI; paired MSI-HSI data
@@ -25,7 +25,7 @@ our choice.
      2D-branch features after upsampling (any integer s >= 2);
   5. head conv (``head_kernel`` 1 or 3) nf -> C_h, zero-initialised (``zero_head``) so the untrained
      student returns its global residual: the upsampled LR-HSI (``residual`` = "bicubic", the Keys a=-0.5
-     cubic of :func:`core.classical.upsample_bicubic`, edges replicated; or "bilinear"; or "none").
+     cubic of :func:`fusion.classical.upsample_bicubic`, edges replicated; or "bilinear"; or "none").
   Forward ``student(lr) -> (Y_S, F_S)``.
 - Distillation (:class:`DODNStudentKD`, training only): a 1x1 adapter maps F_S (nf) to the teacher's
   feature width (``kd_width``); :class:`DODNPair` matches it to F_T with L1, plus L1 to the ground truth
@@ -45,8 +45,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import init_scaled_kaiming, lrelu
-from .config import DictConfig
+from csakd_qgis.nets.blocks import init_scaled_kaiming, lrelu
+from csakd_qgis.nets.config import DictConfig
 
 NETS = ("teacher", "student")
 RESIDUAL_MODES = ("bicubic", "bilinear", "none")
@@ -134,7 +134,7 @@ def preset_configs(name: str, hsi_bands: int, msi_bands: int, scale: int, **over
 
 # ------------------------------------------------------------------------------------------ upsampling
 def _keys_weights(frac: float, a: float = -0.5) -> list[float]:
-    """Keys cubic-convolution weights of the taps -1, 0, 1, 2 (same as core.classical._keys_weights)."""
+    """Keys cubic-convolution weights of the taps -1, 0, 1, 2 (same as fusion.classical._keys_weights)."""
     out = []
     for d in (1 + frac, frac, 1 - frac, 2 - frac):
         if d <= 1:
@@ -154,7 +154,7 @@ def _cubic_axis(x: torch.Tensor, s: int, dim: int) -> torch.Tensor:
     xp = torch.cat((x[..., :1], x[..., :1], x, x[..., -1:], x[..., -1:]), -1)
     phases = []
     for r in range(s):
-        t = (r + 0.5) / s - 0.5  # LR offset of HR phase r from its parent LR centre (SPEC §1 grid)
+        t = (r + 0.5) / s - 0.5  # LR offset of HR phase r from its parent LR centre (LR/HR pixel grid)
         base = math.floor(t)
         w = _keys_weights(t - base)
         acc = None
@@ -168,9 +168,9 @@ def _cubic_axis(x: torch.Tensor, s: int, dim: int) -> torch.Tensor:
 
 
 def bicubic_upsample(x: torch.Tensor, s: int) -> torch.Tensor:
-    """Keys (a = -0.5) cubic upsampling of (..., h, w) by the integer s on the SPEC §1 grid, edges replicated.
+    """Keys (a = -0.5) cubic upsampling of (..., h, w) by the integer s on the LR/HR pixel grid (docs/ARCHITECTURE.md), edges replicated.
 
-    Equal (to float rounding) to :func:`core.classical.upsample_bicubic`, the project's bicubic baseline.
+    Equal (to float rounding) to :func:`fusion.classical.upsample_bicubic`, the project's bicubic baseline.
     """
     return _cubic_axis(_cubic_axis(x, int(s), -1), int(s), -2)
 
@@ -386,68 +386,6 @@ def preset_complexity(preset: str, hsi_bands: int, msi_bands: int, scale: int, h
     return {"teacher": dodn_complexity(teacher, hr_size), "student": dodn_complexity(student, hr_size)}
 
 
-# ------------------------------------------------------------------------------------------ model pair
-class DODNPair:
-    """Training adapter for core.train.train (same interface as core.train.CSAKDPair).
-
-    - ``teacher_forward``: the teacher on the HR-MSI; ``student_forward``: the student on the LR-HSI only.
-    - ``teacher_loss``: L1 + w.sam SAM + w.beba BEBA to the ground truth (SPEC §3 teacher loss).
-    - ``student_loss``: the same reconstruction loss, plus (with a teacher) ``w.response_kd`` * L1(Y_S, Y_T)
-      and ``w.feat_kd`` * L1(adapter(F_S), F_T) (SPEC §4: feature matching is L1 whatever
-      ``w.feat_kd_kind`` says, except "none", which switches it off). Teacher tensors are detached.
-    ``norm`` (None or per-band mean/std tensors) maps inputs to the network space and outputs back.
-    """
-
-    def __init__(self, teacher: Any, student: Any, weights: Any, norm: dict[str, Any] | None = None) -> None:
-        self.teacher, self.student, self.weights, self.norm = teacher, student, weights, norm
-
-    def teacher_forward(self, batch: dict[str, Any]) -> tuple[Any, Any]:
-        """(Y_T, F_T) of the teacher (HR-MSI in)."""
-        msi = batch["msi"]
-        if self.norm is not None:
-            msi = (msi - self.norm["msi_mean"]) / self.norm["msi_std"]
-        y, f = self.teacher(msi)
-        if self.norm is not None:
-            y = y * self.norm["hsi_std"] + self.norm["hsi_mean"]
-        return y, f
-
-    def student_forward(self, batch: dict[str, Any]) -> tuple[Any, Any]:
-        """(Y_S, adapted F_S) of the student (LR-HSI in)."""
-        lr = batch["lr"]
-        if self.norm is not None:
-            lr = (lr - self.norm["hsi_mean"]) / self.norm["hsi_std"]
-        y, f = self.student(lr)
-        if self.norm is not None:
-            y = y * self.norm["hsi_std"] + self.norm["hsi_mean"]
-        return y, f
-
-    def teacher_loss(self, out_t: tuple[Any, Any], batch: dict[str, Any]) -> tuple[Any, dict[str, float]]:
-        """Teacher reconstruction loss."""
-        from .losses import teacher_loss
-
-        return teacher_loss(out_t[0].float(), batch["hr"], self.weights)
-
-    def student_loss(self, out_s: tuple[Any, Any], out_t: tuple[Any, Any] | None, batch: dict[str, Any]
-                     ) -> tuple[Any, dict[str, float]]:
-        """Student loss: reconstruction (+ response and feature KD when teacher outputs are given)."""
-        from .losses import l1, reconstruction_loss
-
-        w = self.weights
-        y_s = out_s[0].float()
-        total, parts = reconstruction_loss(y_s, batch["hr"], w)
-        if out_t is not None:
-            if w.response_kd:
-                r = l1(y_s, out_t[0].float().detach())
-                total = total + w.response_kd * r
-                parts["response_kd"] = float(r.detach())
-            if w.feat_kd and w.feat_kd_kind != "none":
-                fk = l1(out_s[1].float(), out_t[1].float().detach())
-                total = total + w.feat_kd * fk
-                parts["feat_kd"] = float(fk.detach())
-        parts["total"] = float(total.detach())
-        return total, parts
-
-
-__all__ = ["DODB", "DODNConfig", "DODNPair", "DODNStudent", "DODNStudentKD", "DODNTeacher", "NETS", "PRESETS",
+__all__ = ["DODB", "DODNConfig", "DODNStudent", "DODNStudentKD", "DODNTeacher", "NETS", "PRESETS",
            "bicubic_upsample", "build_model", "build_training_model", "dodn_complexity", "preset_complexity",
            "preset_configs", "upsample_residual"]

@@ -1,4 +1,4 @@
-"""KD joint losses of SPEC §3 (all on (B, C, H, W) tensors, bands on axis 1).
+"""KD joint losses (all on (B, C, H, W) tensors, bands on axis 1).
 
 Teacher: L_T = L1 + 0.1 SAM + 0.1 BEBA.  Student: L_S = L1 + 0.1 SAM + 0.1 BEBA + 0.1 L1(Y_S, Y_T)
 + 0.1 FeatKD(F_S, F_T), teacher outputs detached. Weights and choices live in :class:`LossWeights`.
@@ -21,7 +21,7 @@ SAM_KINDS = ("angle", "cosine", "norm_weighted")
 
 @dataclass
 class LossWeights:
-    """Weights of the loss terms (SPEC §3 defaults) and the SAM / feature-KD variants."""
+    """Weights of the loss terms (defaults of the CSAKD paper) and the SAM / feature-KD variants."""
 
     l1: float = 1.0
     sam: float = 0.1

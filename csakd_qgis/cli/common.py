@@ -1,0 +1,102 @@
+"""Shared pieces of the subcommands: argument types, run options (device, tiles, creation options) and the tqdm progress bar."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from csakd_qgis.raster.io import parse_creation_options
+
+log = logging.getLogger("csakd")
+
+
+def int_at_least(minimum: int, what: str) -> Callable[[str], int]:
+    """argparse type: an integer >= minimum (``what`` names it in the error)."""
+
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got '{text}'") from None
+        if v < minimum:
+            raise argparse.ArgumentTypeError(f"expected {what}, got '{text}'")
+        return v
+
+    return parse
+
+
+def creation_options(items: list[str] | None) -> dict[str, str]:
+
+    return parse_creation_options(" ".join(items or []))
+
+
+class ProgressBar:
+    """tqdm bar driven by progress(fraction, message) callbacks (percent units)."""
+
+    def __init__(self, desc: str, enabled: bool = True) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=100, desc=desc, unit="%", disable=not enabled,
+                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix} [{elapsed}<{remaining}]")
+        self.last = 0
+
+    def __call__(self, fraction: float, message: str) -> None:
+        pos = int(round(100 * fraction))
+        if pos > self.last:
+            self.bar.update(pos - self.last)
+            self.last = pos
+        self.bar.set_postfix_str(message, refresh=False)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def add_run_arguments(p: argparse.ArgumentParser, pixels: str) -> None:
+    """Device, precision, tiling, threads, creation options and progress of the tiled engine's commands."""
+    p.add_argument("--device", default="auto", metavar="DEV",
+                   help="auto (CUDA if available), cpu, cuda or cuda:N (default: %(default)s)")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"),
+                   help="network precision on CUDA (default: %(default)s)")
+    p.add_argument("--tile", type=positive_int, default=256, metavar="PX",
+                   help=f"tile size in {pixels}, rounded up to a multiple of the scale (default: %(default)s)")
+    p.add_argument("--overlap", type=non_negative_int, default=32, metavar="PX",
+                   help=f"tile overlap in {pixels}, blended with a raised cosine (default: %(default)s)")
+    p.add_argument("--batch", type=positive_int, default=4, metavar="N",
+                   help="tiles per network call (default: %(default)s)")
+    p.add_argument("--threads", type=positive_int, default=None, metavar="N", help="CPU threads for torch")
+    p.add_argument("--co", action="append", default=None, metavar="KEY=VAL",
+                   help="GDAL GeoTIFF creation option, repeatable (e.g. --co COMPRESS=LZW)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run_with_bar(name: str, args: argparse.Namespace, progress: Callable[[float, str], None] | None,
+                 job: Callable[[Callable[[float, str], None] | None], Any]) -> int:
+    """Run ``job(progress)`` with a tqdm bar (unless a callback is given), log its messages, print its summary."""
+    bar = ProgressBar(name, enabled=not getattr(args, "no_progress", False)) if progress is None else None
+    try:
+        result = job(progress or bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    for line in result.messages[:-1]:
+        log.info(line)
+    print(result.summary())
+    return 0
+
+
+def scale_arg(text: str) -> int:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"scale must be an integer >= 2, got '{text}'") from None
+    if value != int(value) or value < 2:
+        raise argparse.ArgumentTypeError(f"scale must be an integer >= 2, got '{text}'")
+    return int(value)
+
+
+positive_int = int_at_least(1, "a positive integer")
+
+
+non_negative_int = int_at_least(0, "an integer >= 0")

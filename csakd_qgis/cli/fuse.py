@@ -1,0 +1,53 @@
+"""``csakd fuse``: the main fusion job (LR-HSI + HR-MSI -> HR-HSI GeoTIFF) with a progress bar and a short summary.
+
+Thin wrappers: parse arguments, call :func:`fusion.fuse.fuse` / :func:`raster.coreg.coregister` with a tqdm
+progress bar, print a short summary. User errors are raised as :class:`CsakdError` (``csakd`` prints them
+on one line and exits 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Callable
+
+from csakd_qgis.cli.common import add_run_arguments, creation_options, run_with_bar
+from csakd_qgis.fusion.fuse import fuse
+
+log = logging.getLogger("csakd")
+
+
+def add_fuse_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``fuse``: LR-HSI + HR-MSI -> HR-HSI GeoTIFF on the MSI grid."""
+    p = subparsers.add_parser(
+        "fuse", help="fuse a low-resolution hyperspectral and a high-resolution multispectral image",
+        description="Fuse a low-resolution hyperspectral image (HSI) with a high-resolution multispectral image "
+                    "(MSI) of the same place into a hyperspectral GeoTIFF on the MSI grid (cropped to the "
+                    "overlap). The HSI is reprojected/resampled onto the MSI grid when needed; the pixel-size "
+                    "ratio must be about an integer >= 2. The output keeps the HSI's bands (bad bands as "
+                    "nodata), wavelengths and FWHM; nodata -9999.")
+    p.add_argument("--hsi", required=True, metavar="HSI", help="low-resolution hyperspectral raster")
+    p.add_argument("--msi", required=True, metavar="MSI", help="high-resolution multispectral raster")
+    p.add_argument("--model", default="glp", metavar="M",
+                   help="classical method (glp, gsa, bicubic), zoo model name, or a .safetensors model file "
+                        "(default: %(default)s)")
+    p.add_argument("--out", required=True, metavar="OUT.tif", help="output GeoTIFF")
+    add_run_arguments(p, "MSI pixels")
+    p.add_argument("--shift-correct", action="store_true",
+                   help="remove the estimated sub-pixel HSI/MSI shift before fusing (always estimated and "
+                        "reported)")
+    p.set_defaults(func=run_fuse)
+    return p
+
+
+def run_fuse(args: argparse.Namespace, progress: Callable[[float, str], None] | None = None) -> int:
+    """Handler of ``csakd fuse``."""
+
+    co = creation_options(args.co)
+    return run_with_bar("fuse", args, progress, lambda prog: fuse(
+        args.hsi, args.msi, args.out, model=args.model, device=args.device, tile=args.tile, overlap=args.overlap,
+        batch=args.batch, shift_correct=args.shift_correct, creation_options=co, progress=prog,
+        threads=args.threads, precision=args.precision))
+
+
+__all__ = ["add_fuse_parser", "run_fuse"]

@@ -1,0 +1,314 @@
+"""Predictors: one interface for classical fusion and trained networks on batches of windows.
+
+``predict(lr (B, C_h, h, w), msi (B, C_m, s*h, s*w)) -> (B, C_h, s*h, s*w)`` float32 reflectance, NaN where
+the inputs are nodata (an HR pixel is nodata where any MSI band is, and band b is nodata where the LR
+parent pixel of band b is). Attributes: ``name``, ``scale``, ``hsi_bands``, ``msi_bands``, ``device_used``,
+``halo_lr`` (LR px of context the tiler reads around each window and crops afterwards) and
+``network_seconds`` (time spent inside the model, for benchmarks).
+
+``prepare(lr, msi)`` is called once before the windows with a bounded sample of the scene (LR-HSI and its
+HR-MSI): classical methods fit their per-band coefficients there (once per scene, then applied
+window by window), networks with ``residual="base"`` fit the classical base the same way.
+
+torch is imported only inside :class:`TorchPredictor` (QGIS imports the plugin at start).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from csakd_qgis.errors import CsakdError
+from csakd_qgis.fusion.classical import CLASSICAL_METHODS, apply_classical, fit_classical, margin_lr
+from csakd_qgis.nets.device import resolve_device, resolve_precision
+from csakd_qgis.spectral.degrade import fill_nan_nearest
+from csakd_qgis.zoo.card import apply_normalization, invert_normalization, load_model, validate_card
+from csakd_qgis.zoo.registry import resolve_model_path
+
+log = logging.getLogger("csakd_qgis.infer")
+
+def all_finite(x: np.ndarray) -> bool:
+    """True when every value is finite: one summing pass, no temporary (a sum over finite float32 values
+    is finite unless it overflows, and then the exact check decides)."""
+    x = np.asarray(x)
+    if x.size == 0 or x.dtype.kind not in "fc":
+        return True
+    if np.isfinite(np.add.reduce(x, axis=None)):
+        return True
+    return bool(np.isfinite(x).all())
+
+
+def nodata_mask(lr: np.ndarray, msi: np.ndarray, scale: int) -> np.ndarray | None:
+    """(B, C_h, H, W) bool, True where the output is nodata (LR parent band value or any MSI band NaN).
+
+    None when both inputs are entirely valid (the common case; saves building the mask).
+    """
+    s = int(scale)
+    if all_finite(lr) and all_finite(msi):
+        return None
+    lr_bad = ~np.isfinite(lr)
+    msi_bad = ~np.isfinite(msi).all(axis=-3, keepdims=True)
+    if not lr_bad.any() and not msi_bad.any():
+        return None
+    bad = np.repeat(np.repeat(lr_bad, s, axis=-2), s, axis=-1)
+    return bad | msi_bad
+
+
+def apply_mask(out: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """Set ``out`` to NaN where ``mask`` (from :func:`nodata_mask`) is True; in place, returns ``out``."""
+    if mask is not None:
+        out[np.broadcast_to(mask, out.shape)] = np.nan
+    return out
+
+
+def fill_nodata(x: np.ndarray) -> np.ndarray:
+    """Copy of a (..., C, h, w) stack with NaN replaced by the nearest valid pixel of the band (0 if none)."""
+
+    if all_finite(x):
+        return np.asarray(x, np.float32)
+    out = fill_nan_nearest(np.asarray(x, np.float32))
+    return np.nan_to_num(out, nan=0.0)
+
+
+class Predictor:
+    """Base class: attributes of every predictor and the shape checks of ``predict``."""
+
+    name: str = "predictor"
+    scale: int = 1
+    hsi_bands: int = 0
+    msi_bands: int = 0
+    device_used: str = "cpu"
+    halo_lr: int = 0
+    network_seconds: float = 0.0
+    messages: list[str]
+
+    @property
+    def needs_sample(self) -> bool:
+        """Whether :meth:`prepare` uses the scene sample (the caller may skip reading it otherwise)."""
+        return type(self).prepare is not Predictor.prepare
+
+    def prepare(self, lr: np.ndarray, msi: np.ndarray) -> None:
+        """Fit whatever is fitted once per scene on a (C_h, h, w) / (C_m, s*h, s*w) sample."""
+
+    def _check(self, lr: np.ndarray, msi: np.ndarray) -> None:
+        s = self.scale
+        if lr.ndim != 4 or msi.ndim != 4:
+            raise ValueError(f"predict expects (B, C, H, W) arrays, got {lr.shape} and {msi.shape}")
+        if lr.shape[1] != self.hsi_bands or msi.shape[1] != self.msi_bands:
+            raise CsakdError(f"{self.name} expects {self.hsi_bands} HSI and {self.msi_bands} MSI bands, got "
+                             f"{lr.shape[1]} and {msi.shape[1]}.")
+        if msi.shape[-2:] != (lr.shape[-2] * s, lr.shape[-1] * s) or lr.shape[0] != msi.shape[0]:
+            raise ValueError(f"MSI {msi.shape} is not scale {s} times LR {lr.shape}")
+
+    def predict(self, lr: np.ndarray, msi: np.ndarray) -> np.ndarray:  # pragma: no cover - interface
+        """(B, C_h, s*h, s*w) fused reflectance."""
+        raise NotImplementedError
+
+
+class ClassicalPredictor(Predictor):
+    """Classical fusion (``bicubic``, ``gsa``, ``glp``): coefficients fitted once per scene, applied per window."""
+
+    def __init__(self, method: str, scale: int, hsi_bands: int, msi_bands: int, params: Any = None) -> None:
+
+        m = str(method).strip().lower()
+        if m not in CLASSICAL_METHODS:
+            raise CsakdError(f"Unknown classical method '{method}': choose one of {', '.join(CLASSICAL_METHODS)}.")
+        self.method = m
+        self.name = m
+        self.scale, self.hsi_bands, self.msi_bands = int(scale), int(hsi_bands), int(msi_bands)
+        self.params = params
+        self.device_used = "cpu"
+        self.halo_lr = margin_lr(m)
+        self.network_seconds = 0.0
+        self.messages = []
+
+    @property
+    def needs_sample(self) -> bool:
+        """Coefficients still to fit (given params or bicubic: nothing fitted on the sample)."""
+        return self.params is None
+
+    def prepare(self, lr: np.ndarray, msi: np.ndarray) -> None:
+        """Fit the method's coefficients on the scene sample (no-op for bicubic or when given params)."""
+
+        if self.params is None and self.method == "bicubic":
+            self.params = fit_classical(lr, msi, self.scale, self.method)
+        elif self.params is None:
+            t0 = time.perf_counter()
+            self.params = fit_classical(lr, msi, self.scale, self.method)
+            n = getattr(self.params, "n_fit_pixels", 0)
+            self.messages.append(f"{self.method}: coefficients fitted on {n} LR pixels "
+                                 f"({lr.shape[1]} x {lr.shape[2]} px sample) in {time.perf_counter() - t0:.2f} s.")
+
+    def predict(self, lr: np.ndarray, msi: np.ndarray) -> np.ndarray:
+        """Apply the fitted method to each window of the batch."""
+
+        self._check(lr, msi)
+        if self.params is None and self.method != "bicubic":
+            raise RuntimeError("ClassicalPredictor.prepare() was not called")
+        t0 = time.perf_counter()
+        out = np.stack([apply_classical(a, b, self.scale, self.method, self.params) for a, b in zip(lr, msi,
+                                                                                                    strict=True)])
+        apply_mask(out, nodata_mask(lr, msi, self.scale))
+        self.network_seconds += time.perf_counter() - t0
+        return out.astype(np.float32, copy=False)
+
+
+def _base_method(card: dict) -> str:
+    training = card.get("training") or {}
+    return str(card.get("base_method") or training.get("base_method")
+               or (training.get("config") or {}).get("base_method") or "glp")
+
+
+class TorchPredictor(Predictor):
+    """A CSAKD network loaded from a model card (``modelcard.load_model``), run with torch.inference_mode().
+
+    NaN inputs are filled from the nearest valid pixel before the network and the output is NaN where the
+    inputs were nodata. ``precision`` fp16/bf16 uses autocast on CUDA (ignored on the CPU, with a message).
+    For ``residual == "base"`` the classical base (card's base method, default glp) is fitted once per scene
+    in :meth:`prepare` and computed per window with the same coefficients.
+    """
+
+    def __init__(self, path: str | os.PathLike, device: str = "auto", precision: str = "fp32",
+                 threads: int | None = None, halo_lr: int | None = None) -> None:
+        import torch
+
+
+        self.messages = []
+        if threads:
+            torch.set_num_threads(int(threads))
+        self.device = resolve_device(device)
+        self.model, self.card = load_model(path, device=self.device)
+        if self.card.get("arch", "csakd") != "csakd":
+            raise CsakdError(f"The model '{path}' is a single-image super-resolution model (arch "
+                             f"{self.card.get('arch')!r}): it takes only the hyperspectral image. Use 'csakd "
+                             "superresolve' or the Processing algorithm 'Super-resolve hyperspectral image'.")
+        self.path = str(path)
+        self.name = str(self.card.get("name") or Path(str(path)).stem)
+        cfg = self.card.get("config", {})
+        self.scale = int(self.card.get("scale", cfg.get("scale", 1)))
+        self.hsi_bands = int(self.card.get("hsi", {}).get("bands", cfg.get("hsi_bands", 0)))
+        self.msi_bands = int(self.card.get("msi", {}).get("bands", cfg.get("msi_bands", 0)))
+        self.residual = str(self.card.get("residual", cfg.get("residual", "none")))
+        self.precision = resolve_precision(precision, self.device, self.messages)
+        self.device_used = self.device
+        if self.device.startswith("cuda"):
+            idx = torch.device(self.device).index or 0
+            self.device_used = f"{self.device} ({torch.cuda.get_device_name(idx)})"
+        else:
+            self.device_used = f"{self.device} ({torch.get_num_threads()} threads)"
+        self.base: ClassicalPredictor | None = None
+        if self.residual == "base":
+            self.base = ClassicalPredictor(_base_method(self.card), self.scale, self.hsi_bands, self.msi_bands)
+        default_halo = self.base.halo_lr if self.base is not None else 2
+        self.halo_lr = int(default_halo if halo_lr is None else halo_lr)
+        self.network_seconds = 0.0
+
+    def check_inputs(self, hsi_wavelengths: Sequence[float | None] | int | None, msi_band_count: int | None,
+                     scale: int | None) -> None:
+        """Raise CsakdError if the model card does not fit the data (bands, wavelengths, scale)."""
+
+        validate_card(self.card, hsi_wavelengths, msi_band_count, scale)
+
+    @property
+    def needs_sample(self) -> bool:
+        """Only a network that corrects a classical base fits anything on the scene sample."""
+        return self.base is not None and self.base.needs_sample
+
+    def prepare(self, lr: np.ndarray, msi: np.ndarray) -> None:
+        """Fit the classical base on the scene sample when the network corrects one."""
+        if self.base is not None:
+            self.base.prepare(lr, msi)
+            self.messages.extend(self.base.messages)
+
+    def predict(self, lr: np.ndarray, msi: np.ndarray) -> np.ndarray:
+        """Run the network on a batch (inputs filled, outputs masked)."""
+        import torch
+
+
+        self._check(lr, msi)
+        mask = nodata_mask(lr, msi, self.scale)
+        if mask is None:  # all valid (the common case): no filling, no copies
+            lr_f, msi_f = np.asarray(lr, np.float32), np.asarray(msi, np.float32)
+        else:
+            lr_f = np.stack([fill_nodata(x) for x in lr])
+            msi_f = np.stack([fill_nodata(x) for x in msi])
+        base_np = None
+        if self.base is not None:
+            base_np = np.stack([fill_nodata(x) for x in self.base.predict(lr_f, msi_f)])
+        t0 = time.perf_counter()
+        dev = torch.device(self.device)
+        dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.precision)
+        with torch.inference_mode():
+            x_lr = torch.from_numpy(lr_f).to(dev)
+            x_msi = torch.from_numpy(msi_f).to(dev)
+            x_base = torch.from_numpy(base_np).to(dev) if base_np is not None else None
+            x_lr, x_msi, x_base = apply_normalization(self.card, x_lr, x_msi, x_base)
+            if dtype is not None:
+                with torch.autocast(device_type="cuda", dtype=dtype):
+                    hr, _ = self.model(x_lr, x_msi, base=x_base)
+            else:
+                hr, _ = self.model(x_lr, x_msi, base=x_base)
+            hr = invert_normalization(self.card, hr.float())
+            out = hr.cpu().numpy().astype(np.float32, copy=False)
+        self.network_seconds += time.perf_counter() - t0
+        return apply_mask(out, mask)
+
+
+class CallablePredictor(Predictor):
+    """Wrap any ``f(lr, msi) -> hr`` batch function (e.g. a torch module in tests) as a predictor."""
+
+    def __init__(self, fn, scale: int, hsi_bands: int, msi_bands: int, name: str = "callable",
+                 halo_lr: int = 0, fill: bool = True) -> None:
+        self.fn, self.name = fn, name
+        self.scale, self.hsi_bands, self.msi_bands = int(scale), int(hsi_bands), int(msi_bands)
+        self.halo_lr, self.fill = int(halo_lr), fill
+        self.device_used, self.network_seconds, self.messages = "cpu", 0.0, []
+
+    def predict(self, lr: np.ndarray, msi: np.ndarray) -> np.ndarray:
+        """Fill nodata, call the function, mask nodata."""
+        self._check(lr, msi)
+        mask = nodata_mask(lr, msi, self.scale)
+        if self.fill and mask is not None:
+            lr = np.stack([fill_nodata(x) for x in lr])
+            msi = np.stack([fill_nodata(x) for x in msi])
+        t0 = time.perf_counter()
+        out = np.asarray(self.fn(lr, msi), np.float32)
+        self.network_seconds += time.perf_counter() - t0
+        return apply_mask(out.copy() if mask is not None else out, mask)
+
+
+def make_predictor(model: str | os.PathLike | Predictor, *, scale: int, hsi_bands: int, msi_bands: int,
+                   hsi_wavelengths: Sequence[float | None] | None = None, device: str = "auto",
+                   precision: str = "fp32", threads: int | None = None) -> Predictor:
+    """A predictor for ``model``: a classical method name, a zoo model name, a .safetensors/.json path, or a
+    :class:`Predictor` (returned as is). Learned models are checked against the data (bands, wavelengths,
+    scale) before any compute; a missing model file is a CsakdError.
+    """
+
+    if isinstance(model, Predictor) or (hasattr(model, "predict") and hasattr(model, "scale")):
+        pred = model  # type: ignore[assignment]
+        if int(pred.scale) != int(scale):
+            raise CsakdError(f"The predictor works at scale {pred.scale} but the inputs have scale {scale}.")
+        return pred  # type: ignore[return-value]
+    text = str(model).strip()
+    if text.lower() in CLASSICAL_METHODS:
+        d = (device or "auto").strip().lower()
+        pred = ClassicalPredictor(text.lower(), scale, hsi_bands, msi_bands)
+        if d.startswith("cuda"):
+            pred.messages.append(f"Classical method '{text.lower()}' runs on the CPU (device '{device}' unused).")
+        return pred
+    path = resolve_model_path(text)
+    pred_t = TorchPredictor(path, device=device, precision=precision, threads=threads)
+    pred_t.check_inputs(list(hsi_wavelengths) if hsi_wavelengths is not None else int(hsi_bands), msi_bands, scale)
+    return pred_t
+
+
+__all__ = ["CallablePredictor", "ClassicalPredictor", "Predictor", "TorchPredictor", "resolve_precision",
+           "all_finite", "apply_mask", "fill_nodata", "make_predictor",
+           "nodata_mask", "resolve_device", "resolve_model_path"]

@@ -1,0 +1,472 @@
+"""Raster I/O over rasterio: band wavelength metadata, windowed reflectance reads, atomic GeoTIFF writing.
+
+Every reader returns float32 reflectance (scale/offset applied) with NaN where the input is nodata,
+so downstream code never sees sensor-specific integer scalings or nodata sentinels.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from csakd_qgis.errors import CsakdError
+
+OUTPUT_NODATA = -9999.0
+SUPPORTED_OUTPUT_EXTENSIONS = (".tif", ".tiff")
+_DESC_WAVELENGTH = re.compile(r"\(\s*([0-9]+(?:\.[0-9]*)?)\s*(nm|nanometers?|um|µm|micrometers?)\s*\)", re.I)
+_UNIT_FACTORS = {"nanometers": 1.0, "nanometer": 1.0, "nm": 1.0, "micrometers": 1000.0, "micrometer": 1000.0,
+                 "um": 1000.0, "µm": 1000.0, "microns": 1000.0, "millimeters": 1e6, "mm": 1e6}
+
+
+@dataclass
+class RasterMeta:
+    """What the engine needs to know about a raster, read once from its header."""
+
+    path: str
+    width: int
+    height: int
+    count: int
+    crs: object  # rasterio.crs.CRS or None
+    transform: object  # affine.Affine
+    nodata: float | None
+    scales: list[float]
+    offsets: list[float]
+    wavelengths: list[float | None]
+    fwhm: list[float | None]
+    bbl: list[int]
+    descriptions: list[str | None] = field(default_factory=list)
+
+    @property
+    def res(self) -> tuple[float, float]:
+        """Pixel size (x, y) in CRS units, both positive."""
+        return abs(self.transform.a), abs(self.transform.e)
+
+    @property
+    def has_wavelengths(self) -> bool:
+        """True when every band has a centre wavelength."""
+        return all(w is not None for w in self.wavelengths)
+
+    def good_bands(self) -> list[int]:
+        """0-based indices of bands not flagged bad (bbl = 0)."""
+        return [i for i, b in enumerate(self.bbl) if b]
+
+
+def _unit_factor(units: str | None, values: Sequence[float]) -> float:
+    """Factor that converts wavelengths in ``units`` to nanometres (guessing from magnitude if unknown)."""
+    if units:
+        key = units.strip().lower()
+        if key in _UNIT_FACTORS:
+            return _UNIT_FACTORS[key]
+    finite = [v for v in values if v is not None]
+    if finite and max(finite) < 30:  # micrometres (0.4-2.5) have no plausible nm reading
+        return 1000.0
+    return 1.0
+
+
+def _parse_envi_list(text: str | None) -> list[float] | None:
+    if not text:
+        return None
+    parts = [p for p in re.split(r"[,{}\s]+", text) if p]
+    try:
+        return [float(p) for p in parts]
+    except ValueError:
+        return None
+
+
+def _band_spectral_meta(ds) -> tuple[list[float | None], list[float | None], list[int]]:
+    """Wavelength (nm), FWHM (nm) and bad-band list from GDAL band tags, the ENVI domain or descriptions."""
+    n = ds.count
+    wl: list[float | None] = [None] * n
+    fw: list[float | None] = [None] * n
+    bbl = [1] * n
+    units = [None] * n
+    for i in range(n):
+        tags = {k.lower(): v for k, v in ds.tags(i + 1).items()}
+        if "wavelength" in tags:
+            try:
+                wl[i] = float(tags["wavelength"])
+            except ValueError:
+                pass
+        if "fwhm" in tags:
+            try:
+                fw[i] = float(tags["fwhm"])
+            except ValueError:
+                pass
+        if "bbl" in tags:
+            try:
+                bbl[i] = int(float(tags["bbl"]))
+            except ValueError:
+                pass
+        units[i] = tags.get("wavelength_units")
+    if any(w is None for w in wl):
+        envi = {k.lower(): v for k, v in ds.tags(ns="ENVI").items()}
+        envi_wl = _parse_envi_list(envi.get("wavelength"))
+        if envi_wl and len(envi_wl) == n:
+            wl = list(envi_wl)
+            units = [envi.get("wavelength_units")] * n
+            envi_fw = _parse_envi_list(envi.get("fwhm"))
+            if envi_fw and len(envi_fw) == n:
+                fw = list(envi_fw)
+            envi_bbl = _parse_envi_list(envi.get("bbl"))
+            if envi_bbl and len(envi_bbl) == n:
+                bbl = [int(b) for b in envi_bbl]
+    if any(w is None for w in wl):
+        for i, desc in enumerate(ds.descriptions):
+            m = _DESC_WAVELENGTH.search(desc or "")
+            if m and wl[i] is None:
+                wl[i] = float(m.group(1))
+                units[i] = m.group(2)
+    factor = _unit_factor(next((u for u in units if u), None), wl)
+    wl = [None if w is None else w * factor for w in wl]
+    fw = [None if f is None else f * factor for f in fw]
+    return wl, fw, bbl
+
+
+def read_meta(path: str | os.PathLike, role: str = "input raster") -> RasterMeta:
+    """Open ``path`` and read its grid, nodata, scaling and band spectral metadata.
+
+    ``role`` names the input in error messages (e.g. "hyperspectral (HSI) input").
+    """
+    import rasterio
+
+    p = str(path)
+    if not p:
+        raise CsakdError(f"The {role} is not set: give the path of a raster file.")
+    if not os.path.exists(p):
+        raise CsakdError(f"The {role} '{p}' does not exist: check the path.")
+    try:
+        with rasterio.open(p) as ds:
+            wl, fw, bbl = _band_spectral_meta(ds)
+            return RasterMeta(
+                path=p, width=ds.width, height=ds.height, count=ds.count, crs=ds.crs,
+                transform=ds.transform, nodata=ds.nodata,
+                scales=[float(s) if s is not None else 1.0 for s in ds.scales],
+                offsets=[float(o) if o is not None else 0.0 for o in ds.offsets],
+                wavelengths=wl, fwhm=fw, bbl=bbl, descriptions=list(ds.descriptions),
+            )
+    except rasterio.errors.RasterioIOError as exc:
+        raise CsakdError(f"The {role} '{p}' is not a readable raster ({exc}). Give a GeoTIFF, ENVI or "
+                         "other GDAL-readable raster.") from None
+
+
+def to_reflectance(raw: np.ndarray, meta: RasterMeta, bands: Sequence[int] | None = None,
+                   copy: bool = True) -> np.ndarray:
+    """Apply nodata masking (-> NaN) and per-band scale/offset to a raw (C, h, w) block.
+
+    ``copy=False`` may modify and return ``raw`` itself when it is already float32 (a freshly read block).
+    """
+    idx = list(range(meta.count)) if bands is None else list(bands)
+    out = raw.astype(np.float32, copy=copy)
+    if meta.nodata is not None and not np.isnan(meta.nodata):
+        bad = raw == meta.nodata
+        if bad.any():
+            out[bad] = np.nan
+    scales = np.asarray([meta.scales[i] for i in idx], np.float32)[:, None, None]
+    offsets = np.asarray([meta.offsets[i] for i in idx], np.float32)[:, None, None]
+    if np.any(scales != 1) or np.any(offsets != 0):
+        out *= scales
+        out += offsets
+    return out
+
+
+def read_reflectance(path: str | os.PathLike, window=None, bands: Sequence[int] | None = None,
+                     boundless: bool = False) -> np.ndarray:
+    """Read a (C, h, w) float32 reflectance block; NaN marks nodata (and out-of-raster when boundless).
+
+    ``bands`` are 0-based indices; ``window`` is a rasterio Window (None = whole raster).
+    """
+    import rasterio
+
+    meta = read_meta(path)
+    idx = list(range(meta.count)) if bands is None else list(bands)
+    with rasterio.open(str(path)) as ds:
+        if boundless:
+            fill = meta.nodata if meta.nodata is not None else np.nan
+            raw = ds.read([i + 1 for i in idx], window=window, boundless=True, fill_value=fill)
+        else:
+            raw = ds.read([i + 1 for i in idx], window=window)
+    return to_reflectance(raw, meta, idx)
+
+
+OUTSIDE_MODES = ("fill", "edge", "symmetric")
+
+
+def _outside_index(idx: np.ndarray, n: int, mode: str) -> np.ndarray:
+    """Indices into [0, n) for ``idx`` beyond the edges: clipped ("edge") or mirrored ("symmetric")."""
+    if mode == "edge":
+        return np.clip(idx, 0, n - 1)
+    m = np.mod(idx, 2 * n)  # period 2n: 0..n-1 forward, n..2n-1 backward (edge pixel repeated)
+    return np.where(m < n, m, 2 * n - 1 - m)
+
+
+def read_window_raw(ds, window, indexes: Sequence[int], fill: float = np.nan, outside: str = "fill"
+                    ) -> np.ndarray:
+    """Read an integer ``window`` of 1-based band ``indexes`` from an open dataset as float32, boundless.
+
+    Only the part of the window inside the dataset is read (so it works on WarpedVRTs, which refuse
+    rasterio's boundless reads); the rest is ``fill`` (``outside="fill"``), replicates the nearest edge
+    pixel of the dataset (``outside="edge"``, the nearest-pixel filling of that region, without NaN) or
+    mirrors the dataset about its edge, edge pixel included (``outside="symmetric"``: numpy's "symmetric",
+    scipy.ndimage's "reflect"; repeated for windows reaching further than the dataset size). Symmetric
+    extension commutes with the s x s block mean of the LR/HR pixel grid (an HR raster mirrored about an LR
+    pixel edge block-averages to the mirrored LR raster), so an LR-HSI and its HR-MSI extended this way stay
+    a consistent pair; edge replication does not (the replicated HR edge row is not the LR edge pixel).
+    """
+    from rasterio.windows import Window
+
+    if outside not in OUTSIDE_MODES:
+        raise ValueError(f"outside must be one of {', '.join(OUTSIDE_MODES)}, not {outside!r}")
+    row0, col0 = int(round(window.row_off)), int(round(window.col_off))
+    h, w = int(round(window.height)), int(round(window.width))
+    r0, r1 = max(row0, 0), min(row0 + h, ds.height)
+    c0, c1 = max(col0, 0), min(col0 + w, ds.width)
+    if (r0, r1, c0, c1) == (row0, row0 + h, col0, col0 + w) and len(indexes) and h > 0 and w > 0:
+        # inside the raster: read straight into the result (no fill, no copy)
+        out = np.empty((len(indexes), h, w), np.float32)
+        ds.read(list(indexes), window=Window(c0, r0, w, h), out=out)
+        return out
+    if outside != "fill" and len(indexes) and h > 0 and w > 0 and ds.height > 0 and ds.width > 0:
+        rows = _outside_index(np.arange(row0, row0 + h), ds.height, outside)
+        cols = _outside_index(np.arange(col0, col0 + w), ds.width, outside)
+        lo_r, lo_c = int(rows.min()), int(cols.min())
+        data = ds.read(list(indexes), window=Window(lo_c, lo_r, int(cols.max()) - lo_c + 1,
+                                                    int(rows.max()) - lo_r + 1), out_dtype=np.float32)
+        return np.ascontiguousarray(data[:, (rows - lo_r)[:, None], (cols - lo_c)[None, :]])
+    out = np.full((len(indexes), h, w), fill, np.float32)
+    if r1 > r0 and c1 > c0 and len(indexes):
+        data = ds.read(list(indexes), window=Window(c0, r0, c1 - c0, r1 - r0))
+        out[:, r0 - row0:r1 - row0, c0 - col0:c1 - col0] = data
+    return out
+
+
+def check_writable_folder(path: Path, role: str) -> Path:
+    """The folder of output ``path``; CsakdError when it is missing or not writable (tested by a real write)."""
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise CsakdError(f"The folder of the {role} '{parent}' does not exist: create it or choose another.")
+    if not os.access(parent, os.W_OK):
+        raise CsakdError(f"The folder of the {role} '{parent}' is not writable: choose another location.")
+    try:  # os.access says yes to root even on read-only mounts: really try
+        fd, probe = tempfile.mkstemp(prefix=".csakd-write-test.", dir=str(parent))
+        os.close(fd)
+        os.remove(probe)
+    except OSError as exc:
+        raise CsakdError(f"The folder of the {role} '{parent}' is not writable ({exc.strerror}): choose another "
+                         "location.") from None
+    return parent
+
+
+def check_output_path(path: str | os.PathLike, inputs: Sequence[str | os.PathLike] = (),
+                      role: str = "output raster") -> Path:
+    """Validate an output path before any compute: GeoTIFF extension, writable folder, not an input."""
+    p = Path(str(path)).expanduser()
+    if not str(path):
+        raise CsakdError(f"The {role} path is empty: give a .tif file name.")
+    if p.suffix.lower() not in SUPPORTED_OUTPUT_EXTENSIONS:
+        raise CsakdError(f"The {role} '{p}' has extension '{p.suffix}', but only GeoTIFF "
+                         f"({', '.join(SUPPORTED_OUTPUT_EXTENSIONS)}) is written. Rename it to end in .tif.")
+    check_writable_folder(p, role)
+    if p.is_dir():
+        raise CsakdError(f"The {role} '{p}' is a folder: give a file name ending in .tif.")
+    for src in inputs:
+        if src and os.path.exists(src) and p.exists() and os.path.samefile(p, src):
+            raise CsakdError(f"The {role} '{p}' is one of the inputs: choose a different file name so "
+                             "the input is not overwritten.")
+    return p
+
+
+def band_description(index: int, wavelength: float | None) -> str:
+    """Band description in the EnMAP/QGIS style, e.g. 'band 12 (492.40 nm)'."""
+    if wavelength is None:
+        return f"band {index + 1}"
+    return f"band {index + 1} ({wavelength:.2f} nm)"
+
+
+@functools.lru_cache(maxsize=1)
+def zstd_available() -> bool:
+    """Whether this GDAL writes ZSTD-compressed GeoTIFFs (GDAL >= 2.3 built with libzstd)."""
+    import rasterio
+    from affine import Affine
+
+    path = "/vsimem/csakd_zstd_probe.tif"
+    try:
+        with rasterio.Env(CPL_LOG="OFF"), rasterio.open(
+                path, "w", driver="GTiff", width=16, height=16, count=1, dtype="float32", COMPRESS="ZSTD",
+                PREDICTOR="3", transform=Affine(1.0, 0.0, 0.0, 0.0, -1.0, 16.0)) as ds:
+            ds.write(np.zeros((1, 16, 16), np.float32))
+        with rasterio.open(path) as ds:
+            return str(getattr(ds.compression, "value", ds.compression) or "").upper() == "ZSTD"
+    except Exception:  # noqa: BLE001 - any failure means: not available
+        return False
+    finally:
+        try:
+            from rasterio.shutil import delete
+
+            delete(path)
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def default_creation_options(n_bands: int, width: int, height: int) -> dict[str, str]:
+    """Tiled float GeoTIFF, compressed on all cores; BIGTIFF when the raw size nears 4 GB.
+
+    Compression: ZSTD level 1 with the floating-point predictor (~3x faster than DEFLATE level 6 for
+    about the same size; read by GDAL >= 2.3, so QGIS >= 3.4), DEFLATE level 6 where this GDAL lacks ZSTD.
+    Pass e.g. ``COMPRESS=DEFLATE`` (or ``--co``) for readers without ZSTD support.
+    """
+    raw = n_bands * width * height * 4
+    comp = {"COMPRESS": "ZSTD", "ZSTD_LEVEL": "1"} if zstd_available() else {"COMPRESS": "DEFLATE"}
+    return {"TILED": "YES", "BLOCKXSIZE": "256", "BLOCKYSIZE": "256", **comp,
+            "PREDICTOR": "3", "INTERLEAVE": "PIXEL" if n_bands <= 8 else "BAND",
+            "BIGTIFF": "YES" if raw > 3.5e9 else "IF_SAFER", "NUM_THREADS": "ALL_CPUS"}
+
+
+def parse_creation_options(text: str | None) -> dict[str, str]:
+    """Parse 'KEY=VALUE KEY2=VALUE2' (space, comma or '|' separated) GDAL creation options."""
+    out: dict[str, str] = {}
+    for item in re.split(r"[\s,|]+", (text or "").strip()):
+        if not item:
+            continue
+        if "=" not in item:
+            raise CsakdError(f"Creation option '{item}' is not KEY=VALUE (e.g. COMPRESS=LZW).")
+        k, v = item.split("=", 1)
+        out[k.strip().upper()] = v.strip()
+    return out
+
+
+def chmod_like_new_file(path: str | os.PathLike) -> None:
+    """Give a mkstemp file (mode 0600) the permissions a normally created file gets (0666 minus the umask)."""
+    mask = 0o022
+    try:  # read without changing it: os.umask() would briefly affect other threads
+        with open("/proc/self/status", encoding="ascii") as fh:
+            mask = next((int(ln.split()[1], 8) for ln in fh if ln.startswith("Umask:")), mask)
+    except OSError:
+        pass
+    os.chmod(path, 0o666 & ~mask)
+
+
+class GeoTiffWriter:
+    """Write a float32 GeoTIFF block by block into a temporary file; rename into place on success.
+
+    Use as a context manager: on an exception (including cancel) the temporary file is removed and
+    nothing is left at the output path.
+    """
+
+    def __init__(self, path: str | os.PathLike, width: int, height: int, count: int, crs, transform,
+                 wavelengths: Sequence[float | None] | None = None,
+                 fwhm: Sequence[float | None] | None = None,
+                 nodata: float = OUTPUT_NODATA, creation_options: dict[str, str] | None = None,
+                 tags: dict[str, str] | None = None, bbl: Sequence[int] | None = None,
+                 descriptions: Sequence[str | None] | None = None) -> None:
+        self.path = Path(str(path))
+        self.width, self.height, self.count = width, height, count
+        self.crs, self.transform, self.nodata = crs, transform, nodata
+        self.wavelengths = list(wavelengths) if wavelengths is not None else [None] * count
+        self.fwhm = list(fwhm) if fwhm is not None else [None] * count
+        self.options = default_creation_options(count, width, height)
+        self.options.update(creation_options or {})
+        self.tags = tags or {}
+        self.bbl = list(bbl) if bbl is not None else None
+        self.descriptions = list(descriptions) if descriptions is not None else None
+        self._ds = None
+        self._tmp: str | None = None
+
+    def __enter__(self) -> GeoTiffWriter:
+        import rasterio
+
+        fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".tmp.tif",
+                                         dir=str(self.path.parent) or ".")
+        os.close(fd)
+        self._ds = rasterio.open(self._tmp, "w", driver="GTiff", width=self.width, height=self.height,
+                                 count=self.count, dtype="float32", crs=self.crs, transform=self.transform,
+                                 nodata=self.nodata, **self.options)
+        return self
+
+    @property
+    def block_shape(self) -> tuple[int, int]:
+        """(rows, cols) of the GeoTIFF's internal blocks (tiles or strips); writing whole blocks is cheapest."""
+        if self._ds is None:
+            raise RuntimeError("GeoTiffWriter is not open")
+        rows, cols = self._ds.block_shapes[0]
+        return int(rows), int(cols)
+
+    def write(self, block: np.ndarray, window=None, indexes: Sequence[int] | None = None) -> None:
+        """Write a (C, h, w) reflectance block; NaN becomes the output nodata value.
+
+        ``indexes`` (1-based) writes only those bands (block then has len(indexes) bands). ``block`` is not
+        modified; it is copied only when it holds non-finite values (or is not float32). A block whose
+        band planes are contiguous but not the whole array (a view into a larger buffer) is written band
+        by band, without a copy.
+        """
+        block = np.asarray(block)
+        if block.dtype != np.float32 or not np.isfinite(np.add.reduce(block, axis=None)):
+            block = np.where(np.isfinite(block), block, self.nodata).astype(np.float32)
+        idx = list(range(1, self.count + 1)) if indexes is None else [int(i) for i in indexes]
+        if block.ndim == 3 and not block.flags.c_contiguous and all(b.flags.c_contiguous for b in block):
+            for i, b in zip(idx, block, strict=True):
+                self._ds.write(b, indexes=i, window=window)
+        elif indexes is None:
+            self._ds.write(block, window=window)
+        else:
+            self._ds.write(block, indexes=idx, window=window)
+
+    def _finish_metadata(self) -> None:
+        ds = self._ds
+        for i in range(self.count):
+            desc = self.descriptions[i] if self.descriptions and self.descriptions[i] else None
+            ds.set_band_description(i + 1, desc or band_description(i, self.wavelengths[i]))
+            band_tags = {}
+            if self.wavelengths[i] is not None:
+                band_tags["wavelength"] = f"{self.wavelengths[i]:.4f}"
+                band_tags["wavelength_units"] = "Nanometers"
+            if self.fwhm[i] is not None:
+                band_tags["fwhm"] = f"{self.fwhm[i]:.4f}"
+            if self.bbl is not None:
+                band_tags["bbl"] = str(int(self.bbl[i]))
+            if band_tags:
+                ds.update_tags(i + 1, **band_tags)
+        if self.tags:
+            ds.update_tags(**self.tags)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self._finish_metadata()
+            self._ds.close()
+        finally:
+            if exc_type is None:
+                chmod_like_new_file(self._tmp)
+                os.replace(self._tmp, self.path)
+            elif self._tmp and os.path.exists(self._tmp):
+                os.remove(self._tmp)
+
+
+def write_raster(path: str | os.PathLike, array: np.ndarray, crs, transform,
+                 wavelengths: Sequence[float | None] | None = None,
+                 fwhm: Sequence[float | None] | None = None, tags: dict[str, str] | None = None,
+                 creation_options: dict[str, str] | None = None) -> Path:
+    """Write a whole (C, H, W) reflectance array as a georeferenced GeoTIFF (atomically)."""
+    c, h, w = array.shape
+    with GeoTiffWriter(path, w, h, c, crs, transform, wavelengths, fwhm, tags=tags,
+                       creation_options=creation_options) as wr:
+        wr.write(array)
+    return Path(str(path))
+
+
+def set_band_descriptions(path: str | os.PathLike, descriptions: Sequence[str | None]) -> None:
+    """Overwrite the band descriptions of an existing raster (e.g. 'B2 (492.40 nm)' for MSI bands)."""
+    import rasterio
+
+    with rasterio.open(str(path), "r+") as ds:
+        if len(descriptions) != ds.count:
+            raise CsakdError(f"{len(descriptions)} band descriptions for {ds.count} bands in '{path}'.")
+        for i, d in enumerate(descriptions):
+            if d is not None:
+                ds.set_band_description(i + 1, str(d))

@@ -1,0 +1,69 @@
+"""The one scene reader: a reference HR-HSI cube from GeoTIFF/ENVI (wavelength metadata) or a .mat benchmark cube."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from csakd_qgis.errors import CsakdError
+from csakd_qgis.raster.io import read_meta, read_reflectance
+from csakd_qgis.spectral.degrade import usable_bands
+
+# HYDICE Urban: 210 channels over 400-2500 nm; the common 162-band version drops these (1-based).
+_URBAN_DROPPED = [*range(1, 5), 76, 87, *range(101, 112), *range(136, 154), *range(198, 211)]
+MAT_SUFFIXES = (".mat",)
+
+
+def read_mat_cube(path: str | os.PathLike) -> tuple[np.ndarray, list[float], list[float] | None, str]:
+    """(cube (C, H, W) reflectance, wavelengths nm, fwhm or None, note) of a .mat benchmark cube.
+
+    Knows the AVIRIS Jasper Ridge layout (``Y`` (bands, pixels), ``SlectBands``, reflectance x 1e4;
+    centres 380 + (ch - 1) * 2120 / 223 nm) and the HYDICE Urban layout (``im`` (rows, cols, 162),
+    reflectance; centres from the 210-channel 400-2500 nm grid minus the usual dropped channels).
+    Both sets of centres are approximate (not stored in the files).
+    """
+    import scipy.io
+
+    p = Path(str(path))
+    if not p.is_file():
+        raise CsakdError(f"The .mat scene '{p}' does not exist: check the path.")
+    try:
+        d = scipy.io.loadmat(str(p))
+    except (ValueError, OSError, NotImplementedError) as exc:
+        raise CsakdError(f"The .mat scene '{p}' cannot be read ({exc}); MATLAB v7.3 files are not supported.") from None
+    if "Y" in d and "SlectBands" in d:
+        y = np.asarray(d["Y"], np.float32)
+        n_row = int(np.asarray(d.get("nRow", [[int(np.sqrt(y.shape[1]))]])).ravel()[0])
+        n_col = int(np.asarray(d.get("nCol", [[y.shape[1] // n_row]])).ravel()[0])
+        cube = y.reshape(y.shape[0], n_col, n_row).transpose(0, 2, 1) / 10000.0
+        ch = np.asarray(d["SlectBands"]).ravel().astype(np.float64)
+        wl = list(380.0 + (ch - 1.0) * 2120.0 / 223.0)
+        return cube.astype(np.float32), wl, None, "AVIRIS Jasper Ridge (approximate band centres)"
+    if "im" in d and np.asarray(d["im"]).ndim == 3 and np.asarray(d["im"]).shape[-1] == 162:
+        cube = np.asarray(d["im"], np.float32).transpose(2, 0, 1)
+        grid = np.linspace(400.0, 2500.0, 210)
+        keep = [i for i in range(210) if (i + 1) not in set(_URBAN_DROPPED)]
+        return cube, list(grid[keep]), None, "HYDICE Urban (approximate band centres)"
+    raise CsakdError(f"The .mat scene '{p}' has an unknown layout (variables {sorted(k for k in d if not k.startswith('__'))}); "
+                     "supported: Jasper Ridge (Y, SlectBands) and Urban (im, 162 bands). Convert it to GeoTIFF "
+                     "with band wavelengths instead.")
+
+
+def read_scene(path: str | os.PathLike) -> tuple[np.ndarray, list[float], list[float] | None, str]:
+    """(cube, wavelengths, fwhm, note) of a reference HR-HSI raster (bad / all-NaN bands dropped) or .mat."""
+    if str(path).lower().endswith(MAT_SUFFIXES):
+        return read_mat_cube(path)
+
+    meta = read_meta(path, "training scene")
+    if not meta.has_wavelengths:
+        raise CsakdError(f"The training scene '{path}' has no band wavelengths in its metadata; they are needed "
+                         "to synthesise the MSI through the sensor's SRFs.")
+    data = read_reflectance(path)
+    good = usable_bands(meta, data)
+    if not good:
+        raise CsakdError(f"The training scene '{path}' has no valid band.")
+    fwhm = [meta.fwhm[i] for i in good]
+    return (data[good], [float(meta.wavelengths[i]) for i in good],
+            None if any(f is None for f in fwhm) else [float(f) for f in fwhm], Path(str(path)).stem)
