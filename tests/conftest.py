@@ -55,7 +55,7 @@ def synthetic_pair(tmp_path_factory) -> dict:
     from rasterio.transform import from_origin
 
     from csakd_qgis.raster.io import write_raster
-    from csakd_qgis.spectral.degrade import simulate_rasters
+    from csakd_qgis.raster.simulate import simulate_rasters
 
     d = tmp_path_factory.mktemp("pair")
     cube, wl = synthetic_reference()

@@ -46,7 +46,7 @@ def tiny_pair(tmp_path_factory) -> dict:
     from scipy.ndimage import gaussian_filter
 
     from csakd_qgis.raster.io import write_raster
-    from csakd_qgis.spectral.degrade import simulate_rasters
+    from csakd_qgis.raster.simulate import simulate_rasters
 
     d = tmp_path_factory.mktemp("tiny")
     cube, _ = synthetic_reference()

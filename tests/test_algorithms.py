@@ -133,7 +133,7 @@ def tiny_model(tmp_path_factory, synthetic_pair) -> dict:
 @pytest.fixture(scope="session")
 def shifted_pair(tmp_path_factory, synthetic_pair) -> dict:
     """The synthetic pair with the LR-HSI content moved by (+0.4, -0.3) LR pixels."""
-    from csakd_qgis.spectral.degrade import simulate_rasters
+    from csakd_qgis.raster.simulate import simulate_rasters
 
     d = tmp_path_factory.mktemp("shifted")
     lr, msi = d / "lr_shifted.tif", d / "msi.tif"
@@ -333,7 +333,7 @@ def test_simulate_pair_qgis_process(synthetic_pair, tmp_path):
         assert (dm.width, dm.height, dm.count, dm.res) == (64, 64, 2, (10.0, 10.0))
         assert [round(float(dm.tags(b)["wavelength"])) for b in (1, 2)] == [560, 842]
     # SNR 40 dB: per band, the noise std is 1/100 of the noise-free band's RMS
-    from csakd_qgis.spectral.degrade import simulate_rasters
+    from csakd_qgis.raster.simulate import simulate_rasters
 
     clean_lr, clean_msi = tmp_path / "clean_lr.tif", tmp_path / "clean_msi.tif"
     simulate_rasters(str(synthetic_pair["reference"]), "gaussian:560/35,842/115", 2, str(clean_lr), str(clean_msi))

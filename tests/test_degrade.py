@@ -11,12 +11,12 @@ from rasterio.transform import from_origin
 
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.raster.io import read_meta, read_reflectance, write_raster
+from csakd_qgis.raster.simulate import simulate_rasters
 from csakd_qgis.spectral.degrade import (
     add_awgn,
     block_mean,
     shift_image,
     simulate_pair,
-    simulate_rasters,
     synthesize_msi,
     wald_degrade,
 )

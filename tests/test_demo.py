@@ -11,9 +11,9 @@ import pytest
 import rasterio
 from conftest import ROOT
 
+from csakd_qgis.raster.demo_scene import build_demo_inputs
 from csakd_qgis.raster.io import read_meta, read_reflectance
 from csakd_qgis.spectral.band_grids import enmap_grid
-from csakd_qgis.spectral.demo_scene import build_demo_inputs
 
 
 def _check_grids(paths: dict, scale: int, side: int, wl: np.ndarray) -> None:

@@ -11,7 +11,7 @@ from qgis.core import (
 )
 
 from csakd_qgis.algorithms.base import CsakdAlgorithm
-from csakd_qgis.spectral.degrade import simulate_rasters
+from csakd_qgis.raster.simulate import simulate_rasters
 
 
 class SimulatePairAlgorithm(CsakdAlgorithm):

@@ -12,7 +12,7 @@ import math
 
 from csakd_qgis.cli.common import scale_arg
 from csakd_qgis.errors import CsakdError
-from csakd_qgis.spectral.degrade import simulate_rasters
+from csakd_qgis.raster.simulate import simulate_rasters
 
 log = logging.getLogger("csakd")
 

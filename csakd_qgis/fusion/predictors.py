@@ -303,7 +303,7 @@ def make_predictor(model: str | os.PathLike | Predictor, *, scale: int, hsi_band
         if d.startswith("cuda"):
             pred.messages.append(f"Classical method '{text.lower()}' runs on the CPU (device '{device}' unused).")
         return pred
-    path = resolve_model_path(text)
+    path = resolve_model_path(text, builtin=CLASSICAL_METHODS)
     pred_t = TorchPredictor(path, device=device, precision=precision, threads=threads)
     pred_t.check_inputs(list(hsi_wavelengths) if hsi_wavelengths is not None else int(hsi_bands), msi_bands, scale)
     return pred_t

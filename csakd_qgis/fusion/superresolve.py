@@ -227,7 +227,7 @@ def make_sr_predictor(model: str | os.PathLike | SRPredictor, *, hsi_wavelengths
     path_like = (os.sep in text or "/" in text or text.lower().endswith((".json", ".safetensors"))
                  or Path(text).expanduser().exists())
     try:
-        card_path = resolve_model_path(text)
+        card_path = resolve_model_path(text, builtin=("bicubic",))
     except CsakdError:
         if path_like:
             raise

@@ -470,3 +470,11 @@ def set_band_descriptions(path: str | os.PathLike, descriptions: Sequence[str | 
         for i, d in enumerate(descriptions):
             if d is not None:
                 ds.set_band_description(i + 1, str(d))
+
+
+def usable_bands(meta, data: np.ndarray | None = None) -> list[int]:
+    """0-based indices of bands not flagged bad (bbl = 0) and, if ``data`` (all bands) is given, not all-NaN."""
+    good = meta.good_bands()
+    if data is not None:
+        good = [i for i in good if np.isfinite(data[i]).any()]
+    return good

@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from csakd_qgis.errors import CsakdError
-from csakd_qgis.raster.io import read_meta, read_reflectance
-from csakd_qgis.spectral.degrade import usable_bands
+from csakd_qgis.raster.io import read_meta, read_reflectance, usable_bands
 
 # HYDICE Urban: 210 channels over 400-2500 nm; the common 162-band version drops these (1-based).
 _URBAN_DROPPED = [*range(1, 5), 76, 87, *range(101, 112), *range(136, 154), *range(198, 211)]

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 
 from csakd_qgis.errors import CsakdError
-from csakd_qgis.fusion.classical import CLASSICAL_METHODS
 from csakd_qgis.zoo.card import model_paths, read_card, validate_card
 
 MODEL_DIRS_ENV = "CSAKD_MODEL_PATH"  # extra model folders (os.pathsep-separated), searched first
@@ -53,24 +52,24 @@ def available_models(arch: str | None = "csakd") -> list[str]:
     return names
 
 
-def resolve_model_path(name: str | os.PathLike) -> Path:
+def resolve_model_path(name: str | os.PathLike, builtin: Sequence[str] = ()) -> Path:
     """The model card path for a zoo model name, a stem, a .json or a .safetensors path.
 
     A bare name is looked up in :func:`model_dirs`; anything else is a file path. Raises CsakdError when
-    nothing is found, listing the zoo models and the classical methods.
+    nothing is found, listing the zoo models and the caller's ``builtin`` method names (e.g. the classical
+    methods), which the caller resolves itself before asking the zoo.
     """
-
+    methods = f"a built-in method ({', '.join(builtin)}), " if builtin else ""
     text = str(name).strip()
     if not text:
-        raise CsakdError("No model given: use a classical method (" + ", ".join(CLASSICAL_METHODS) +
-                         "), a zoo model name or a .safetensors file.")
+        raise CsakdError(f"No model given: use {methods}a zoo model name or a .safetensors file.")
     looks_like_path = (os.sep in text or "/" in text or text.lower().endswith((".json", ".safetensors"))
                        or Path(text).expanduser().exists())
     if looks_like_path:
         json_path, st_path = model_paths(text)
         if not json_path.is_file() and not st_path.is_file():
             raise CsakdError(f"The model file '{text}' does not exist: give a .safetensors file with its .json "
-                             "card beside it, a zoo model name or a classical method.")
+                             f"card beside it{',' if builtin else ' or'} a zoo model name{' or ' + methods[:-2] if builtin else ''}.")
         if not st_path.is_file():
             raise CsakdError(f"The model weights '{st_path}' do not exist beside the card '{json_path}'.")
         if not json_path.is_file():
@@ -82,7 +81,7 @@ def resolve_model_path(name: str | os.PathLike) -> Path:
         if card.is_file():
             return card
     zoo = available_models(None)
-    raise CsakdError(f"Unknown model '{text}': not a classical method ({', '.join(CLASSICAL_METHODS)}), not a "
+    raise CsakdError(f"Unknown model '{text}': not {methods}not a "
                      f"zoo model ({', '.join(zoo) if zoo else 'none installed'}) and not a file path.")
 
 

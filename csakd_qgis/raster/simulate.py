@@ -1,0 +1,75 @@
+"""Simulate a georeferenced LR-HSI / HR-MSI GeoTIFF pair from a reference HR-HSI raster (Wald protocol)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from csakd_qgis.errors import CsakdError
+from csakd_qgis.raster.io import (
+    check_output_path,
+    read_meta,
+    read_reflectance,
+    set_band_descriptions,
+    write_raster,
+)
+from csakd_qgis.spectral.degrade import check_scale, crop_to_multiple, simulate_pair
+from csakd_qgis.spectral.srf import SRF, load_srf
+
+
+def simulate_rasters(hsi_path: str | os.PathLike, sensor_spec: str | SRF, scale: int,
+                     out_lr: str | os.PathLike, out_msi: str | os.PathLike, snr_db: float | None = None,
+                     seed: int | None = 0, shift: tuple[float, float] | None = None,
+                     creation_options: dict[str, str] | None = None) -> dict:
+    """Simulate a georeferenced LR-HSI / HR-MSI GeoTIFF pair from a reference HR-HSI raster.
+
+    Bad bands (bbl = 0) and all-NaN bands are dropped. The reference is cropped to multiples of ``scale``
+    from its top-left corner; the LR raster has the same origin and ``scale`` times the pixel size and keeps
+    the wavelengths/FWHM of the kept bands; the MSI raster is on the (cropped) reference grid with the SRF
+    centroids as wavelengths and the band names in the band descriptions. Returns a summary dict.
+    """
+    from affine import Affine
+
+
+    s = check_scale(scale)
+    if s < 2:
+        raise CsakdError(f"The scale factor must be an integer >= 2 (got {scale}).")
+    check_output_path(out_lr, [str(hsi_path)], role="LR-HSI output")
+    check_output_path(out_msi, [str(hsi_path)], role="HR-MSI output")
+    if Path(out_lr).resolve() == Path(out_msi).resolve():
+        raise CsakdError("The LR-HSI and HR-MSI outputs are the same file: give two different names.")
+    meta = read_meta(hsi_path, "reference hyperspectral (HSI) input")
+    if not meta.has_wavelengths:
+        raise CsakdError(f"The reference HSI '{hsi_path}' has no band wavelengths in its metadata, so the MSI "
+                         "cannot be synthesised. Add wavelength/fwhm band tags (or an ENVI header).")
+    srf = load_srf(sensor_spec)
+    data = read_reflectance(hsi_path, bands=meta.good_bands())
+    keep_local = [k for k in range(data.shape[0]) if np.isfinite(data[k]).any()]
+    bands = [meta.good_bands()[k] for k in keep_local]
+    if not bands:
+        raise CsakdError(f"The reference HSI '{hsi_path}' has no valid band (all bad or nodata).")
+    hr = crop_to_multiple(data[keep_local], s)
+    if hr.shape[1] < s or hr.shape[2] < s:
+        raise CsakdError(f"The reference HSI ({meta.height} x {meta.width} px) is smaller than the scale {s}.")
+    wl = [float(meta.wavelengths[i]) for i in bands]
+    fw_list = [meta.fwhm[i] for i in bands]
+    fw = None if any(f is None for f in fw_list) else [float(f) for f in fw_list]
+    lr, msi = simulate_pair(hr, wl, fw, srf, s, snr_db=snr_db, shift=shift, rng=seed)
+    # pixels nodata in any band of the reference: nodata in the MSI too (already NaN through the einsum)
+    hr_tr = meta.transform
+    lr_tr = hr_tr * Affine.scale(s, s)
+    info = {"reference": str(hsi_path), "scale": s, "sensor": srf.sensor, "msi_bands": srf.band_names,
+            "snr_db": snr_db, "shift_lr_px": list(shift) if shift else None, "sigma_hr_px": s / 2.0,
+            "n_bands": len(bands), "hr_shape": list(hr.shape[1:]), "lr_shape": list(lr.shape[1:])}
+    tags = {"CSAKD_SIMULATION": json.dumps(info)}
+    write_raster(out_lr, lr, meta.crs, lr_tr, wavelengths=wl, fwhm=fw, tags=tags,
+                 creation_options=creation_options)
+    cents = srf.centroids()
+    write_raster(out_msi, msi, meta.crs, hr_tr, wavelengths=list(cents), fwhm=list(srf.fwhm()), tags=tags,
+                 creation_options=creation_options)
+    set_band_descriptions(out_msi, [f"{n} ({c:.2f} nm)" for n, c in zip(srf.band_names, cents, strict=True)])
+    info.update(lr_path=str(out_lr), msi_path=str(out_msi), band_indices=bands)
+    return info
