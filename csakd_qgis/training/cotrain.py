@@ -189,14 +189,9 @@ def train(train_scenes: Sequence[Scene], val_scenes: Sequence[Scene], cfg: Train
                                            for k, v in norm_np.items()}
     pair = pair_cls(teacher, student, weights, norm_t)
     amp_dtype = resolve_amp_dtype(cfg.amp, cfg.amp_dtype, device)
-    fp16 = amp_dtype == torch.float16
-
-    def optim(model: Any) -> Any:
-        return make_optim(model, cfg.lr, cfg.weight_decay, cosine_steps=cfg.steps, min_lr_ratio=cfg.min_lr_ratio,
-                          grad_scaling=fp16)
-
-    student_optim = optim(student)
-    teacher_optim = optim(teacher) if cfg.mode == "online" else None
+    schedule = dict(cosine_steps=cfg.steps, min_lr_ratio=cfg.min_lr_ratio, grad_scaling=amp_dtype == torch.float16)
+    student_optim = make_optim(student, cfg.lr, cfg.weight_decay, **schedule)
+    teacher_optim = make_optim(teacher, cfg.lr, cfg.weight_decay, **schedule) if cfg.mode == "online" else None
     out_stem, ckpt_path, log_path = _paths(cfg)
     sampler = PatchSampler(train_scenes, cfg.patch, cfg.batch_size, cfg.snr_db, cfg.augment, rng)
     trainer = Trainer(

@@ -87,7 +87,7 @@ def test_kd_progress_is_monotone_and_cancel_checkpoints(tmp_path):
 
 def test_adaptation_stops_at_its_budget_and_never_ends_below_its_start():
     tr, va = _fit_data()
-    fit = fit_student(tr, va, FitConfig(budget_min=1.0 / 60, steps=0, val_every=1000, device="cpu", batch_size=2,
+    fit = fit_student(tr, va, FitConfig(budget_min=2.0 / 60, steps=0, val_every=1000, device="cpu", batch_size=2,
                                         patch=8, threads=2, warmup_steps=2))
     assert fit.stopped_by == "budget" and fit.steps > 0 and fit.init == "scratch"
     assert fit.history[0]["step"] == 0 and fit.history[-1]["step"] == fit.steps
