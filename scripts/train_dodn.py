@@ -6,7 +6,7 @@ Data: Wald pairs (s = 4; blur sigma s/2 + s x s block mean) of the real EnMAP Po
 Split (the same as training.corpus): TRAIN = the 6-tile block 64_0, 96_0, 128_0, 64_32, 96_32, 128_32 (one 64 x 96
 mosaic); VAL = 160_64 + 192_64 (model selection); TEST = 160_160 + 192_160 (never used for any choice).
 
-Every run goes through the ONE training engine (training.loop.train with arch "dodn"); each is resumable
+Every run goes through the ONE training engine (training.cotrain.train with arch "dodn"); each is resumable
 (``--resume`` continues from runs/dodn_x4/<variant>.ckpt.pt) and shows a progress bar:
 
 - ``online``  : teacher + KD student co-trained (online mode). This run trains the teacher.
@@ -59,7 +59,7 @@ def _name(tiles: list[tuple[int, int]]) -> str:
 def load_split(data_dir: Path | None = None) -> dict[str, Any]:
     """Wald scenes of TRAIN / VAL / TEST (one mosaic each) + band grid."""
     from csakd_qgis.training.corpus import enmap_block
-    from csakd_qgis.training.loop import make_wald_scenes
+    from csakd_qgis.training.scenes import make_wald_scenes
 
     out: dict[str, Any] = {}
     for split, tiles in (("train", TRAIN_TILES), ("val", VAL_TILES), ("test", TEST_TILES)):
@@ -93,7 +93,7 @@ def run_train(variant: str, a: argparse.Namespace, argv: list[str]) -> int:
     import torch
 
     from csakd_qgis.spectral.srf import load_srf
-    from csakd_qgis.training.loop import TrainConfig, train
+    from csakd_qgis.training.cotrain import TrainConfig, train
 
     torch.set_num_threads(a.threads)
     data = load_split()
@@ -189,7 +189,7 @@ def run_export(a: argparse.Namespace, argv: list[str]) -> int:
 
     from csakd_qgis.fusion.superresolve import BicubicSRPredictor, TorchSRPredictor
     from csakd_qgis.nets.dodn import dodn_complexity
-    from csakd_qgis.training.loop import score
+    from csakd_qgis.training.validation import score
     from csakd_qgis.zoo.card import load_model, save_model
 
     torch.set_num_threads(a.threads)

@@ -2,7 +2,7 @@
 """Train, evaluate and export the model zoo. Reproducible (fixed seeds) and resumable.
 
 One call = one run: corpus (training.corpus, fixed TRAIN/VAL/TEST split) -> Wald pairs at --scale with
-Sentinel-2A B2/B3/B4/B8 SRFs -> training.loop.train (progress bar, JSON-lines log, checkpoint under
+Sentinel-2A B2/B3/B4/B8 SRFs -> training.cotrain.train (progress bar, JSON-lines log, checkpoint under
 runs/<name>/, git-ignored) -> evaluation on the TEST split through the inference code path
 (fusion.predictors.TorchPredictor / ClassicalPredictor: per-scene classical coefficients fitted on the whole test
 scene, whole scene in one window) -> docs/results/<name>.json -> with --export, models/<zoo>.safetensors +
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from csakd_qgis.spectral.srf import load_srf
     from csakd_qgis.training.corpus import build_corpus, to_scenes
-    from csakd_qgis.training.loop import TrainConfig, train
+    from csakd_qgis.training.cotrain import TrainConfig, train
 
     torch.set_num_threads(a.threads)
     t0 = time.time()
@@ -218,7 +218,7 @@ def eval_last(a: argparse.Namespace) -> int:
 def save_last(run_dir: Path, name: str, res: Any) -> Path | None:
     """Write the last student weights of the run's checkpoint as runs/<name>/<name>_last_student."""
     from csakd_qgis.nets.csakd import build_model
-    from csakd_qgis.training.loop import load_checkpoint
+    from csakd_qgis.training.checkpoint import load_checkpoint
     from csakd_qgis.zoo.card import read_card, save_model
 
     ck_path = run_dir / f"{name}.ckpt.pt"

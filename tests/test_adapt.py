@@ -70,7 +70,7 @@ def score(m: dict) -> float:
 def test_reduced_scale_scene_is_the_pair_degraded_once_more():
     from csakd_qgis.errors import CsakdError
     from csakd_qgis.spectral.degrade import wald_degrade
-    from csakd_qgis.training.adapt import reduced_scale_scene
+    from csakd_qgis.training.scenes import reduced_scale_scene
 
     rng = np.random.default_rng(0)
     lr = rng.random((6, 10, 13)).astype(np.float32)  # not multiples of 4: cropped to 8 x 12
@@ -89,8 +89,7 @@ def test_reduced_scale_scene_is_the_pair_degraded_once_more():
 
 @pytest.mark.parametrize("shape_lr", [(5, 10), (11, 4)])
 def test_split_scene_holds_out_a_strip_on_the_lr_grid(shape_lr):
-    from csakd_qgis.training.adapt import split_scene
-    from csakd_qgis.training.loop import Scene
+    from csakd_qgis.training.scenes import Scene, split_scene
 
     s, (h, w) = 3, shape_lr
     rng = np.random.default_rng(1)
@@ -114,8 +113,7 @@ def test_split_scene_holds_out_a_strip_on_the_lr_grid(shape_lr):
 
 def test_split_scene_refuses_a_scene_too_small_to_validate():
     from csakd_qgis.errors import CsakdError
-    from csakd_qgis.training.adapt import split_scene
-    from csakd_qgis.training.loop import Scene
+    from csakd_qgis.training.scenes import Scene, split_scene
 
     sc = Scene("small", np.zeros((3, 12, 12)), np.zeros((3, 3, 3)), np.zeros((4, 12, 12)))
     with pytest.raises(CsakdError, match="too small to hold out a validation strip"):

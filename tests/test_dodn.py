@@ -25,7 +25,8 @@ from csakd_qgis.nets.dodn import (
 )
 from csakd_qgis.nets.losses import LossWeights  # noqa: E402
 from csakd_qgis.nets.pairs import DODNPair
-from csakd_qgis.training.loop import Scene, TrainConfig, train  # noqa: E402
+from csakd_qgis.training.cotrain import TrainConfig, train  # noqa: E402
+from csakd_qgis.training.scenes import Scene  # noqa: E402
 from csakd_qgis.zoo.card import load_model, model_paths, read_card  # noqa: E402
 
 TINY = dict(nf=8, n_blocks=1, c3d=2, depth=4, head_kernel=3)

@@ -12,14 +12,9 @@ import torch  # noqa: E402  (installed by make setup)
 
 from csakd_qgis.errors import CancelledError, CsakdError  # noqa: E402
 from csakd_qgis.spectral.degrade import block_mean, wald_degrade  # noqa: E402
-from csakd_qgis.training.loop import (  # noqa: E402
-    PatchSampler,
-    Scene,
-    TrainConfig,
-    load_checkpoint,
-    make_wald_scenes,
-    train,
-)
+from csakd_qgis.training.checkpoint import load_checkpoint  # noqa: E402
+from csakd_qgis.training.cotrain import TrainConfig, train  # noqa: E402
+from csakd_qgis.training.scenes import PatchSampler, Scene, make_wald_scenes  # noqa: E402
 from csakd_qgis.zoo.card import load_model  # noqa: E402
 
 torch.set_num_threads(2)

@@ -21,7 +21,8 @@ from csakd_qgis.errors import CsakdError
 from csakd_qgis.raster.scene import read_scene
 from csakd_qgis.spectral.srf import load_srf
 from csakd_qgis.training.adapt import FitConfig, adapt
-from csakd_qgis.training.loop import TrainConfig, make_wald_scenes, train
+from csakd_qgis.training.cotrain import TrainConfig, train
+from csakd_qgis.training.scenes import make_wald_scenes
 
 
 def _load_scenes(paths: Sequence[str], sensor: str, scale: int, ref_wl: list[float] | None

@@ -1,7 +1,7 @@
 """Model pairs the training loop trains: each adapts a teacher/student architecture to one interface.
 
-A pair provides ``teacher_forward`` / ``student_forward`` / ``teacher_loss`` / ``student_loss`` and builds its
-networks from a config; :data:`PAIRS` maps an architecture name ("csakd", "dodn") to its pair class.
+A pair provides ``teacher_forward`` / ``student_forward`` / ``teacher_loss`` / ``student_loss``, and (as class
+methods) its preset configs and network builder; :data:`PAIRS` maps an architecture name to its pair class.
 """
 
 from __future__ import annotations
@@ -17,8 +17,26 @@ class CSAKDPair:
     so losses and metrics are always on reflectance.
     """
 
+    arch = "csakd"
+
     def __init__(self, teacher: Any, student: Any, weights: Any, norm: dict[str, Any] | None = None) -> None:
         self.teacher, self.student, self.weights, self.norm = teacher, student, weights, norm
+
+    @staticmethod
+    def preset_configs(preset: str, hsi_bands: int, msi_bands: int, scale: int, residual: str, zero_head: bool,
+                       csa: str = "corrected", upsample: str = "nearest") -> tuple[Any, Any]:
+        """(teacher, student) CSAKD configs of ``preset`` (ValueError on an impossible setting)."""
+        from csakd_qgis.nets.csakd import preset_configs
+
+        return preset_configs(preset, hsi_bands, msi_bands, scale, residual=residual, csa=csa, upsample=upsample,
+                              zero_head=zero_head)
+
+    @staticmethod
+    def build(cfg: Any) -> Any:
+        """The CSAKD network of ``cfg`` (teacher and student export as they train)."""
+        from csakd_qgis.nets.csakd import build_model
+
+        return build_model(cfg)
 
     def _run(self, model: Any, batch: dict[str, Any]) -> tuple[Any, Any]:
         lr, msi, base = batch["lr"], batch["msi"], batch.get("base")
@@ -58,7 +76,7 @@ class CSAKDPair:
 
 # ------------------------------------------------------------------------------------------ model pair
 class DODNPair:
-    """Training adapter for training.loop.train (same interface as CSAKDPair).
+    """Training adapter of the DODN-style SR pair (same interface as CSAKDPair).
 
     - ``teacher_forward``: the teacher on the HR-MSI; ``student_forward``: the student on the LR-HSI only.
     - ``teacher_loss``: L1 + w.sam SAM + w.beba BEBA to the ground truth (teacher loss).
@@ -68,8 +86,25 @@ class DODNPair:
     ``norm`` (None or per-band mean/std tensors) maps inputs to the network space and outputs back.
     """
 
+    arch = "dodn"
+
     def __init__(self, teacher: Any, student: Any, weights: Any, norm: dict[str, Any] | None = None) -> None:
         self.teacher, self.student, self.weights, self.norm = teacher, student, weights, norm
+
+    @staticmethod
+    def preset_configs(preset: str, hsi_bands: int, msi_bands: int, scale: int, residual: str, zero_head: bool,
+                       **_fusion_only: Any) -> tuple[Any, Any]:
+        """(teacher, student) DODN configs of ``preset``; the CSAKD-only options (csa, upsample) are ignored."""
+        from csakd_qgis.nets import dodn
+
+        return dodn.preset_configs(preset, hsi_bands, msi_bands, scale, residual=residual, zero_head=zero_head)
+
+    @staticmethod
+    def build(cfg: Any) -> Any:
+        """The DODN network of ``cfg`` with its training-only KD adapter (the student exports without it)."""
+        from csakd_qgis.nets import dodn
+
+        return dodn.build_training_model(cfg)
 
     def teacher_forward(self, batch: dict[str, Any]) -> tuple[Any, Any]:
         """(Y_T, F_T) of the teacher (HR-MSI in)."""
@@ -116,3 +151,6 @@ class DODNPair:
                 parts["feat_kd"] = float(fk.detach())
         parts["total"] = float(total.detach())
         return total, parts
+
+
+PAIRS: dict[str, type] = {"csakd": CSAKDPair, "dodn": DODNPair}

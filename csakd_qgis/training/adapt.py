@@ -1,27 +1,17 @@
-"""Scene-adaptive and Processing-sized training (real use: the user's own pair): a time-bounded fine-tuning loop.
+"""Scene-adaptive and Processing-sized training of one student: the user's own pair, or reference rasters.
 
-Two data sources, one loop:
-
-- **Adaptive** (:func:`adapt`): the user's real LR-HSI + HR-MSI pair and no HR-HSI. The pair is first put on
-  a common grid (:func:`coreg.plan_grid`), then reduced-scale (Wald) pairs are built from the pair itself:
-  input = LR-HSI / s and MSI / s (Gaussian blur sigma s/2 + s x s block mean), target = the original LR-HSI.
-  A spatial strip of that pair is held out for validation. The network learned there is applied at full
-  scale (:func:`fuse.fuse`) when a fused output is asked for.
+- **Adaptive** (:func:`adapt`): the user's real LR-HSI + HR-MSI pair and no HR-HSI. The pair is put on a
+  common grid (:func:`read_pair`), reduced-scale (Wald) pairs are built from the pair itself (input = both
+  degraded by s, target = the LR-HSI) and a spatial strip is held out for validation; the learned network is
+  applied at full scale (:func:`fusion.fuse.fuse`) when a fused output is asked for.
 - **Reference** (:func:`train_references`): reference HR-HSI rasters -> Wald pairs simulated with the MSI
-  sensor's SRFs (:func:`train.make_wald_scenes`); a spatial strip of each is held out for validation.
+  sensor's SRFs; a spatial strip of each is held out for validation.
 
-The loop (:func:`fit_student`) trains ONE network (a CSAKD student; no teacher / KD terms: student
-loss with the KD weights unused) from the closest zoo model (:func:`closest_zoo_model`: same scale, band
-counts and band centres; nearest MSI bands) or from scratch. From scratch the student corrects a classical
-GLP fusion (``residual="base"``, zero-initialised head), so training starts exactly at GLP. It stops at the
-time budget or the step limit, validates on the held-out strip (also before the first step) and keeps the
-best weights by ``PSNR - SAM`` (:func:`train.score`): the exported model is never worse on validation than
-the starting one. Weights are written only at the end (``.safetensors`` + ``.json`` card, both removed again
-if either write fails), so a cancel never leaves a half-written model. The card records the adaptation
-provenance (``adaptation``: source model, data, budget, steps, device, start/best validation).
-
-For KD co-training of a teacher/student pair on many scenes use ``csakd train`` (:func:`train.train`).
-torch is imported lazily.
+:func:`fit_student` configures the one training loop (:class:`training.loop.Trainer`) for ONE CSAKD student
+(no teacher / KD terms) started from the closest zoo model or from scratch (a zero-head student correcting
+GLP, so training starts exactly at GLP): time budget or step limit, validation before the first step too,
+best weights by ``PSNR - SAM``, so the exported model is never worse on validation than its start. Weights
+and card are written only at the end (both removed if either write fails); the card records the provenance.
 """
 
 from __future__ import annotations
@@ -41,26 +31,26 @@ from typing import Any
 import numpy as np
 
 from csakd_qgis.errors import CancelledError, CsakdError
-from csakd_qgis.fusion.classical import fuse_classical
 from csakd_qgis.fusion.fuse import fuse, radiometry_check
 from csakd_qgis.fusion.predictors import _base_method
-from csakd_qgis.nets.device import resolve_device
-from csakd_qgis.quality.metrics import PSNR_CAP_DB, compute_metrics
+from csakd_qgis.nets.pairs import CSAKDPair
+from csakd_qgis.quality.metrics import PSNR_CAP_DB
 from csakd_qgis.raster.coreg import plan_grid
 from csakd_qgis.raster.io import check_output_path, check_writable_folder
 from csakd_qgis.raster.scene import read_scene
-from csakd_qgis.spectral.degrade import check_scale, crop_to_multiple, wald_degrade
+from csakd_qgis.spectral.degrade import check_scale
 from csakd_qgis.spectral.srf import load_srf
-from csakd_qgis.training.loop import (
+from csakd_qgis.training.loop import LoopOptions, Trainer, make_optim, prepare_run
+from csakd_qgis.training.scenes import (
     PatchSampler,
     Scene,
-    _mean_metrics,
-    baseline_metrics,
-    evaluate_scenes,
+    attach_bases,
+    check_scenes,
     make_wald_scenes,
-    score,
-    seed_everything,
+    reduced_scale_scene,
+    split_scene,
 )
+from csakd_qgis.training.validation import attached_base_metrics, baseline_metrics
 from csakd_qgis.zoo.card import load_model, model_paths, read_card, save_model, validate_card
 from csakd_qgis.zoo.registry import ZooCandidate, closest_zoo_model, resolve_model_path
 
@@ -69,7 +59,6 @@ log = logging.getLogger("csakd_qgis.adapt")
 MODEL_SUFFIX = ".safetensors"
 INIT_AUTO, INIT_SCRATCH = "auto", "scratch"
 MAX_ADAPT_LR = 384  # adaptive training reads a central window of at most this many LR px a side
-MIN_SPLIT_LR = 2  # train and validation strips need at least this many reduced-scale input px across
 REDUCED_PROTOCOL = ("reduced-scale Wald (real use): input = LR-HSI and HR-MSI each degraded by s "
                     "(Gaussian blur sigma s/2 + s x s block mean), target = the original LR-HSI; validation on "
                     "a held-out spatial strip")
@@ -252,59 +241,6 @@ def _json_safe(obj: Any) -> Any:
 
 
 # --------------------------------------------------------------------------------------------- data
-def split_scene(scene: Any, val_fraction: float, name: str | None = None) -> tuple[Any, Any]:
-    """(train, validation) Scenes: the last ``val_fraction`` of the longer axis is held out.
-
-    The cut falls on the scene's LR (input) grid, so both parts keep the s x s grid convention.
-    """
-
-    s = scene.scale
-    h, w = scene.lr.shape[-2:]
-    axis = -1 if w >= h else -2
-    n = w if axis == -1 else h
-    n_val = max(MIN_SPLIT_LR, int(round(n * val_fraction)))
-    if n - n_val < MIN_SPLIT_LR:
-        raise CsakdError(f"The scene '{scene.name}' is too small to hold out a validation strip: its reduced-scale "
-                         f"input is {h} x {w} px (needs at least {2 * MIN_SPLIT_LR} px along one side, i.e. a "
-                         f"LR-HSI of at least {2 * MIN_SPLIT_LR * s} px at scale {s}).")
-    cut = n - n_val
-
-    def part(a: np.ndarray, lo: int, hi: int | None, k: int) -> np.ndarray:
-        sl = [slice(None)] * a.ndim
-        sl[axis] = slice(lo * k, None if hi is None else hi * k)
-        return np.ascontiguousarray(a[tuple(sl)])
-
-    base = scene.base
-    nm = name or scene.name
-    tr = Scene(f"{nm}:train", part(scene.hr, 0, cut, s), part(scene.lr, 0, cut, 1), part(scene.msi, 0, cut, s),
-               None if base is None else part(base, 0, cut, s))
-    va = Scene(f"{nm}:val", part(scene.hr, cut, None, s), part(scene.lr, cut, None, 1),
-               part(scene.msi, cut, None, s), None if base is None else part(base, cut, None, s))
-    if base is not None and hasattr(scene, "base_method"):
-        tr.base_method = va.base_method = scene.base_method
-    return tr, va
-
-
-def reduced_scale_scene(name: str, lr: np.ndarray, msi: np.ndarray, scale: int) -> Any:
-    """Real-use training pair from an LR-HSI (C_h, h, w) and its HR-MSI (C_m, s*h, s*w).
-
-    Target = the LR-HSI (cropped to multiples of s); inputs = the LR-HSI and the HR-MSI each Wald-degraded by
-    s, so the input MSI lies on the LR-HSI grid and the input HSI on a grid s times coarser.
-    """
-
-    s = int(scale)
-    lr = crop_to_multiple(np.asarray(lr, np.float32), s)
-    h, w = lr.shape[-2:]
-    msi = np.asarray(msi, np.float32)
-    if msi.shape[-2] < h * s or msi.shape[-1] < w * s:
-        raise CsakdError(f"The HR-MSI ({msi.shape[-2]} x {msi.shape[-1]} px) does not cover the LR-HSI ({h} x {w} "
-                         f"px) at scale {s}.")
-    if h < s or w < s:
-        raise CsakdError(f"The LR-HSI ({h} x {w} px) is smaller than the scale {s}: too small to train on.")
-    msi_lr = wald_degrade(msi[:, : h * s, : w * s], s)
-    return Scene(name, lr, wald_degrade(lr, s), msi_lr)
-
-
 @dataclass
 class PairData:
     """The user's pair on its common grid (a central window of at most MAX_ADAPT_LR LR px a side)."""
@@ -367,24 +303,9 @@ def init_base_method(source: Path | None, cfg: FitConfig) -> str | None:
     return _base_method(card) if card.get("residual") == "base" else None
 
 
-def attach_bases(scenes: Sequence[Any], method: str | None) -> None:
-    """Set ``scene.base`` to the classical fusion ``method`` of each scene (fitted on its inputs only), or None.
-
-    Call it on whole scenes BEFORE :func:`split_scene`, so both parts share the coefficients of the whole
-    scene (fitted on the degraded inputs only: the target is not used).
-    """
-
-    for sc in scenes:
-        sc.base = None if method is None else np.asarray(fuse_classical(sc.lr, sc.msi, sc.scale, method), np.float32)
-        if method is not None:
-            sc.base_method = method
-
-
 def _init_model(source: Path | None, n_h: int, n_m: int, s: int, wavelengths: Sequence[float | None] | None,
                 cfg: FitConfig, device: str) -> tuple[Any, dict[str, Any] | None, str]:
     """(model on device, source card or None, init label)."""
-    from csakd_qgis.nets.csakd import build_model, preset_configs
-
     if source is not None:
         head = read_card(source)
         label = head.get("name") or Path(str(source)).stem
@@ -399,35 +320,31 @@ def _init_model(source: Path | None, n_h: int, n_m: int, s: int, wavelengths: Se
         model, card = load_model(source, device=device)
         validate_card(card, list(wavelengths) if wavelengths is not None else n_h, n_m, s)
         return model, card, str(card.get("name") or Path(str(source)).stem)
-    _, s_cfg = preset_configs(cfg.preset, n_h, n_m, s, residual="base", zero_head=True)
-    return build_model(s_cfg).to(device), None, INIT_SCRATCH
+    _, s_cfg = CSAKDPair.preset_configs(cfg.preset, n_h, n_m, s, residual="base", zero_head=True)
+    return CSAKDPair.build(s_cfg).to(device), None, INIT_SCRATCH
 
 
-def fit_student(train_scenes: Sequence[Any], val_scenes: Sequence[Any], cfg: FitConfig,
+def fit_student(train_scenes: Sequence[Scene], val_scenes: Sequence[Scene], cfg: FitConfig,
                 wavelengths: Sequence[float | None] | None = None,
                 zoo_choice: ZooCandidate | None = None,
                 progress: Callable[[float, str], None] | None = None,
                 cancel: Callable[[], bool] | None = None) -> FitResult:
     """Time-bounded training of one CSAKD student on ``train_scenes``, best weights by ``val_scenes``.
 
+    The one loop (:class:`training.loop.Trainer`) without a teacher, validating before the first step too.
     ``progress(fraction, message)`` after every step; ``cancel()`` is checked before every step and raises
     :class:`CancelledError` (nothing is written by this function).
     """
     import torch
 
     from csakd_qgis.nets.losses import LossWeights
-    from csakd_qgis.nets.pairs import CSAKDPair
 
     cfg.check()
     if not train_scenes or not val_scenes:
         raise CsakdError("Training needs at least one training and one validation scene.")
     t0 = time.perf_counter()
-    if cfg.threads:
-        torch.set_num_threads(int(cfg.threads))
-    device = resolve_device(cfg.device)
-    rng = seed_everything(cfg.seed)
-    s = train_scenes[0].scale
-    n_h, n_m = train_scenes[0].hr.shape[0], train_scenes[0].msi.shape[0]
+    device, rng = prepare_run(cfg.device, cfg.threads, cfg.seed)
+    s, n_h, n_m = check_scenes(train_scenes, val_scenes)
     source = resolve_init(cfg.init, zoo_choice)
     model, src_card, init_name = _init_model(source, n_h, n_m, s, wavelengths, cfg, device)
     residual = model.cfg.residual
@@ -436,7 +353,7 @@ def fit_student(train_scenes: Sequence[Any], val_scenes: Sequence[Any], cfg: Fit
     for sc in list(train_scenes) + list(val_scenes):
         if base_method is None:
             sc.base = None
-        elif sc.base is None or getattr(sc, "base_method", base_method) != base_method:
+        elif sc.base is None or (sc.base_method or base_method) != base_method:
             attach_bases([sc], base_method)
     norm_card: dict[str, Any] = {"type": "none"}
     norm_t = None
@@ -447,78 +364,25 @@ def fit_student(train_scenes: Sequence[Any], val_scenes: Sequence[Any], cfg: Fit
     weights = LossWeights(**cfg.loss)
     pair = CSAKDPair(None, model, weights, norm_t)
     sampler = PatchSampler(train_scenes, cfg.patch, cfg.batch_size, cfg.snr_db, cfg.augment, rng)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     budget_s = float(cfg.budget_min) * 60.0
-    max_steps = int(cfg.steps)
-    val_every_s = cfg.val_every_s or (budget_s / 12.0 if budget_s else 0.0)
     baselines = {"bicubic": baseline_metrics(val_scenes, "bicubic")}
     if base_method is not None:  # the base as the network sees it (coefficients of the whole scene)
-        baselines[base_method] = _mean_metrics([compute_metrics(sc.hr, sc.base, s, mask=np.isfinite(sc.hr).all(0)
-                                                                & np.isfinite(sc.base).all(0)) for sc in val_scenes])
+        baselines[base_method] = attached_base_metrics(val_scenes)
     setup_s = time.perf_counter() - t0
 
-    history: list[dict[str, Any]] = []
-    best: dict[str, Any] = {}
-    step = 0
+    def lr_at(step: int, frac: float) -> float:  # cosine over the steps or budget used, linear warm-up
+        lr_now = cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * frac)))
+        return lr_now * min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else lr_now
 
-    def validate() -> dict[str, float]:
-        model.eval()
-        m = evaluate_scenes(pair.student_forward, val_scenes, device)
-        model.train()
-        sc_ = score(m, cfg.sam_weight)
-        history.append({"step": step, "time_s": round(time.perf_counter() - t_loop, 2),
-                        **{k: float(m[k]) for k in ("psnr", "sam", "ergas", "rmse") if k in m}})
-        if not best or sc_ > best["score"]:
-            best.update(score=sc_, step=step, metrics=m,
-                        state={k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()})
-        return m
-
-    t_loop = time.perf_counter()
-    start = validate()
-    model.train()
-    last_val_t, last_val_step = time.perf_counter(), 0
-    stopped_by = "steps"
-    while True:
-        elapsed = time.perf_counter() - t_loop
-        if budget_s and elapsed >= budget_s:
-            stopped_by = "budget"
-            break
-        if max_steps and step >= max_steps:
-            stopped_by = "steps"
-            break
-        if cancel is not None and cancel():
-            raise CancelledError()
-        frac = max(step / max_steps if max_steps else 0.0, elapsed / budget_s if budget_s else 0.0)
-        lr_now = cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
-        if cfg.warmup_steps:
-            lr_now *= min(1.0, (step + 1) / cfg.warmup_steps)
-        for g in opt.param_groups:
-            g["lr"] = lr_now
-        batch = {k: torch.from_numpy(v).to(device) for k, v in sampler.sample().items()}
-        out_s = pair.student_forward(batch)
-        loss, parts = pair.student_loss(out_s, None, batch)
-        if not math.isfinite(parts["total"]):
-            raise CsakdError(f"The training loss became {parts['total']} at step {step + 1}: lower the learning "
-                             "rate or check the inputs for invalid values.")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        step += 1
-        now = time.perf_counter()
-        if (cfg.val_every and step - last_val_step >= cfg.val_every) or (val_every_s and now - last_val_t >= val_every_s):
-            validate()
-            last_val_t, last_val_step = time.perf_counter(), step
-        if progress is not None:
-            frac = max(step / max_steps if max_steps else 0.0, (now - t_loop) / budget_s if budget_s else 0.0)
-            progress(min(frac, 1.0), f"step {step}: loss {parts['total']:.4f}, best val PSNR "
-                                     f"{best['metrics']['psnr']:.2f} dB (step {best['step']})")
-    if last_val_step != step:
-        validate()
-    loop_s = time.perf_counter() - t_loop
-    model.load_state_dict(best["state"])
-    model.eval()
+    options = LoopOptions(max_steps=int(cfg.steps), budget_s=budget_s, val_every=cfg.val_every,
+                          val_every_s=cfg.val_every_s or (budget_s / 12.0 if budget_s else 0.0), val_at_start=True,
+                          log_every=max(1, cfg.val_every), sam_weight=cfg.sam_weight, grad_clip=cfg.grad_clip)
+    run = Trainer(pair, make_optim(model, cfg.lr, cfg.weight_decay, lr_at=lr_at), None, sampler, val_scenes, options,
+                  device, progress=progress, cancel=cancel).run()
+    best, start = run.best["student"], run.history[0]["student"]
+    step, loop_s, stopped_by = run.steps, run.elapsed_s, run.stopped_by
+    history = [{"step": h["step"], **{k: float(h["student"][k]) for k in ("psnr", "sam", "ergas", "rmse")
+                                      if k in h["student"]}} for h in run.history]
     msgs.append(f"{step} steps in {loop_s:.1f} s ({step / max(loop_s, 1e-9):.2f} steps/s) on {device}; stopped by "
                 f"the {'time budget' if stopped_by == 'budget' else 'step limit'}; best validation at step "
                 f"{best['step']}: PSNR {best['metrics']['psnr']:.2f} dB, SAM {best['metrics']['sam']:.3f} deg "
@@ -741,5 +605,4 @@ def _ranged(progress: Callable[[float, str], None] | None, lo: float, hi: float)
 
 __all__ = ["FitConfig", "FitResult", "INIT_AUTO", "INIT_SCRATCH", "PairData", "TrainRunResult", "ZooCandidate",
            "adapt", "check_model_output", "closest_zoo_model", "finite_psnr", "fit_student",
-           "read_pair", "reduced_scale_scene", "save_model_files", "split_scene",
-           "train_references"]
+           "read_pair", "save_model_files", "train_references"]

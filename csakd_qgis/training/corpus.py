@@ -40,7 +40,7 @@ from csakd_qgis.raster.scene import read_mat_cube
 from csakd_qgis.spectral.band_grids import enmap_grid
 from csakd_qgis.spectral.library import resample_spectra
 from csakd_qgis.spectral.synthetic import make_scene
-from csakd_qgis.training.loop import make_wald_scenes
+from csakd_qgis.training.scenes import make_wald_scenes
 
 ENMAP_ATTRIBUTION = "Contains modified EnMAP data (c) DLR 2022 (EnMAP-Box test data, GPL-3.0)"
 JASPER_ATTRIBUTION = "AVIRIS Jasper Ridge, NASA/JPL (unmixing benchmark crop, 100 x 100 px)"
@@ -245,7 +245,7 @@ def build_corpus(data_dir: Path | None = None, sources: Sequence[str] = ("enmap"
 
 def to_scenes(scenes: Sequence[CorpusScene], wavelengths: Sequence[float], fwhm: Sequence[float], sensor: Any,
               scale: int) -> list[Any]:
-    """Wald training/evaluation pairs (training.loop.Scene) of corpus scenes at ``scale``."""
+    """Wald training/evaluation pairs (training.scenes.Scene) of corpus scenes at ``scale``."""
 
     return make_wald_scenes([(sc.name, sc.cube) for sc in scenes], wavelengths, fwhm, sensor, scale)
 
