@@ -1,4 +1,4 @@
-"""Build the QGIS plugin zip: csakd_qgis/ + metadata.txt + LICENSE + default model weights.
+"""Build the QGIS plugin zip: csakd_qgis/ + metadata.txt + LICENSE + the zoo (weights, cards, ONNX files).
 
 Caches, tests and the venv are left out; symlinks (metadata.txt) are stored as real files.
 """
@@ -30,7 +30,7 @@ def plugin_files() -> list[tuple[Path, str]]:
     models = ROOT / "models"
     if models.is_dir():
         for p in sorted(models.iterdir()):
-            if p.suffix in {".safetensors", ".json"} or p.name == "README.md":
+            if p.suffix in {".safetensors", ".json", ".onnx"} or p.name == "README.md":
                 files.append((p, f"csakd_qgis/models/{p.name}"))
     return files
 
