@@ -34,15 +34,17 @@ class PackageStatus:
 
 
 def python_executable() -> Path:
-    """The Python interpreter of this process (inside QGIS ``sys.executable`` is the QGIS binary, not Python)."""
-    exe = Path(sys.executable)
-    if exe.name.lower().startswith("python"):
+    """The Python interpreter of this process, found from its own prefix: inside QGIS ``sys.executable`` is the
+    QGIS binary or whatever ``python3`` comes first on PATH (another interpreter), never QGIS's Python itself."""
+    venv = sys.prefix != sys.base_prefix
+    prefix = Path(sys.prefix if venv else sys.base_exec_prefix)
+    ver = f"{sys.version_info.major}.{sys.version_info.minor}"
+    names = ([prefix / "python.exe", prefix / "Scripts" / "python.exe"] if os.name == "nt" else
+             [prefix / "bin" / f"python{ver}", prefix / "bin" / "python3", prefix / "bin" / "python"])
+    exe = Path(sys.executable) if sys.executable else None
+    if exe is not None and exe.name.lower().startswith("python") and exe.parent in {n.parent for n in names}:
         return exe
-    prefix = Path(sys.base_exec_prefix)
-    names = ([prefix / "python.exe", prefix / "python3.exe"] if os.name == "nt" else
-             [prefix / "bin" / f"python{sys.version_info.major}.{sys.version_info.minor}",
-              prefix / "bin" / "python3"])
-    return next((p for p in names if p.is_file()), names[-1])
+    return next((n for n in names if n.is_file()), names[0])
 
 
 def install_command(runtime: str) -> list[str]:
