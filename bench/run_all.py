@@ -1,4 +1,4 @@
-"""`make bench`: run every benchmark (network speed/memory, raster engine throughput) and collect JSON.
+"""`make bench`: run every benchmark (network speed/memory, torch vs ONNX Runtime, raster engine throughput).
 
 Benchmarks are not tests: they print tables and write JSON under --out for the closing notes and README.
 """
@@ -24,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     import bench_fuse
     import bench_nets
+    import bench_runtime
 
     t0 = time.time()
     rc = 0
@@ -32,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         ["--sizes", "256", "512"] if args.quick else [])
     rc |= bench_nets.main(nets_args) or 0
     rc |= bench_fuse.main(fuse_args) or 0
+    rc |= bench_runtime.main(["--out", str(out / "runtime.json")] + (["--runs", "2"] if args.quick else [])) or 0
     summary = {"elapsed_s": time.time() - t0, "results": [p.name for p in out.glob("*.json")]}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"benchmarks written to {out}/ in {summary['elapsed_s']:.0f} s")

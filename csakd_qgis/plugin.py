@@ -1,10 +1,101 @@
-"""QGIS plugin object: registers the Processing provider (headless and in the desktop)."""
+"""QGIS plugin object: registers the Processing provider (headless and in the desktop) and, in the desktop,
+the Plugins > CSAKD > "Check / install dependencies" dialog."""
 
 from __future__ import annotations
 
 from qgis.core import QgsApplication
+from qgis.PyQt.QtCore import QThread, pyqtSignal
+from qgis.PyQt.QtWidgets import (
+    QAction,
+    QDialog,
+    QDialogButtonBox,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+)
 
+from csakd_qgis.deps import PIP_NAMES, DependencyCheck, InstallResult
 from csakd_qgis.provider import CsakdProvider
+
+MENU = "&CSAKD"
+
+
+class _InstallWorker(QThread):
+    """Runs one pip install off the GUI thread, forwarding its output lines."""
+
+    line = pyqtSignal(str)
+    finished_with = pyqtSignal(object)
+
+    def __init__(self, check: DependencyCheck, runtime: str) -> None:
+        super().__init__()
+        self.check, self.runtime = check, runtime
+
+    def run(self) -> None:
+        self.finished_with.emit(self.check.install(self.runtime, self.line.emit))
+
+
+class DependencyDialog(QDialog):
+    """Shows :class:`DependencyCheck`: a table of the runtimes, install buttons for the missing ones, pip's log."""
+
+    def __init__(self, parent=None, check: DependencyCheck | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("CSAKD: check / install dependencies")
+        self.check = check or DependencyCheck()
+        self.summary, self.result = QLabel(), QLabel()
+        for label in (self.summary, self.result):
+            label.setWordWrap(True)
+        self.table = QTableWidget(0, 3)
+        self.table.setHorizontalHeaderLabels(["Package", "Status", "Details"])
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setMinimumHeight(90)
+        self.resize(720, 480)
+        self.log = QPlainTextEdit()
+        self.log.setReadOnly(True)
+        self.buttons = {r: QPushButton(f"Install {PIP_NAMES[r]}") for r in ("onnx", "torch")}
+        close = QDialogButtonBox(QDialogButtonBox.Close)
+        close.rejected.connect(self.reject)
+        lay = QVBoxLayout(self)
+        for w in (self.summary, self.table, *self.buttons.values(), self.log, self.result, close):
+            lay.addWidget(w)
+        for r, b in self.buttons.items():
+            b.clicked.connect(lambda _=False, r=r: self.start(r))
+        self.worker: _InstallWorker | None = None
+        self.render()
+
+    def render(self) -> None:
+        """Fill the widgets from the current status."""
+        self.summary.setText(self.check.summary())
+        rows = self.check.rows()
+        self.table.setRowCount(len(rows))
+        for i, row in enumerate(rows):
+            for j, text in enumerate(row):
+                self.table.setItem(i, j, QTableWidgetItem(text))
+        self.table.resizeColumnsToContents()
+        offer = self.check.installable()
+        for r, b in self.buttons.items():
+            b.setEnabled(r in offer and self.worker is None)
+
+    def start(self, runtime: str) -> None:
+        """Install ``runtime`` in the background; the buttons stay disabled until pip ends."""
+        self.log.clear()
+        self.result.setText(f"Installing {PIP_NAMES[runtime]} ...")
+        self.worker = _InstallWorker(self.check, runtime)
+        self.worker.line.connect(self.log.appendPlainText)
+        self.worker.finished_with.connect(self.done)
+        self.render()
+        self.worker.start()
+
+    def done(self, res: InstallResult) -> None:
+        """Show pip's result in one line and the refreshed status."""
+        if self.worker is not None:
+            self.worker.wait()
+        self.worker = None
+        self.result.setText(res.message)
+        self.render()
 
 
 class CsakdPlugin:
@@ -13,6 +104,7 @@ class CsakdPlugin:
     def __init__(self, iface=None) -> None:
         self.iface = iface
         self.provider = None
+        self.deps_action = None
 
     def initProcessing(self) -> None:  # noqa: N802 (QGIS API name)
         """Register the provider; QGIS calls this for qgis_process and at desktop start."""
@@ -28,11 +120,22 @@ class CsakdPlugin:
         # addProvider returns False (and deletes the object) on a duplicate id: keep no dangling ref.
 
     def initGui(self) -> None:  # noqa: N802 (QGIS API name)
-        """Desktop start: make sure the provider is registered."""
+        """Desktop start: make sure the provider is registered; add the dependency dialog to the menu."""
         self.initProcessing()
+        if self.iface is not None and self.deps_action is None:
+            self.deps_action = QAction("Check / install dependencies", self.iface.mainWindow())
+            self.deps_action.triggered.connect(self.show_dependencies)
+            self.iface.addPluginToMenu(MENU, self.deps_action)
+
+    def show_dependencies(self) -> None:
+        """Open the dependency dialog over the main window."""
+        DependencyDialog(self.iface.mainWindow() if self.iface is not None else None).exec_()
 
     def unload(self) -> None:
         """Remove the provider when the plugin is disabled or reloaded."""
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None
+        if self.deps_action is not None and self.iface is not None:
+            self.iface.removePluginMenu(MENU, self.deps_action)
+            self.deps_action = None

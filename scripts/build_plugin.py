@@ -1,6 +1,7 @@
-"""Build the QGIS plugin zip: csakd_qgis/ + metadata.txt + LICENSE + default model weights.
+"""Build the QGIS plugin zip: csakd_qgis/ + metadata.txt + LICENSE + the zoo (weights, cards, ONNX files).
 
-Caches, tests and the venv are left out; symlinks (metadata.txt) are stored as real files.
+Caches, tests, the venv and the zoo's teachers (training only) are left out; the zip must stay under the QGIS
+plugin repository's 25 MB upload limit; symlinks (metadata.txt) are stored as real files.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ def plugin_files() -> list[tuple[Path, str]]:
     models = ROOT / "models"
     if models.is_dir():
         for p in sorted(models.iterdir()):
-            if p.suffix in {".safetensors", ".json"} or p.name == "README.md":
+            if p.name.split(".")[0].endswith("_teacher"):
+                continue  # teachers serve offline KD training from a checkout; the plugin runs students
+            if p.suffix in {".safetensors", ".json", ".onnx"} or p.name == "README.md":
                 files.append((p, f"csakd_qgis/models/{p.name}"))
     return files
 

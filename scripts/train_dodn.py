@@ -159,7 +159,7 @@ def evaluate_teacher(path: Path, scenes: list[Any]) -> dict[str, dict[str, float
 
 def fusion_reference(test_scenes: list[Any]) -> dict[str, Any]:
     """The CSAKD fusion zoo model at x4 (if present in models/) on the same TEST scene, for reference."""
-    from csakd_qgis.fusion.predictors import TorchPredictor
+    from csakd_qgis.fusion.predictors import NetworkPredictor
     from csakd_qgis.nets.complexity import csakd_complexity
     from csakd_qgis.quality.metrics import compute_metrics
     from csakd_qgis.zoo.registry import available_models
@@ -169,7 +169,7 @@ def fusion_reference(test_scenes: list[Any]) -> dict[str, Any]:
         if not name.endswith("_x4") or name.endswith("_teacher"):
             continue
         try:
-            pred = TorchPredictor(ROOT / "models" / name, device="cpu")
+            pred = NetworkPredictor(ROOT / "models" / name, device="cpu")
         except Exception as exc:  # noqa: BLE001 - a reference only; report why it is missing
             out[name] = {"error": str(exc)}
             continue
@@ -178,7 +178,7 @@ def fusion_reference(test_scenes: list[Any]) -> dict[str, Any]:
             pred.prepare(sc.lr, sc.msi)
             est = pred.predict(sc.lr[None], sc.msi[None])[0]
             res[sc.name] = _short(compute_metrics(sc.hr, est, sc.scale, mask=np.isfinite(sc.hr).all(0)))
-        cx = csakd_complexity(pred.model.cfg, hr_size=256)
+        cx = csakd_complexity(pred.runner.model.cfg, hr_size=256)
         out[name] = {"metrics": res, "params": cx["params"], "macs_256": cx["macs"], "attn_macs_256": cx["attn_macs"],
                      "residual": pred.residual, "needs_msi": True}
     return out
@@ -187,7 +187,7 @@ def fusion_reference(test_scenes: list[Any]) -> dict[str, Any]:
 def run_export(a: argparse.Namespace, argv: list[str]) -> int:
     import torch
 
-    from csakd_qgis.fusion.superresolve import BicubicSRPredictor, TorchSRPredictor
+    from csakd_qgis.fusion.superresolve import BicubicSRPredictor, NetworkSRPredictor
     from csakd_qgis.nets.dodn import dodn_complexity
     from csakd_qgis.training.validation import score
     from csakd_qgis.zoo.card import load_model, save_model
@@ -202,7 +202,7 @@ def run_export(a: argparse.Namespace, argv: list[str]) -> int:
         stem = RUN_DIR / f"{v}_student"
         if not stem.with_suffix(".json").is_file():
             continue
-        pred = TorchSRPredictor(stem, device="cpu")
+        pred = NetworkSRPredictor(stem, device="cpu")
         results["test"][v] = evaluate(pred, test)
         results["val"][v] = evaluate(pred, val)
         summaries[v] = json.loads((RUN_DIR / f"{v}.summary.json").read_text())

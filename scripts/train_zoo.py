@@ -4,7 +4,7 @@
 One call = one run: corpus (training.corpus, fixed TRAIN/VAL/TEST split) -> Wald pairs at --scale with
 Sentinel-2A B2/B3/B4/B8 SRFs -> training.cotrain.train (progress bar, JSON-lines log, checkpoint under
 runs/<name>/, git-ignored) -> evaluation on the TEST split through the inference code path
-(fusion.predictors.TorchPredictor / ClassicalPredictor: per-scene classical coefficients fitted on the whole test
+(fusion.predictors.NetworkPredictor / ClassicalPredictor: per-scene classical coefficients fitted on the whole test
 scene, whole scene in one window) -> docs/results/<name>.json -> with --export, models/<zoo>.safetensors +
 card (student) and models/<zoo>_teacher (teacher).
 
@@ -59,13 +59,13 @@ def evaluate_predictor(pred: Any, scenes: list[Any]) -> dict[str, dict[str, floa
 
 def evaluate_all(student_path: Path | None, teacher_path: Path | None, scenes: list[Any], scale: int
                  ) -> dict[str, dict[str, dict[str, float]]]:
-    from csakd_qgis.fusion.predictors import ClassicalPredictor, TorchPredictor
+    from csakd_qgis.fusion.predictors import ClassicalPredictor, NetworkPredictor
 
     n_h, n_m = scenes[0].hr.shape[0], scenes[0].msi.shape[0]
     res = {m: evaluate_predictor(ClassicalPredictor(m, scale, n_h, n_m), scenes) for m in BASELINES}
     for role, p in (("student", student_path), ("teacher", teacher_path)):
         if p is not None:
-            res[role] = evaluate_predictor(TorchPredictor(p, device="cpu"), scenes)
+            res[role] = evaluate_predictor(NetworkPredictor(p, device="cpu"), scenes)
     return res
 
 

@@ -194,13 +194,13 @@ def test_engine_offline_and_no_kd_modes(tmp_path, monkeypatch):
 
 
 def test_fusion_engine_refuses_an_sr_model_clearly(tmp_path, monkeypatch):
-    from csakd_qgis.fusion.predictors import TorchPredictor
+    from csakd_qgis.fusion.predictors import NetworkPredictor
     from csakd_qgis.zoo.registry import available_models
 
     _tiny_presets(monkeypatch)
     res = train([_scene("a", 0)], [], _cfg(tmp_path, mode="student"))
     with pytest.raises(CsakdError, match="superresolve"):
-        TorchPredictor(res.student_path, device="cpu")
+        NetworkPredictor(res.student_path, device="cpu")
     monkeypatch.setenv("CSAKD_MODEL_PATH", str(tmp_path))
     assert "m_student" in available_models("dodn") and "m_student" not in available_models()
 

@@ -22,6 +22,11 @@ def test_zip_installs_and_runs(tmp_path, synthetic_pair):
         assert "csakd_qgis/__init__.py" in names and "csakd_qgis/icon.png" in names
         assert not any("__pycache__" in n or n.startswith("tests/") for n in names)
         assert "hasProcessingProvider=yes" in zf.read("csakd_qgis/metadata.txt").decode()
+        for stem in ("enmap_s2-4band_x4", "enmap_s2-4band_x3", "enmap_x4_sr"):  # students run without torch
+            assert {f"csakd_qgis/models/{stem}{ext}" for ext in (".json", ".safetensors", ".onnx", ".int8.onnx")
+                    } <= set(names)
+        assert not any("_teacher" in n for n in names)
+        assert zpath.stat().st_size < 25_000_000  # the QGIS plugin repository's upload limit
         profile = tmp_path / "profile"
         plugins = profile / "profiles" / "default" / "python" / "plugins"
         plugins.mkdir(parents=True)

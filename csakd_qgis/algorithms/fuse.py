@@ -41,8 +41,10 @@ class FuseAlgorithm(ModelFusionBase):
             "CPU threads. The estimated sub-pixel HSI shift is returned as SHIFT_X/SHIFT_Y (HSI pixels) and "
             "removed when SHIFT_CORRECT is set.\n\n"
             "Advanced: TILE/OVERLAP (output pixels; larger overlap = smoother seams), BATCH (tiles per "
-            "forward pass), CREATION_OPTIONS (GDAL GeoTIFF options). Learned models need PyTorch in QGIS's "
-            "Python (see the plugin README).")
+            "forward pass), CREATION_OPTIONS (GDAL GeoTIFF options), RUNTIME (auto = PyTorch when it is "
+            "installed, else ONNX Runtime, which the zoo models ship for; torch; onnx) and PRECISION (int8 = "
+            "the quantised ONNX model). Learned models need ONNX Runtime or PyTorch in QGIS's Python: the menu "
+            "Plugins > CSAKD > Check / install dependencies shows what is there and installs ONNX Runtime.")
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
         self.add_inputs()

@@ -19,9 +19,13 @@ from qgis.core import (
 from csakd_qgis.algorithms.base import CsakdAlgorithm
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.fusion.fuse import fuse
+from csakd_qgis.fusion.runtime import RUNTIME_CHOICES
+from csakd_qgis.nets.device import PRECISIONS
 from csakd_qgis.raster.io import parse_creation_options
 
 DEVICES = ["auto", "cpu", "cuda"]
+RUNTIMES = list(RUNTIME_CHOICES)
+PRECISION_CHOICES = list(PRECISIONS)
 FILE_CHOICE = "file"
 
 
@@ -32,6 +36,7 @@ class FusionBase(CsakdAlgorithm):
     HSI, MSI, OUTPUT = "HSI", "MSI", "OUTPUT"
     TILE, OVERLAP, BATCH, DEVICE, SHIFT_CORRECT, CREATION_OPTIONS = (
         "TILE", "OVERLAP", "BATCH", "DEVICE", "SHIFT_CORRECT", "CREATION_OPTIONS")
+    RUNTIME, PRECISION = "RUNTIME", "PRECISION"
     NEEDS_MSI = True
 
     def add_inputs(self) -> None:
@@ -57,6 +62,12 @@ class FusionBase(CsakdAlgorithm):
         if learned:
             advanced.append(QgsProcessingParameterNumber(
                 self.BATCH, self.tr("Tiles per batch"), QgsProcessingParameterNumber.Integer, 4, minValue=1))
+            advanced.append(QgsProcessingParameterEnum(
+                self.RUNTIME, self.tr("Network runtime (auto: PyTorch when installed, else ONNX Runtime)"),
+                options=RUNTIMES, defaultValue="auto", usesStaticStrings=True))
+            advanced.append(QgsProcessingParameterEnum(
+                self.PRECISION, self.tr("Network precision (fp16/bf16 on CUDA; int8 = quantised ONNX model)"),
+                options=PRECISION_CHOICES, defaultValue="fp32", usesStaticStrings=True))
         if self.NEEDS_MSI:
             advanced.append(QgsProcessingParameterBoolean(
                 self.SHIFT_CORRECT, self.tr("Correct the estimated sub-pixel HSI shift"), defaultValue=False))
@@ -109,6 +120,9 @@ class FusionBase(CsakdAlgorithm):
         }
         if self.parameterDefinition(self.BATCH) is not None:
             kwargs["batch"] = self.parameterAsInt(parameters, self.BATCH, context)
+        if self.parameterDefinition(self.RUNTIME) is not None:
+            kwargs["runtime"] = self.enum_string(parameters, self.RUNTIME, context)
+            kwargs["precision"] = self.enum_string(parameters, self.PRECISION, context)
         if self.NEEDS_MSI:
             kwargs["shift_correct"] = self.parameterAsBool(parameters, self.SHIFT_CORRECT, context)
         progress, cancel = self.progress_bridge(feedback)

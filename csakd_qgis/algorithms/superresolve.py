@@ -50,8 +50,10 @@ class SuperresolveAlgorithm(ModelFusionBase):
             "baseline, at SCALE), or 'file' to use MODEL_FILE (a .safetensors file with its .json model card "
             "beside it). The card is checked against the HSI (band count and band centres) before any work.\n\n"
             "DEVICE: 'auto' uses a CUDA GPU when PyTorch sees one, else the CPU. Advanced: TILE/OVERLAP (output "
-            "pixels), BATCH (tiles per forward pass), SCALE (bicubic only), CREATION_OPTIONS (GDAL). Learned "
-            "models need PyTorch in QGIS's Python (see the plugin README).")
+            "pixels), BATCH (tiles per forward pass), SCALE (bicubic only), CREATION_OPTIONS (GDAL), RUNTIME "
+            "(auto = PyTorch when installed, else ONNX Runtime; torch; onnx), PRECISION (int8 = quantised ONNX). "
+            "Learned models need ONNX Runtime or PyTorch in QGIS's Python (Plugins > CSAKD > Check / install "
+            "dependencies).")
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
         self.add_inputs()

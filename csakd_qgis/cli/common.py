@@ -7,6 +7,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from csakd_qgis.fusion.runtime import RUNTIME_CHOICES
+from csakd_qgis.nets.device import PRECISIONS
 from csakd_qgis.raster.io import parse_creation_options
 
 log = logging.getLogger("csakd")
@@ -57,15 +59,19 @@ def add_run_arguments(p: argparse.ArgumentParser, pixels: str) -> None:
     """Device, precision, tiling, threads, creation options and progress of the tiled engine's commands."""
     p.add_argument("--device", default="auto", metavar="DEV",
                    help="auto (CUDA if available), cpu, cuda or cuda:N (default: %(default)s)")
-    p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"),
-                   help="network precision on CUDA (default: %(default)s)")
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                   help="network precision: fp16/bf16 on CUDA; int8 = the quantised ONNX model (default: %(default)s)")
+    p.add_argument("--runtime", default="auto", choices=RUNTIME_CHOICES,
+                   help="learned models: torch, onnx (ONNX Runtime, no PyTorch needed) or auto = torch when "
+                        "installed, else onnx (default: %(default)s)")
     p.add_argument("--tile", type=positive_int, default=256, metavar="PX",
                    help=f"tile size in {pixels}, rounded up to a multiple of the scale (default: %(default)s)")
     p.add_argument("--overlap", type=non_negative_int, default=32, metavar="PX",
                    help=f"tile overlap in {pixels}, blended with a raised cosine (default: %(default)s)")
     p.add_argument("--batch", type=positive_int, default=4, metavar="N",
                    help="tiles per network call (default: %(default)s)")
-    p.add_argument("--threads", type=positive_int, default=None, metavar="N", help="CPU threads for torch")
+    p.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                   help="CPU threads of the network runtime")
     p.add_argument("--co", action="append", default=None, metavar="KEY=VAL",
                    help="GDAL GeoTIFF creation option, repeatable (e.g. --co COMPRESS=LZW)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

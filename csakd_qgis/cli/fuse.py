@@ -47,7 +47,7 @@ def run_fuse(args: argparse.Namespace, progress: Callable[[float, str], None] | 
     return run_with_bar("fuse", args, progress, lambda prog: fuse(
         args.hsi, args.msi, args.out, model=args.model, device=args.device, tile=args.tile, overlap=args.overlap,
         batch=args.batch, shift_correct=args.shift_correct, creation_options=co, progress=prog,
-        threads=args.threads, precision=args.precision))
+        threads=args.threads, precision=args.precision, runtime=args.runtime))
 
 
 __all__ = ["add_fuse_parser", "run_fuse"]

@@ -43,7 +43,7 @@ def run_superresolve(args: argparse.Namespace, progress: Callable[[float, str], 
     return run_with_bar("superresolve", args, progress, lambda prog: superresolve(
         args.hsi, args.out, model=args.model, device=args.device, tile=args.tile, overlap=args.overlap,
         batch=args.batch, scale=args.scale, creation_options=co, progress=prog, threads=args.threads,
-        precision=args.precision))
+        precision=args.precision, runtime=args.runtime))
 
 
 __all__ = ["add_superresolve_parser", "run_superresolve"]

@@ -231,7 +231,7 @@ def fuse(hsi: str | os.PathLike, msi: str | os.PathLike, out: str | os.PathLike,
          creation_options: dict[str, str] | None = None,
          progress: Callable[[float, str], None] | None = None, cancel: Callable[[], bool] | None = None,
          threads: int | None = None, precision: str = "fp32", edge: str = "shift",
-         group_width: int | None = None) -> FuseResult:
+         group_width: int | None = None, runtime: str = "auto") -> FuseResult:
     """Fuse ``hsi`` (LR hyperspectral) and ``msi`` (HR multispectral) into ``out`` (GeoTIFF on the MSI grid).
 
     ``model``: a classical method ("bicubic", "gsa", "glp"), a zoo model name, a .safetensors/.json path or a
@@ -269,7 +269,7 @@ def fuse(hsi: str | os.PathLike, msi: str | os.PathLike, out: str | os.PathLike,
     good = grid.hsi_bands
     predictor = make_predictor(model, scale=s, hsi_bands=len(good), msi_bands=len(grid.msi_bands),
                                hsi_wavelengths=[hsi_meta.wavelengths[i] for i in good], device=device,
-                               precision=precision, threads=threads)
+                               precision=precision, threads=threads, runtime=runtime)
     check_cancel()
     timings: dict[str, float] = {"setup_s": time.perf_counter() - t_start, "read_s": 0.0, "predict_s": 0.0,
                                  "blend_write_s": 0.0, "write_s": 0.0, "shift_s": 0.0, "read_cpu_s": 0.0}

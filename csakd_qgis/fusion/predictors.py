@@ -10,7 +10,7 @@ parent pixel of band b is). Attributes: ``name``, ``scale``, ``hsi_bands``, ``ms
 HR-MSI): classical methods fit their per-band coefficients there (once per scene, then applied
 window by window), networks with ``residual="base"`` fit the classical base the same way.
 
-torch is imported only inside :class:`TorchPredictor` (QGIS imports the plugin at start).
+torch and onnxruntime are imported only by the network runners (:mod:`fusion.runtime`): QGIS imports the plugin at start.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ import numpy as np
 
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.fusion.classical import CLASSICAL_METHODS, apply_classical, fit_classical, margin_lr
-from csakd_qgis.nets.device import resolve_device, resolve_precision
+from csakd_qgis.fusion.runtime import open_runner
 from csakd_qgis.spectral.degrade import fill_nan_nearest
-from csakd_qgis.zoo.card import apply_normalization, invert_normalization, load_model, validate_card
+from csakd_qgis.zoo.card import apply_normalization, invert_normalization, read_card, validate_card
 from csakd_qgis.zoo.registry import resolve_model_path
 
 log = logging.getLogger("csakd_qgis.infer")
@@ -165,29 +165,24 @@ def _base_method(card: dict) -> str:
                or (training.get("config") or {}).get("base_method") or "glp")
 
 
-class TorchPredictor(Predictor):
-    """A CSAKD network loaded from a model card (``modelcard.load_model``), run with torch.inference_mode().
+class NetworkPredictor(Predictor):
+    """A CSAKD network from a model card, run with PyTorch or ONNX Runtime (:mod:`fusion.runtime`).
 
     NaN inputs are filled from the nearest valid pixel before the network and the output is NaN where the
-    inputs were nodata. ``precision`` fp16/bf16 uses autocast on CUDA (ignored on the CPU, with a message).
-    For ``residual == "base"`` the classical base (card's base method, default glp) is fitted once per scene
-    in :meth:`prepare` and computed per window with the same coefficients.
+    inputs were nodata. ``precision`` fp16/bf16 uses autocast on CUDA (ignored on the CPU, with a message);
+    int8 is an ONNX Runtime variant. For ``residual == "base"`` the classical base (card's base method,
+    default glp) is fitted once per scene in :meth:`prepare` and computed per window with the same coefficients.
     """
 
     def __init__(self, path: str | os.PathLike, device: str = "auto", precision: str = "fp32",
-                 threads: int | None = None, halo_lr: int | None = None) -> None:
-        import torch
-
-
+                 threads: int | None = None, halo_lr: int | None = None, runtime: str = "auto") -> None:
         self.messages = []
-        if threads:
-            torch.set_num_threads(int(threads))
-        self.device = resolve_device(device)
-        self.model, self.card = load_model(path, device=self.device)
+        self.card = read_card(path)  # arch checked before any runtime or weights are loaded
         if self.card.get("arch", "csakd") != "csakd":
             raise CsakdError(f"The model '{path}' is a single-image super-resolution model (arch "
                              f"{self.card.get('arch')!r}): it takes only the hyperspectral image. Use 'csakd "
                              "superresolve' or the Processing algorithm 'Super-resolve hyperspectral image'.")
+        self.runner = open_runner(path, self.card, runtime, device, precision, threads, self.messages)
         self.path = str(path)
         self.name = str(self.card.get("name") or Path(str(path)).stem)
         cfg = self.card.get("config", {})
@@ -195,13 +190,7 @@ class TorchPredictor(Predictor):
         self.hsi_bands = int(self.card.get("hsi", {}).get("bands", cfg.get("hsi_bands", 0)))
         self.msi_bands = int(self.card.get("msi", {}).get("bands", cfg.get("msi_bands", 0)))
         self.residual = str(self.card.get("residual", cfg.get("residual", "none")))
-        self.precision = resolve_precision(precision, self.device, self.messages)
-        self.device_used = self.device
-        if self.device.startswith("cuda"):
-            idx = torch.device(self.device).index or 0
-            self.device_used = f"{self.device} ({torch.cuda.get_device_name(idx)})"
-        else:
-            self.device_used = f"{self.device} ({torch.get_num_threads()} threads)"
+        self.device, self.device_used = self.runner.device, self.runner.device_used
         self.base: ClassicalPredictor | None = None
         if self.residual == "base":
             self.base = ClassicalPredictor(_base_method(self.card), self.scale, self.hsi_bands, self.msi_bands)
@@ -212,7 +201,6 @@ class TorchPredictor(Predictor):
     def check_inputs(self, hsi_wavelengths: Sequence[float | None] | int | None, msi_band_count: int | None,
                      scale: int | None) -> None:
         """Raise CsakdError if the model card does not fit the data (bands, wavelengths, scale)."""
-
         validate_card(self.card, hsi_wavelengths, msi_band_count, scale)
 
     @property
@@ -228,9 +216,6 @@ class TorchPredictor(Predictor):
 
     def predict(self, lr: np.ndarray, msi: np.ndarray) -> np.ndarray:
         """Run the network on a batch (inputs filled, outputs masked)."""
-        import torch
-
-
         self._check(lr, msi)
         mask = nodata_mask(lr, msi, self.scale)
         if mask is None:  # all valid (the common case): no filling, no copies
@@ -242,20 +227,9 @@ class TorchPredictor(Predictor):
         if self.base is not None:
             base_np = np.stack([fill_nodata(x) for x in self.base.predict(lr_f, msi_f)])
         t0 = time.perf_counter()
-        dev = torch.device(self.device)
-        dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.precision)
-        with torch.inference_mode():
-            x_lr = torch.from_numpy(lr_f).to(dev)
-            x_msi = torch.from_numpy(msi_f).to(dev)
-            x_base = torch.from_numpy(base_np).to(dev) if base_np is not None else None
-            x_lr, x_msi, x_base = apply_normalization(self.card, x_lr, x_msi, x_base)
-            if dtype is not None:
-                with torch.autocast(device_type="cuda", dtype=dtype):
-                    hr, _ = self.model(x_lr, x_msi, base=x_base)
-            else:
-                hr, _ = self.model(x_lr, x_msi, base=x_base)
-            hr = invert_normalization(self.card, hr.float())
-            out = hr.cpu().numpy().astype(np.float32, copy=False)
+        x_lr, x_msi, x_base = apply_normalization(self.card, lr_f, msi_f, base_np)
+        inputs = {"lr": x_lr, "msi": x_msi} | ({} if x_base is None else {"base": x_base})
+        out = invert_normalization(self.card, self.runner.run(inputs)).astype(np.float32, copy=False)
         self.network_seconds += time.perf_counter() - t0
         return apply_mask(out, mask)
 
@@ -285,7 +259,7 @@ class CallablePredictor(Predictor):
 
 def make_predictor(model: str | os.PathLike | Predictor, *, scale: int, hsi_bands: int, msi_bands: int,
                    hsi_wavelengths: Sequence[float | None] | None = None, device: str = "auto",
-                   precision: str = "fp32", threads: int | None = None) -> Predictor:
+                   precision: str = "fp32", threads: int | None = None, runtime: str = "auto") -> Predictor:
     """A predictor for ``model``: a classical method name, a zoo model name, a .safetensors/.json path, or a
     :class:`Predictor` (returned as is). Learned models are checked against the data (bands, wavelengths,
     scale) before any compute; a missing model file is a CsakdError.
@@ -304,11 +278,11 @@ def make_predictor(model: str | os.PathLike | Predictor, *, scale: int, hsi_band
             pred.messages.append(f"Classical method '{text.lower()}' runs on the CPU (device '{device}' unused).")
         return pred
     path = resolve_model_path(text, builtin=CLASSICAL_METHODS)
-    pred_t = TorchPredictor(path, device=device, precision=precision, threads=threads)
+    pred_t = NetworkPredictor(path, device=device, precision=precision, threads=threads, runtime=runtime)
     pred_t.check_inputs(list(hsi_wavelengths) if hsi_wavelengths is not None else int(hsi_bands), msi_bands, scale)
     return pred_t
 
 
-__all__ = ["CallablePredictor", "ClassicalPredictor", "Predictor", "TorchPredictor", "resolve_precision",
+__all__ = ["CallablePredictor", "ClassicalPredictor", "Predictor", "NetworkPredictor",
            "all_finite", "apply_mask", "fill_nodata", "make_predictor",
-           "nodata_mask", "resolve_device", "resolve_model_path"]
+           "nodata_mask"]

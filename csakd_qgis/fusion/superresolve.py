@@ -12,7 +12,7 @@ side, read boundless) go through a predictor whose ``predict`` takes only the LR
 blended by :class:`tiling.BlendWriter` into a :class:`io.GeoTiffWriter` (temporary file renamed into place at
 the end; removed on error or cancel).
 
-Predictors: :class:`TorchSRPredictor` (a model card with arch "dodn", role "student") and
+Predictors: :class:`NetworkSRPredictor` (a model card with arch "dodn", role "student") and
 :class:`BicubicSRPredictor` (the bicubic baseline; needs ``scale``).
 """
 
@@ -33,6 +33,7 @@ from csakd_qgis.errors import CancelledError, CsakdError
 from csakd_qgis.fusion.classical import upsample_bicubic
 from csakd_qgis.fusion.fuse import _check_int
 from csakd_qgis.fusion.predictors import fill_nodata
+from csakd_qgis.fusion.runtime import open_runner
 from csakd_qgis.raster.io import (
     OUTPUT_NODATA,
     GeoTiffWriter,
@@ -42,7 +43,7 @@ from csakd_qgis.raster.io import (
     to_reflectance,
 )
 from csakd_qgis.raster.tiling import BlendWriter, pad_reflect, plan_tiles, run_tiles
-from csakd_qgis.zoo.card import load_model, read_card, validate_card
+from csakd_qgis.zoo.card import apply_normalization, invert_normalization, read_card, validate_card
 from csakd_qgis.zoo.registry import available_models, resolve_model_path
 
 log = logging.getLogger("csakd_qgis.superresolve")
@@ -122,21 +123,18 @@ def receptive_halo_lr(cfg: dict[str, Any]) -> int:
     return max(1 + 2 * n_blocks + 2 + -(-head // s), 2)
 
 
-class TorchSRPredictor(SRPredictor):
-    """A DODN-style student (model card arch "dodn", role "student") run with torch.inference_mode().
+class NetworkSRPredictor(SRPredictor):
+    """A DODN-style student (model card arch "dodn", role "student") run with PyTorch or ONNX Runtime.
 
     NaN inputs are filled from the nearest valid pixel before the network; outputs are NaN where the LR
-    parent pixel was nodata. ``precision`` fp16/bf16 uses autocast on CUDA (fp32 elsewhere, with a message).
+    parent pixel was nodata. ``precision`` fp16/bf16 uses autocast on CUDA (fp32 elsewhere, with a message);
+    int8 is the quantised ONNX variant.
     """
 
     def __init__(self, path: str | os.PathLike, device: str = "auto", precision: str = "fp32",
-                 threads: int | None = None, halo_lr: int | None = None) -> None:
-        import torch
-
-        from csakd_qgis.nets.device import resolve_device, resolve_precision
-
+                 threads: int | None = None, halo_lr: int | None = None, runtime: str = "auto") -> None:
         self.messages = []
-        card = read_card(path)  # arch checked before any weights are read
+        card = read_card(path)  # arch checked before any runtime or weights are loaded
         name = card.get("name") or Path(str(path)).stem
         if card.get("arch") != SR_ARCH:
             raise CsakdError(f"The model '{name}' is a hyperspectral + multispectral fusion model (arch "
@@ -146,59 +144,28 @@ class TorchSRPredictor(SRPredictor):
         if card.get("role") != "student" or card.get("config", {}).get("net") != "student":
             raise CsakdError(f"The model '{name}' is a DODN teacher (it maps the multispectral image to a "
                              "hyperspectral one); super-resolution needs the student model.")
-        if threads:
-            torch.set_num_threads(int(threads))
-        self.device = resolve_device(device)
-        self.model, self.card = load_model(path, device=self.device)
-        self.path = str(path)
-        self.name = str(name)
-        cfg = self.card["config"]
-        self.scale = int(self.card["scale"])
-        self.hsi_bands = int(self.card["hsi"]["bands"])
-        self.precision = resolve_precision(precision, self.device, self.messages)
-        if self.device.startswith("cuda"):
-            idx = torch.device(self.device).index or 0
-            self.device_used = f"{self.device} ({torch.cuda.get_device_name(idx)})"
-        else:
-            self.device_used = f"{self.device} ({torch.get_num_threads()} threads)"
-        self.halo_lr = int(receptive_halo_lr(cfg) if halo_lr is None else halo_lr)
+        self.card = card
+        self.runner = open_runner(path, card, runtime, device, precision, threads, self.messages)
+        self.path, self.name = str(path), str(name)
+        self.scale = int(card["scale"])
+        self.hsi_bands = int(card["hsi"]["bands"])
+        self.device, self.device_used = self.runner.device, self.runner.device_used
+        self.halo_lr = int(receptive_halo_lr(card["config"]) if halo_lr is None else halo_lr)
         self.network_seconds = 0.0
-        norm = self.card.get("normalization", {})
-        self._norm = None
-        if norm.get("type") == "per_band":
-            self._norm = (np.asarray(norm["hsi_mean"], np.float32).reshape(1, -1, 1, 1),
-                          np.asarray(norm["hsi_std"], np.float32).reshape(1, -1, 1, 1))
 
     def check_inputs(self, hsi_wavelengths: Sequence[float | None] | int | Any | None,
                      scale: int | None = None) -> None:
         """Raise CsakdError if the card does not fit the HSI (band count, band centres, optional scale)."""
-
         validate_card(self.card, hsi_wavelengths, None, scale)
 
     def predict(self, lr: np.ndarray) -> np.ndarray:
         """Run the student on a batch of LR windows (inputs filled, outputs masked)."""
-        import torch
-
-
         self._check(lr)
         mask = lr_nodata_mask(lr, self.scale)
-        x = np.stack([fill_nodata(a) for a in lr])
-        if self._norm is not None:
-            x = (x - self._norm[0]) / self._norm[1]
+        x, _, _ = apply_normalization(self.card, np.stack([fill_nodata(a) for a in lr]), None)
         t0 = time.perf_counter()
-        dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.precision)
-        with torch.inference_mode():
-            xt = torch.from_numpy(np.ascontiguousarray(x, np.float32)).to(self.device)
-            if dtype is not None:
-                with torch.autocast(device_type="cuda", dtype=dtype):
-                    hr, _ = self.model(xt)
-            else:
-                hr, _ = self.model(xt)
-            out = hr.float().cpu().numpy()
-        if self._norm is not None:
-            out = out * self._norm[1] + self._norm[0]
+        out = invert_normalization(self.card, self.runner.run({"lr": x})).astype(np.float32, copy=False)
         self.network_seconds += time.perf_counter() - t0
-        out = out.astype(np.float32, copy=False)
         if mask is not None:
             out[mask] = np.nan
         return out
@@ -206,7 +173,7 @@ class TorchSRPredictor(SRPredictor):
 
 def make_sr_predictor(model: str | os.PathLike | SRPredictor, *, hsi_wavelengths: Sequence[float | None] | int,
                       scale: int | None = None, device: str = "auto", precision: str = "fp32",
-                      threads: int | None = None) -> SRPredictor:
+                      threads: int | None = None, runtime: str = "auto") -> SRPredictor:
     """A super-resolution predictor: "bicubic" (needs ``scale``), a zoo SR model name, a .safetensors/.json
     path, or an :class:`SRPredictor` (returned as is). Learned models are checked against the HSI (band
     count and centres; ``scale`` when given) before any compute.
@@ -235,7 +202,8 @@ def make_sr_predictor(model: str | os.PathLike | SRPredictor, *, hsi_wavelengths
         raise CsakdError(f"Unknown super-resolution model '{text}': not 'bicubic', not a zoo model "
                          f"({', '.join(zoo) if zoo else 'none installed'}) and not a model file path "
                          "(.safetensors with its .json card beside it).") from None
-    pred_t = TorchSRPredictor(card_path, device=device, precision=precision, threads=threads)
+    pred_t = NetworkSRPredictor(card_path, device=device, precision=precision, threads=threads,
+                                runtime=runtime)
     pred_t.check_inputs(hsi_wavelengths, scale)
     return pred_t
 
@@ -279,7 +247,8 @@ def superresolve(hsi: str | os.PathLike, out: str | os.PathLike, model: Any = "b
                  tile: int = 256, overlap: int = 32, batch: int = 4, scale: int | None = None,
                  creation_options: dict[str, str] | None = None,
                  progress: Callable[[float, str], None] | None = None, cancel: Callable[[], bool] | None = None,
-                 threads: int | None = None, precision: str = "fp32", edge: str = "shift") -> SuperresolveResult:
+                 threads: int | None = None, precision: str = "fp32", edge: str = "shift",
+                 runtime: str = "auto") -> SuperresolveResult:
     """Super-resolve ``hsi`` by the model's scale into ``out`` (GeoTIFF on the HSI grid, pixel size / s).
 
     ``model``: a DODN-style SR student (zoo name or .safetensors/.json path), "bicubic" (needs ``scale``) or
@@ -314,7 +283,7 @@ def superresolve(hsi: str | os.PathLike, out: str | os.PathLike, model: Any = "b
     if not good:
         raise CsakdError(f"The {HSI_ROLE} '{hsi}' has no usable band (all flagged bad, bbl = 0).")
     predictor = make_sr_predictor(model, hsi_wavelengths=[meta.wavelengths[i] for i in good], scale=scale,
-                                  device=device, precision=precision, threads=threads)
+                                  device=device, precision=precision, threads=threads, runtime=runtime)
     s = int(predictor.scale)
     messages: list[str] = list(getattr(predictor, "messages", []))
     hr_h, hr_w = meta.height * s, meta.width * s
@@ -396,5 +365,5 @@ def superresolve(hsi: str | os.PathLike, out: str | os.PathLike, model: Any = "b
     return result
 
 
-__all__ = ["BicubicSRPredictor", "SRPredictor", "SuperresolveResult", "TorchSRPredictor", "lr_nodata_mask",
+__all__ = ["BicubicSRPredictor", "SRPredictor", "SuperresolveResult", "NetworkSRPredictor", "lr_nodata_mask",
            "make_sr_predictor", "receptive_halo_lr", "superresolve"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from csakd_qgis.errors import CsakdError
 
-PRECISIONS = ("fp32", "fp16", "bf16")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")  # int8: an ONNX Runtime model variant
 
 
 def resolve_precision(precision: str | None, device: str, messages: list[str]) -> str:
@@ -12,7 +12,7 @@ def resolve_precision(precision: str | None, device: str, messages: list[str]) -
     p = (precision or "fp32").lower()
     if p not in PRECISIONS:
         raise CsakdError(f"Unknown precision '{precision}': use one of {', '.join(PRECISIONS)}.")
-    if p != "fp32" and not device.startswith("cuda"):
+    if p in ("fp16", "bf16") and not device.startswith("cuda"):
         messages.append(f"Precision {p} is only used on CUDA; running fp32 on {device}.")
         p = "fp32"
     return p

@@ -336,11 +336,12 @@ def _stats(card: dict[str, Any], key: str, like: Any) -> Any:
 
 
 def apply_normalization(card: dict[str, Any], lr: Any, msi: Any, base: Any = None) -> tuple[Any, Any, Any]:
-    """Map reflectance inputs (numpy or torch, bands on axis -3) into the network's input space."""
+    """Map reflectance inputs (numpy or torch, bands on axis -3; ``msi`` None for single-image models) into the
+    network's input space."""
     if card.get("normalization", {}).get("type", "none") == "none":
         return lr, msi, base
     lr_n = (lr - _stats(card, "hsi_mean", lr)) / _stats(card, "hsi_std", lr)
-    msi_n = (msi - _stats(card, "msi_mean", msi)) / _stats(card, "msi_std", msi)
+    msi_n = None if msi is None else (msi - _stats(card, "msi_mean", msi)) / _stats(card, "msi_std", msi)
     base_n = None if base is None else (base - _stats(card, "hsi_mean", base)) / _stats(card, "hsi_std", base)
     return lr_n, msi_n, base_n
 
