@@ -30,9 +30,9 @@ def paper_student(folder: Path, hsi_bands: int = 172) -> Path:
     """A paper-preset CSAKD student with random weights (the reference's 172 bands, 4 MSI bands, s = 4), exported."""
     import torch
 
+    from csakd_qgis.fusion.onnx_export import export_onnx
     from csakd_qgis.nets.csakd import build_model, preset_configs
     from csakd_qgis.zoo.card import save_model
-    from csakd_qgis.zoo.onnx_export import export_onnx
 
     _, cfg = preset_configs("paper", hsi_bands, 4, 4, residual="bilinear", zero_head=False)
     torch.manual_seed(0)

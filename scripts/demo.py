@@ -176,10 +176,10 @@ def write_quicklook(path: Path, ref: np.ndarray, fused: np.ndarray, bic: np.ndar
 def run_demo(out_dir: str | os.PathLike, scale: int = 3, size: int | None = None, seed: int = 0,
              method: str = "auto", profile: str | None = None, snr_db: float | None = None) -> dict:
     """Build inputs, fuse through qgis_process, evaluate; returns a summary dict (also in summary.json)."""
-    from csakd_qgis.fusion.classical import upsample_bicubic
     from csakd_qgis.quality.metrics import compute_metrics
     from csakd_qgis.raster.demo_scene import build_demo_inputs
     from csakd_qgis.raster.io import read_meta, read_reflectance
+    from csakd_qgis.raster.resample import upsample_bicubic
 
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)

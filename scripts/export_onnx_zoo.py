@@ -60,11 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(ROOT / "docs" / "results" / "onnx_zoo.json"))
     a = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT))
+    from csakd_qgis.fusion.onnx_export import export_onnx
     from csakd_qgis.fusion.predictors import NetworkPredictor
     from csakd_qgis.fusion.runtime import onnx_path
     from csakd_qgis.fusion.superresolve import NetworkSRPredictor
     from csakd_qgis.zoo.card import read_card
-    from csakd_qgis.zoo.onnx_export import export_onnx
 
     names = [n for n in a.models.split(",") if n] or sorted(
         p.stem for p in (ROOT / "models").glob("*.json") if read_card(p).get("role") == "student")

@@ -273,7 +273,7 @@ def test_evaluate_processing_run(provider, synthetic_pair, glp_fused, tmp_path):
 
 # ----------------------------------------------------------------------------------------- qgis_process
 def test_fuse_classical_qgis_process(synthetic_pair, tmp_path):
-    from csakd_qgis.fusion.classical import upsample_bicubic
+    from csakd_qgis.raster.resample import upsample_bicubic
 
     out = tmp_path / "fused_bicubic.tif"
     rc, data, err = run_json("csakd:fuse_classical", {

@@ -13,9 +13,9 @@ from csakd_qgis.fusion.classical import (
     fit_classical,
     fuse_classical,
     margin_lr,
-    upsample_bicubic,
 )
 from csakd_qgis.quality.metrics import compute_metrics
+from csakd_qgis.raster.resample import upsample_bicubic
 from csakd_qgis.spectral.degrade import crop_to_multiple, simulate_pair, wald_degrade
 
 GAUSS4 = "gaussian:490/65,560/35,665/30,842/115"

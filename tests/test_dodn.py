@@ -72,7 +72,7 @@ def test_student_and_teacher_shapes_any_scale(s):
 
 @pytest.mark.parametrize("s", [2, 3, 4])
 def test_bicubic_residual_matches_the_project_bicubic_and_zero_head_starts_there(s):
-    from csakd_qgis.fusion.classical import upsample_bicubic
+    from csakd_qgis.raster.resample import upsample_bicubic
 
     x = np.random.default_rng(s).random((6, 7, 5)).astype(np.float32)
     np.testing.assert_allclose(bicubic_upsample(torch.from_numpy(x), s).numpy(), upsample_bicubic(x, s), atol=1e-6)

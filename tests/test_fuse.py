@@ -352,8 +352,8 @@ def test_real_enmap_tile_as_hsi_keeps_all_224_bands(tmp_path):
     """A real EnMAP L2A tile (scale 1e-4, nodata -32768, 6 bad bands) with a 10 m MSI: s = 3, 224 bands out."""
     from affine import Affine
 
-    from csakd_qgis.fusion.classical import upsample_bicubic
     from csakd_qgis.raster.io import read_meta, read_reflectance, write_raster
+    from csakd_qgis.raster.resample import upsample_bicubic
     from csakd_qgis.spectral.srf import srf_matrix
 
     hsi = enmap_tile(96, 32)

@@ -77,7 +77,7 @@ def _lr_with_nodata_and_bad_band(src: Path, dst: Path) -> np.ndarray:
 def test_bicubic_grid_metadata_nodata_and_bad_bands(tmp_path, synthetic_pair):
     from affine import Affine
 
-    from csakd_qgis.fusion.classical import upsample_bicubic
+    from csakd_qgis.raster.resample import upsample_bicubic
 
     lr_path = tmp_path / "lr.tif"
     data = _lr_with_nodata_and_bad_band(synthetic_pair["hsi"], lr_path)
@@ -123,9 +123,9 @@ def test_scaled_integer_input_keeps_its_nodata_value(tmp_path, synthetic_pair):
 
 
 def test_model_needs_no_msi_and_tiles_match_the_whole_raster(tmp_path, synthetic_pair, sr_model):
-    from csakd_qgis.fusion.classical import upsample_bicubic
     from csakd_qgis.fusion.superresolve import receptive_halo_lr
     from csakd_qgis.raster.io import read_reflectance
+    from csakd_qgis.raster.resample import upsample_bicubic
     from csakd_qgis.zoo.card import load_model
 
     tiled, whole = tmp_path / "tiled.tif", tmp_path / "whole.tif"

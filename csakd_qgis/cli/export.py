@@ -7,8 +7,8 @@ import json
 import math
 
 from csakd_qgis.errors import CsakdError
+from csakd_qgis.fusion.onnx_export import export_onnx
 from csakd_qgis.fusion.runtime import ONNX_VARIANTS
-from csakd_qgis.zoo.onnx_export import export_onnx
 from csakd_qgis.zoo.registry import resolve_model_path
 
 

@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 
 from csakd_qgis.errors import CancelledError, CsakdError
-from csakd_qgis.fusion.classical import upsample_bicubic
 from csakd_qgis.fusion.fuse import _check_int
 from csakd_qgis.fusion.predictors import fill_nodata
 from csakd_qgis.fusion.runtime import open_runner
@@ -42,6 +41,7 @@ from csakd_qgis.raster.io import (
     read_window_raw,
     to_reflectance,
 )
+from csakd_qgis.raster.resample import upsample_bicubic
 from csakd_qgis.raster.tiling import BlendWriter, pad_reflect, plan_tiles, run_tiles
 from csakd_qgis.zoo.card import apply_normalization, invert_normalization, read_card, validate_card
 from csakd_qgis.zoo.registry import available_models, resolve_model_path
@@ -96,7 +96,7 @@ class SRPredictor:
 
 
 class BicubicSRPredictor(SRPredictor):
-    """Keys (a = -0.5) bicubic upsampling by ``scale`` (fusion.classical.upsample_bicubic): the baseline."""
+    """Keys (a = -0.5) bicubic upsampling by ``scale`` (raster.resample.upsample_bicubic): the baseline."""
 
     def __init__(self, scale: int) -> None:
         self.scale = int(scale)

@@ -25,7 +25,7 @@ our choice.
      2D-branch features after upsampling (any integer s >= 2);
   5. head conv (``head_kernel`` 1 or 3) nf -> C_h, zero-initialised (``zero_head``) so the untrained
      student returns its global residual: the upsampled LR-HSI (``residual`` = "bicubic", the Keys a=-0.5
-     cubic of :func:`fusion.classical.upsample_bicubic`, edges replicated; or "bilinear"; or "none").
+     cubic of :func:`raster.resample.upsample_bicubic`, edges replicated; or "bilinear"; or "none").
   Forward ``student(lr) -> (Y_S, F_S)``.
 - Distillation (:class:`DODNStudentKD`, training only): a 1x1 adapter maps F_S (nf) to the teacher's
   feature width (``kd_width``); :class:`DODNPair` matches it to F_T with L1, plus L1 to the ground truth
@@ -170,7 +170,7 @@ def _cubic_axis(x: torch.Tensor, s: int, dim: int) -> torch.Tensor:
 def bicubic_upsample(x: torch.Tensor, s: int) -> torch.Tensor:
     """Keys (a = -0.5) cubic upsampling of (..., h, w) by the integer s on the LR/HR pixel grid (docs/ARCHITECTURE.md), edges replicated.
 
-    Equal (to float rounding) to :func:`fusion.classical.upsample_bicubic`, the project's bicubic baseline.
+    Equal (to float rounding) to :func:`raster.resample.upsample_bicubic`, the project's bicubic baseline.
     """
     return _cubic_axis(_cubic_axis(x, int(s), -1), int(s), -2)
 

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from csakd_qgis.errors import CsakdError
-from csakd_qgis.fusion.classical import upsample_bicubic
 from csakd_qgis.quality.metrics import compute_metrics, psnr_per_band, sam_map
 from csakd_qgis.raster.io import read_meta, read_reflectance
+from csakd_qgis.raster.resample import upsample_bicubic
 from csakd_qgis.spectral.degrade import check_scale, crop_to_multiple, wald_degrade
 
 _METRIC_KEYS = ("psnr", "sam", "ergas", "rmse", "ssim", "uiqi")

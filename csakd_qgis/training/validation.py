@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from csakd_qgis.fusion.classical import fuse_classical, upsample_bicubic
+from csakd_qgis.fusion.classical import fuse_classical
 from csakd_qgis.quality.metrics import compute_metrics
+from csakd_qgis.raster.resample import upsample_bicubic
 from csakd_qgis.training.scenes import Scene
 
 Forward = Callable[[dict[str, Any]], tuple[Any, Any]]

@@ -17,12 +17,12 @@ from conftest import ROOT, requires_shared
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.fusion import runtime
 from csakd_qgis.fusion.fuse import fuse
+from csakd_qgis.fusion.onnx_export import export_onnx, read_onnx_card
 from csakd_qgis.fusion.runtime import onnx_path, open_runner
 from csakd_qgis.fusion.superresolve import superresolve
 from csakd_qgis.nets.csakd import build_model, preset_configs
 from csakd_qgis.quality.metrics import psnr
 from csakd_qgis.zoo.card import read_card, save_model
-from csakd_qgis.zoo.onnx_export import export_onnx, read_onnx_card
 
 S = 4
 

@@ -9,9 +9,9 @@ import re
 import numpy as np
 from conftest import synthetic_reference
 
-from csakd_qgis.fusion.classical import upsample_bicubic
 from csakd_qgis.quality.metrics import compute_metrics
 from csakd_qgis.quality.report import build_report, json_safe, rgb_bands, write_json
+from csakd_qgis.raster.resample import upsample_bicubic
 from csakd_qgis.spectral.degrade import wald_degrade
 
 
