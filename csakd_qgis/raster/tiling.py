@@ -99,6 +99,13 @@ class ColumnGroup:
         return self.col1 - self.col0
 
 
+def check_edge(edge: str) -> str:
+    """``edge`` when it is one of ``EDGE_MODES``; CsakdError otherwise."""
+    if edge not in EDGE_MODES:
+        raise CsakdError(f"Tile edge mode '{edge}' is not one of {', '.join(EDGE_MODES)}.")
+    return edge
+
+
 def _round_up(x: int, s: int) -> int:
     return -(-int(x) // s) * s
 
@@ -243,8 +250,7 @@ def plan_tiles(height: int, width: int, scale: int, tile: int = 256, overlap: in
     s = int(scale)
     if s < 1 or height % s or width % s:
         raise ValueError(f"grid {height} x {width} is not a multiple of the scale {scale}")
-    if edge not in EDGE_MODES:
-        raise CsakdError(f"Tile edge mode '{edge}' is not one of {', '.join(EDGE_MODES)}.")
+    check_edge(edge)
     if int(tile) < 1:
         raise CsakdError(f"The tile size must be positive (got {tile}).")
     if int(overlap) < 0:
@@ -601,5 +607,5 @@ def run_tiles(plan: TilePlan, task: Callable[..., Sequence[np.ndarray]], writer:
     return done
 
 
-__all__ = ["BlendWriter", "ColumnGroup", "EDGE_MODES", "Tile", "TilePlan", "pad_reflect", "plan_tiles",
+__all__ = ["BlendWriter", "ColumnGroup", "EDGE_MODES", "Tile", "TilePlan", "check_edge", "pad_reflect", "plan_tiles",
            "raised_cosine", "run_tiles"]
