@@ -113,7 +113,7 @@ def fuse(hsi: str | os.PathLike, msi: str | os.PathLike, out: str | os.PathLike,
     :class:`fusion.predictors.Predictor`. ``tile``/``overlap`` in HR (MSI) pixels, rounded up to multiples of the scale.
     ``progress(fraction, message)`` is called per batch; ``cancel()`` is checked per batch (raises
     :class:`errors.CancelledError`, nothing is left at ``out``). ``threads`` sets torch's CPU threads.
-    ``group_width``: output column-group width in HR px (None: ``GROUP_WIDTH``, 0: no column groups).
+    ``group_width``: output column-group width in HR px (None: ``raster.job.GROUP_WIDTH``, 0: no column groups).
     """
     t_start = time.perf_counter()
     out_path = check_output_path(out, [str(hsi), str(msi)], role="fused output")

@@ -179,8 +179,9 @@ class _RowChunks:
         if self.data is None or row < self.r0 or row + h > self.r1:
             end = self._end(row, row + h)
             if self.data is not None and self.r0 <= row < self.r1:  # keep the rows still needed, read the rest
-                new = self.read(self.r1, self.col0, end - self.r1, self.width)
-                self.data = np.concatenate([self.data[:, row - self.r0:], new], axis=1)
+                tail = self.data[:, row - self.r0:].copy()
+                self.data = None  # the old chunk is freed before the next one is read
+                self.data = np.concatenate([tail, self.read(self.r1, self.col0, end - self.r1, self.width)], axis=1)
             else:
                 self.data = self.read(row, self.col0, end - row, self.width)
             self.r0, self.r1 = row, end

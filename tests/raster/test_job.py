@@ -3,6 +3,10 @@ groups, shared checks and results)."""
 
 from __future__ import annotations
 
+import threading
+import time
+import weakref
+
 import numpy as np
 import pytest
 import rasterio
@@ -14,7 +18,7 @@ from csakd_qgis.errors import CsakdError
 from csakd_qgis.fusion.classical import upsample_bicubic
 from csakd_qgis.fusion.fuse import fuse
 from csakd_qgis.fusion.superresolve import SRPredictor, superresolve
-from csakd_qgis.raster.tiling import BlendWriter
+from csakd_qgis.raster.tiling import BlendWriter, plan_tiles, run_tiles
 
 SMALL_BLOCKS = {"BLOCKXSIZE": "16", "BLOCKYSIZE": "16"}
 JOB_TIMINGS = {"read_s", "read_cpu_s", "predict_s", "blend_write_s", "blend_write_cpu_s", "write_s", "wait_read_s",
@@ -152,3 +156,30 @@ def test_shared_argument_checks(clean, tmp_path, bad, match):
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(CsakdError, match="group_width must be at least 0"):
         job.check_options(group_width=-1)
+
+
+def test_pipeline_keeps_at_most_queue_plus_one_batches_alive():
+    """A batch is computed only when the writer has room for it: queue_batches + 1 outputs alive, not more."""
+    plan = plan_tiles(64, 64, 1, 8, 0)
+    lock, alive, peak = threading.Lock(), [0], [0]
+
+    def freed() -> None:
+        with lock:
+            alive[0] -= 1
+
+    def task(tiles, data):
+        out = np.zeros((len(tiles), 1, 8, 8), np.float32)
+        with lock:
+            alive[0] += 1
+            peak[0] = max(peak[0], alive[0])
+        weakref.finalize(out, freed)
+        return list(out)  # views: the batch lives as long as any of its blocks
+
+    class SlowWriter(BlendWriter):
+        def add(self, tile, block) -> None:
+            time.sleep(0.002)
+            super().add(tile, block)
+
+    n = run_tiles(plan, task, SlowWriter(plan, 1, lambda *a: None, block_rows=8), batch=4,
+                  read=lambda tiles: None, background_write=True, queue_batches=1)
+    assert n == 64 and peak[0] == 2 and alive[0] == 0
