@@ -1,9 +1,10 @@
-"""Raster-engine benchmark of ``csakd fuse``: wall time and peak RSS for HR outputs of given sizes.
+"""Raster-job benchmark of ``csakd fuse`` and ``csakd superresolve``: wall time and peak RSS per HR output size.
 
 Not a test. For each size N, a synthetic LR-HSI (64 bands, N/s px) + HR-MSI (4 bands, N px) GeoTIFF pair is
-written to a temporary folder (strip by strip, bounded memory), then fused in a separate Python process so
-its peak RSS (VmHWM) is that run's alone. The model is the lite CSAKD student (random weights: timing only)
-when ``nets/csakd.py`` is importable, else GLP.
+written to a temporary folder (strip by strip, bounded memory; the HSI only for ``--job superresolve``), then
+fused (or super-resolved) in a separate Python process so its peak RSS (VmHWM) is that run's alone. The fusion
+model is the lite CSAKD student (random weights: timing only) when ``nets/csakd.py`` is importable, else GLP;
+super-resolution uses ``--model`` (default bicubic).
 
 Reported per size:
 - ``wall_s``: the whole ``fuse()`` call (co-registration, model load, shift estimate, tiles, GeoTIFF close).
@@ -21,11 +22,13 @@ Reported per size:
 - ``peak_rss_mb`` (VmHWM of the run), the blend buffer, the output size.
 
     .venv/bin/python bench/bench_fuse.py --sizes 1024 4096 --out bench/results/fuse.json
+    .venv/bin/python bench/bench_fuse.py --job superresolve --sizes 1024 4096 --out bench/results/superresolve.json
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -70,8 +73,9 @@ def _abundances(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     return (a / a.sum(0, keepdims=True)).astype(np.float32)
 
 
-def make_inputs(folder: Path, size: int, scale: int = 4, hsi_bands: int = 64, reuse: bool = False) -> dict:
-    """Write hsi.tif (LR, hsi_bands) and msi.tif (HR, 4 bands) for an HR output of size x size px.
+def make_inputs(folder: Path, size: int, scale: int = 4, hsi_bands: int = 64, reuse: bool = False,
+                with_msi: bool = True) -> dict:
+    """Write hsi.tif (LR, hsi_bands) and msi.tif (HR, 4 bands; not with ``with_msi=False``) for a size^2 output.
 
     ``reuse``: keep the files already in ``folder`` (from an earlier run with the same settings).
     """
@@ -92,19 +96,20 @@ def make_inputs(folder: Path, size: int, scale: int = 4, hsi_bands: int = 64, re
     hr_tr = Affine(10.0, 0.0, 360000.0, 0.0, -10.0, 5820000.0)
     tag = f"{size}_{hsi_bands}b_s{scale}"
     hsi_path, msi_path = folder / f"hsi_{tag}.tif", folder / f"msi_{tag}.tif"
-    out = {"hsi": str(hsi_path), "msi": str(msi_path), "wavelengths": [float(w) for w in wl]}
-    if reuse and hsi_path.is_file() and msi_path.is_file():
+    out = {"hsi": str(hsi_path), "msi": str(msi_path) if with_msi else None, "wavelengths": [float(w) for w in wl]}
+    if reuse and hsi_path.is_file() and (msi_path.is_file() or not with_msi):
         return out
     strip = max(1, 256 // scale)
     with GeoTiffWriter(hsi_path, n, n, hsi_bands, crs, hr_tr * Affine.scale(scale), list(wl),
                        [10.0] * hsi_bands) as wh, \
-            GeoTiffWriter(msi_path, size, size, 4, crs, hr_tr, [490.0, 560.0, 665.0, 842.0]) as wm:
+            (GeoTiffWriter(msi_path, size, size, 4, crs, hr_tr, [490.0, 560.0, 665.0, 842.0]) if with_msi
+             else contextlib.nullcontext()) as wm:
         cols = np.arange(size)
         for r0 in range(0, n, strip):
             h = min(strip, n - r0)
             a = _abundances(np.arange(r0 * scale, (r0 + h) * scale), cols)
-            msi = np.einsum("kb,kyx->byx", msi_spectra, a)
-            wm.write(msi, window=Window(0, r0 * scale, size, h * scale))
+            if wm is not None:
+                wm.write(np.einsum("kb,kyx->byx", msi_spectra, a), window=Window(0, r0 * scale, size, h * scale))
             a_lr = a.reshape(4, h, scale, n, scale).mean(axis=(2, 4))
             wh.write(np.einsum("kb,kyx->byx", spectra, a_lr), window=Window(0, r0, n, h))
     return out
@@ -141,7 +146,7 @@ def _rss_mb() -> tuple[float, float]:
 
 
 def _network_alone(model: str, device: str, precision: str, threads: int | None, res, n_h: int, batch: int,
-                   tile: tuple[int, int], repeats: int = 3) -> float:
+                   tile: tuple[int, int], repeats: int = 3, job: str = "fuse") -> float:
     """Seconds the predictor's network needs for the run's batches when run alone.
 
     The run had n_tiles // batch full batches and one batch of the remainder (plan.batches); each shape is
@@ -149,9 +154,14 @@ def _network_alone(model: str, device: str, precision: str, threads: int | None,
     torch's one-off set-up, is in its network_s: the cross-check leans towards overstating the overhead).
     """
     from csakd_qgis.fusion.predictors import make_predictor
+    from csakd_qgis.fusion.superresolve import make_sr_predictor
 
-    pred = make_predictor(model, scale=res.scale, hsi_bands=n_h, msi_bands=4, device=device,
-                          precision=precision, threads=threads)
+    if job == "superresolve":
+        pred = make_sr_predictor(model, hsi_wavelengths=n_h, scale=res.scale, device=device, precision=precision,
+                                 threads=threads)
+    else:
+        pred = make_predictor(model, scale=res.scale, hsi_bands=n_h, msi_bands=4, device=device,
+                              precision=precision, threads=threads)
     if not hasattr(pred, "model"):  # classical: network_s is its apply time already
         return float(res.timings.get("network_s", 0.0))
     s = res.scale
@@ -162,21 +172,23 @@ def _network_alone(model: str, device: str, precision: str, threads: int | None,
     for b, count in ((batch, n_full), (rem, 1)):
         if b == 0 or count == 0:
             continue
-        lr = rng.random((b, n_h, h // s, w // s), dtype=np.float32) * 0.3
-        msi = rng.random((b, 4, h, w), dtype=np.float32) * 0.3
-        pred.predict(lr, msi)  # warm-up
+        inputs = [rng.random((b, n_h, h // s, w // s), dtype=np.float32) * 0.3]
+        if job != "superresolve":
+            inputs.append(rng.random((b, 4, h, w), dtype=np.float32) * 0.3)
+        pred.predict(*inputs)  # warm-up
         times = []
         for _ in range(repeats):
             n0 = pred.network_seconds
-            pred.predict(lr, msi)
+            pred.predict(*inputs)
             times.append(pred.network_seconds - n0)
         total += float(np.median(times)) * count
     return total
 
 
 def _child(args: argparse.Namespace) -> int:
-    """One fusion run in this process; prints a JSON line with timings and peak RSS."""
+    """One fusion (or super-resolution) run in this process; prints a JSON line with timings and peak RSS."""
     import csakd_qgis.fusion.fuse as fuse_mod
+    import csakd_qgis.fusion.superresolve as sr_mod
 
     if args.model not in ("glp", "gsa", "bicubic"):
         import torch  # noqa: F401 - import cost outside the measured run
@@ -184,8 +196,12 @@ def _child(args: argparse.Namespace) -> int:
     _, rss_before = _rss_mb()
     ru0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
-    res = fuse_mod.fuse(args.hsi, args.msi, args.out_tif, model=args.model, device=args.device, tile=args.tile,
-                        overlap=args.overlap, batch=args.batch, threads=args.threads, precision=args.precision)
+    kw = {"model": args.model, "device": args.device, "tile": args.tile, "overlap": args.overlap,
+          "batch": args.batch, "threads": args.threads, "precision": args.precision}
+    if args.job == "superresolve":
+        res = sr_mod.superresolve(args.hsi, args.out_tif, scale=args.scale, **kw)
+    else:
+        res = fuse_mod.fuse(args.hsi, args.msi, args.out_tif, **kw)
     wall = time.perf_counter() - t0
     ru1 = resource.getrusage(resource.RUSAGE_SELF)
     peak, _ = _rss_mb()
@@ -198,7 +214,8 @@ def _child(args: argparse.Namespace) -> int:
     with rasterio.open(args.out_tif) as ds:
         n_h = sum(1 for i in range(1, ds.count + 1) if ds.tags(i).get("bbl", "1") != "0")
     tile = (min(args.tile, res.height), min(args.tile, res.width))
-    alone = _network_alone(args.model, args.device, args.precision, args.threads, res, n_h, args.batch, tile)
+    alone = _network_alone(args.model, args.device, args.precision, args.threads, res, n_h, args.batch, tile,
+                           job=args.job)
     print(json.dumps({
         "size": args.size, "model": res.model, "device": res.device_used, "n_tiles": res.n_tiles,
         "wall_s": wall, "network_s": net, "outside_network_share": (wall - net) / wall if wall > 0 else None,
@@ -215,8 +232,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=None,
                         help="HR output sizes (px; default 1024 4096, with --quick 256 512)")
     parser.add_argument("--quick", action="store_true", help="small sizes (256 512): a smoke run")
+    parser.add_argument("--job", default="fuse", choices=("fuse", "superresolve"),
+                        help="the entry point benchmarked (default: %(default)s)")
     parser.add_argument("--model", default="auto",
-                        help="auto (lite CSAKD student with random weights, else glp), glp, gsa, bicubic or a path")
+                        help="auto (fuse: lite CSAKD student with random weights, else glp; superresolve: "
+                             "bicubic), glp, gsa, bicubic or a path")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: %(default)s)")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"),
                         help="network precision on CUDA (default: %(default)s)")
@@ -226,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overlap", type=int, default=32)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "fuse.json"))
+    parser.add_argument("--out", default=None, help="JSON results (default: bench/results/<job>.json)")
     parser.add_argument("--workdir", default=None,
                         help="keep the generated inputs here and reuse them in later runs (default: temporary)")
     # internal: one measured run
@@ -240,15 +260,18 @@ def main(argv: list[str] | None = None) -> int:
         return _child(args)
     if args.sizes is None:
         args.sizes = [256, 512] if args.quick else [1024, 4096]
+    sr = args.job == "superresolve"
+    if args.model == "auto" and sr:
+        args.model = "bicubic"
 
-    work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="csakd-bench-fuse-"))
+    work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix=f"csakd-bench-{args.job}-"))
     work.mkdir(parents=True, exist_ok=True)
     results = []
     model_cache: dict[int, str] = {}
     try:
         for size in args.sizes:
             t0 = time.perf_counter()
-            inputs = make_inputs(work, size, args.scale, args.hsi_bands, reuse=bool(args.workdir))
+            inputs = make_inputs(work, size, args.scale, args.hsi_bands, reuse=bool(args.workdir), with_msi=not sr)
             gen_s = time.perf_counter() - t0
             if args.model == "auto":
                 if args.hsi_bands not in model_cache:
@@ -256,13 +279,14 @@ def main(argv: list[str] | None = None) -> int:
                 model = model_cache[args.hsi_bands]
             else:
                 model = args.model
-            out_tif = work / f"fused_{size}.tif"
-            cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--hsi", inputs["hsi"], "--msi",
-                   inputs["msi"], "--out-tif", str(out_tif), "--size", str(size), "--model", model,
+            out_tif = work / f"{args.job}_{size}.tif"
+            cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--job", args.job, "--hsi",
+                   inputs["hsi"], "--out-tif", str(out_tif), "--size", str(size), "--model", model,
                    "--device", args.device, "--precision", args.precision, "--tile", str(args.tile),
-                   "--overlap", str(args.overlap), "--batch", str(args.batch)]
+                   "--overlap", str(args.overlap), "--batch", str(args.batch), "--scale", str(args.scale)]
+            cmd += [] if sr else ["--msi", inputs["msi"]]
             cmd += ["--threads", str(args.threads)] if args.threads else []
-            print(f"size {size}: inputs written in {gen_s:.1f} s, fusing ...", flush=True)
+            print(f"size {size}: inputs written in {gen_s:.1f} s, running {args.job} ...", flush=True)
             proc = subprocess.run(cmd, capture_output=True, text=True, cwd=str(ROOT))
             if proc.returncode != 0:
                 print(proc.stderr[-4000:], file=sys.stderr)
@@ -270,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
             rec = json.loads(proc.stdout.strip().splitlines()[-1])
             # cumulative over children, and inflated by this process's size at fork: a cross-check only
             rec["children_maxrss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
-            rec["input_mb"] = (os.path.getsize(inputs["hsi"]) + os.path.getsize(inputs["msi"])) / 2 ** 20
+            rec["input_mb"] = sum(os.path.getsize(inputs[k]) for k in ("hsi", "msi") if inputs[k]) / 2 ** 20
             rec["mpix_per_s"] = size * size / 1e6 / rec["wall_s"]
             results.append(rec)
             out_tif.unlink(missing_ok=True)
@@ -300,9 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"outside the network: at most {100 * summary['max_outside_network_share']:.1f} % of the wall time "
           f"({100 * summary['max_overhead_vs_alone']:.1f} % against the network run alone; target < "
           f"{100 * TARGET_OUTSIDE_SHARE:.0f} % at 1024^2 and 4096^2)")
-    out = Path(args.out)
+    out = Path(args.out or ROOT / "bench" / "results" / f"{args.job}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"benchmark": "fuse", "hsi_bands": args.hsi_bands, "msi_bands": 4, "scale": args.scale,
+    meta = {"benchmark": args.job, "hsi_bands": args.hsi_bands, "msi_bands": 0 if sr else 4, "scale": args.scale,
             "tile": args.tile, "overlap": args.overlap, "batch": args.batch, "device": args.device,
             "precision": args.precision,
             "cpu_count": os.cpu_count(), "python": platform.python_version(), "machine": platform.machine()}

@@ -29,10 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     rc = 0
     nets_args = ["--out", str(out / "nets.json"), "--device", args.device] + (["--quick"] if args.quick else [])
-    fuse_args = ["--out", str(out / "fuse.json"), "--device", args.device] + (
-        ["--sizes", "256", "512"] if args.quick else [])
+    sizes = ["--sizes", "256", "512"] if args.quick else []
     rc |= bench_nets.main(nets_args) or 0
-    rc |= bench_fuse.main(fuse_args) or 0
+    for job in ("fuse", "superresolve"):  # the one raster job through both entry points (SR: bicubic)
+        rc |= bench_fuse.main(["--job", job, "--out", str(out / f"{job}.json"), "--device", args.device, *sizes]) or 0
     rc |= bench_runtime.main(["--out", str(out / "runtime.json")] + (["--runs", "2"] if args.quick else [])) or 0
     summary = {"elapsed_s": time.time() - t0, "results": [p.name for p in out.glob("*.json")]}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -110,9 +110,10 @@ def test_tiled_equals_whole_for_conv_model(pair, tmp_path):
     ("pad", 28, 48, ((4, 1), (16, 3)), 1e-3),  # chunks too large: window by window
 ])
 def test_window_reader_equals_read_tile(pair, edge, tile, group_width, blocks, max_mb, monkeypatch):
-    """fuse()'s chunked reader gives exactly grid.read_tile's windows (halo, padding, mirrored outside)."""
-    from csakd_qgis.fusion.fuse import OUTSIDE, _WindowReader
+    """The job's chunked reader gives exactly grid.read_tile's windows (halo, padding, mirrored outside)."""
+    from csakd_qgis.fusion.fuse import grid_layers
     from csakd_qgis.raster.coreg import plan_grid
+    from csakd_qgis.raster.job import OUTSIDE, WindowReader
     from csakd_qgis.raster.tiling import plan_tiles
 
     grid = plan_grid(pair["hsi"], pair["msi"])
@@ -121,22 +122,23 @@ def test_window_reader_equals_read_tile(pair, edge, tile, group_width, blocks, m
     assert edge == "shift" or any(t.pad_bottom or t.pad_right for t in plan.tiles)
     with grid:
         monkeypatch.setattr(grid, "block_rows", lambda: blocks)
-        reader = _WindowReader(grid, plan, 3, OUTSIDE, max_chunk_mb=max_mb)
+        reader = WindowReader(grid_layers(grid), plan, 3, max_chunk_mb=max_mb)
         for t in plan.tiles:
             lr, m = reader.read(t)
             lr0, m0 = grid.read_tile(t.row, t.col, t.height + t.pad_bottom, t.width + t.pad_right, halo_lr=3,
                                      outside=OUTSIDE)
             assert lr.shape == lr0.shape and m.shape == m0.shape
             assert np.array_equal(lr, lr0, equal_nan=True) and np.array_equal(m, m0, equal_nan=True), t
-        assert (reader._lr is None) == (max_mb < 1)
-        if reader._lr is not None:  # one read per chunk, not per window
-            assert reader._lr.reads < sum(1 for t in plan.tiles if t.group == plan.tiles[-1].group)
+        assert (reader.chunks is None) == (max_mb < 1)
+        if reader.chunks is not None:  # one read per chunk, not per window
+            n_last = sum(1 for t in plan.tiles if t.group == plan.tiles[-1].group)
+            assert all(ch.reads < n_last for ch in reader.chunks)
 
 
 def test_mirrored_context_beyond_the_rasters(pair):
     """Context beyond the rasters is numpy's "symmetric" extension (also further than the raster size)."""
-    from csakd_qgis.fusion.fuse import OUTSIDE
     from csakd_qgis.raster.coreg import plan_grid
+    from csakd_qgis.raster.job import OUTSIDE
 
     assert OUTSIDE == "symmetric"
     grid = plan_grid(pair["hsi"], pair["msi"])

@@ -6,11 +6,11 @@ reflectance, the HSI's bands in their order with their wavelength / FWHM / bbl /
 bands (bbl = 0) are not super-resolved but kept as all-nodata bands. Output nodata: the HSI's own nodata
 value when it has a finite one, else -9999; an output pixel is nodata in band b where its parent HSI pixel is.
 
-The engine is the one :func:`fusion.fuse.fuse` uses (an additive extension, no second engine): the HR output
-grid is planned with :func:`tiling.plan_tiles`, each window's LR pixels (plus ``halo_lr`` of context on each
-side, read boundless) go through a predictor whose ``predict`` takes only the LR batch, and the windows are
-blended by :class:`tiling.BlendWriter` into a :class:`io.GeoTiffWriter` (temporary file renamed into place at
-the end; removed on error or cancel).
+The job is the one :func:`fusion.fuse.fuse` runs (:class:`raster.job.TiledRasterJob`): the HR output grid (the
+LR grid scaled by s) is cut into windows in column groups, each window's LR pixels (plus ``halo_lr`` of
+context on each side, mirrored beyond the raster) go through a predictor whose ``predict`` takes only the LR
+batch, and the blended windows stream into the GeoTIFF (memory independent of the raster size; temporary
+file renamed into place at the end, removed on error or cancel).
 
 Predictors: :class:`NetworkSRPredictor` (a model card with arch "dodn", role "student") and
 :class:`BicubicSRPredictor` (the bicubic baseline; needs ``scale``).
@@ -23,26 +23,26 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from csakd_qgis.errors import CancelledError, CsakdError
-from csakd_qgis.fusion.fuse import _check_int
+from csakd_qgis.errors import CsakdError
 from csakd_qgis.fusion.predictors import fill_nodata
 from csakd_qgis.fusion.runtime import open_runner
-from csakd_qgis.raster.io import (
-    OUTPUT_NODATA,
-    GeoTiffWriter,
-    check_output_path,
-    read_meta,
-    read_window_raw,
-    to_reflectance,
+from csakd_qgis.raster.io import OUTPUT_NODATA, check_output_path, read_meta
+from csakd_qgis.raster.job import (
+    OutputSpec,
+    Progress,
+    RasterJobResult,
+    TiledRasterJob,
+    check_int,
+    check_options,
+    raster_layer,
 )
 from csakd_qgis.raster.resample import upsample_bicubic
-from csakd_qgis.raster.tiling import BlendWriter, pad_reflect, plan_tiles, run_tiles
 from csakd_qgis.zoo.card import apply_normalization, invert_normalization, read_card, validate_card
 from csakd_qgis.zoo.registry import available_models, resolve_model_path
 
@@ -210,25 +210,8 @@ def make_sr_predictor(model: str | os.PathLike | SRPredictor, *, hsi_wavelengths
 
 # ------------------------------------------------------------------------------------------ the job
 @dataclass
-class SuperresolveResult:
-    """What :func:`superresolve` did."""
-
-    out_path: str
-    device_used: str
-    n_tiles: int
-    elapsed_s: float
-    scale: int
-    bands: int
-    width: int = 0
-    height: int = 0
-    model: str = ""
-    timings: dict[str, float] = field(default_factory=dict)
-    messages: list[str] = field(default_factory=list)
-
-    def summary(self) -> str:
-        """One line for logs and the CLI."""
-        return (f"{self.out_path}: {self.width} x {self.height} px, {self.bands} bands, scale {self.scale}, "
-                f"model {self.model}, device {self.device_used}, {self.n_tiles} tiles, {self.elapsed_s:.1f} s")
+class SuperresolveResult(RasterJobResult):
+    """What :func:`superresolve` did (the job's result)."""
 
 
 def _reflectance_check(sample: np.ndarray) -> str | None:
@@ -258,24 +241,14 @@ def superresolve(hsi: str | os.PathLike, out: str | os.PathLike, model: Any = "b
     """
     import rasterio
     from affine import Affine
-    from rasterio.windows import Window
-
 
     t_start = time.perf_counter()
     out_path = check_output_path(out, [str(hsi)], role="super-resolved output")
-    tile = _check_int("tile", tile, 1)
-    overlap = _check_int("overlap", overlap, 0)
-    batch = _check_int("batch", batch, 1)
-    if threads is not None:
-        threads = _check_int("threads", threads, 1)
+    opts = check_options(tile, overlap, batch, threads, edge, creation_options=creation_options)
     if scale is not None:
-        scale = _check_int("scale", scale, 2)
-
-    def report(frac: float, msg: str) -> None:
-        if progress is not None:
-            progress(float(min(max(frac, 0.0), 1.0)), msg)
-
-    report(0.0, "reading the HSI header")
+        scale = check_int("scale", scale, 2)
+    prog = Progress(progress, cancel)
+    prog.report(0.0, "reading the HSI header")
     meta = read_meta(hsi, HSI_ROLE)
     if meta.crs is None:
         log.debug("HSI without CRS: output without CRS too")
@@ -283,86 +256,29 @@ def superresolve(hsi: str | os.PathLike, out: str | os.PathLike, model: Any = "b
     if not good:
         raise CsakdError(f"The {HSI_ROLE} '{hsi}' has no usable band (all flagged bad, bbl = 0).")
     predictor = make_sr_predictor(model, hsi_wavelengths=[meta.wavelengths[i] for i in good], scale=scale,
-                                  device=device, precision=precision, threads=threads, runtime=runtime)
+                                  device=device, precision=precision, threads=opts.threads, runtime=runtime)
     s = int(predictor.scale)
     messages: list[str] = list(getattr(predictor, "messages", []))
-    hr_h, hr_w = meta.height * s, meta.width * s
-    plan = plan_tiles(hr_h, hr_w, s, tile, overlap, edge=edge)
-    messages += plan.messages
-    if cancel is not None and cancel():
-        raise CancelledError()
-    n_out = meta.count
-    good_1 = [i + 1 for i in good]
-    bad_1 = [i + 1 for i in range(n_out) if i not in set(good)]
-    halo = int(getattr(predictor, "halo_lr", 0))
-    hs = halo * s
+    prog.check_cancel()
     nodata = meta.nodata if meta.nodata is not None and np.isfinite(meta.nodata) else OUTPUT_NODATA
-    hr_transform = meta.transform * Affine.scale(1.0 / s, 1.0 / s)
-    timings = {"setup_s": time.perf_counter() - t_start, "read_s": 0.0, "predict_s": 0.0, "blend_write_s": 0.0}
-    tags = {"CSAKD_SUPERRESOLUTION": json.dumps({
-        "hsi": os.path.basename(str(hsi)), "model": predictor.name, "scale": s, "device": predictor.device_used,
-        "super_resolved_bands": len(good), "tile": plan.tile, "overlap": plan.overlap})}
-
+    output = OutputSpec(meta.width * s, meta.height * s, meta.crs, meta.transform * Affine.scale(1.0 / s, 1.0 / s),
+                        meta.count, good, meta.wavelengths, meta.fwhm, meta.bbl, meta.descriptions, nodata)
+    job = TiledRasterJob(out_path, output, s, opts, prog)
+    job.timings["setup_s"] = time.perf_counter() - t_start
     with rasterio.open(str(hsi)) as src:
-        c0 = meta.width // 2 - min(meta.width, 128) // 2
-        r0 = meta.height // 2 - min(meta.height, 128) // 2
-        sample = to_reflectance(read_window_raw(src, Window(c0, r0, min(meta.width, 128), min(meta.height, 128)),
-                                                good_1), meta, good)
-        note = _reflectance_check(sample)
+        layer = raster_layer(src, meta, good)
+        h, w = min(meta.height, 128), min(meta.width, 128)
+        note = _reflectance_check(layer.read(meta.height // 2 - h // 2, meta.width // 2 - w // 2, h, w))
         if note:
             messages.append(note)
-        del sample
-
-        def task(tiles):
-            ta = time.perf_counter()
-            lrs = []
-            for t in tiles:
-                win = Window(t.col // s - halo, t.row // s - halo, t.width // s + 2 * halo,
-                             t.height // s + 2 * halo)
-                lr = to_reflectance(read_window_raw(src, win, good_1), meta, good)
-                if t.pad_bottom or t.pad_right:
-                    lr = pad_reflect(lr, t.pad_bottom // s, t.pad_right // s)
-                lrs.append(lr)
-            tb = time.perf_counter()
-            pred = predictor.predict(np.stack(lrs))
-            timings["read_s"] += tb - ta
-            timings["predict_s"] += time.perf_counter() - tb
-            return [p[:, hs:hs + t.height, hs:hs + t.width] for p, t in zip(pred, tiles, strict=True)]
-
-        report(0.02, f"super-resolving {plan.n_tiles} tiles")
-        with GeoTiffWriter(out_path, hr_w, hr_h, n_out, meta.crs, hr_transform, meta.wavelengths, meta.fwhm,
-                           nodata=nodata, creation_options=creation_options, tags=tags, bbl=meta.bbl,
-                           descriptions=meta.descriptions) as wr:
-
-            def sink(block: np.ndarray, row0: int) -> None:
-                tw = time.perf_counter()
-                rows = block.shape[1]
-                win = Window(0, row0, hr_w, rows)
-                if bad_1:
-                    wr.write(block, window=win, indexes=good_1)
-                    empty = np.full((1, rows, hr_w), np.nan, np.float32)
-                    for b in bad_1:
-                        wr.write(empty, window=win, indexes=[b])
-                else:
-                    wr.write(block, window=win)
-                timings["blend_write_s"] += time.perf_counter() - tw
-
-            blender = BlendWriter(plan, len(good), sink, block_rows=wr.block_shape[0], batch=batch)
-            tb = time.perf_counter()
-            run_tiles(plan, task, blender, batch=batch, progress=progress, cancel=cancel,
-                      progress_range=(0.02, 0.99))
-            timings["tiles_s"] = time.perf_counter() - tb
-            timings["buffer_mb"] = blender.peak_buffer_bytes / 2 ** 20
-    timings["network_s"] = float(getattr(predictor, "network_seconds", 0.0))
-    if bad_1:
-        messages.append(f"{len(bad_1)} bad band(s) (bbl = 0) kept as nodata so band numbers match the HSI.")
-    result = SuperresolveResult(out_path=str(out_path), device_used=predictor.device_used, n_tiles=plan.n_tiles,
-                                elapsed_s=time.perf_counter() - t_start, scale=s, bands=n_out, width=hr_w,
-                                height=hr_h, model=predictor.name, timings=timings, messages=messages)
-    messages.append(result.summary())
-    report(1.0, "done")
-    log.debug(result.summary())
-    return result
+        with job:
+            messages += job.plan.messages
+            job.tags["CSAKD_SUPERRESOLUTION"] = json.dumps({
+                "hsi": os.path.basename(str(hsi)), "model": predictor.name, "scale": s,
+                "device": predictor.device_used, "super_resolved_bands": len(good), "tile": job.plan.tile,
+                "overlap": job.plan.overlap})
+            job.run([layer], predictor, (0.02, 0.99), f"super-resolving {job.plan.n_tiles} tiles")
+    return job.finish(SuperresolveResult, predictor, t_start, messages)
 
 
 __all__ = ["BicubicSRPredictor", "SRPredictor", "SuperresolveResult", "NetworkSRPredictor", "lr_nodata_mask",

@@ -7,7 +7,7 @@ Window plan
   ``overlap``, spread evenly so the last one ends at the raster (or column-group) edge — every window has
   the full tile shape, so batches share one shape and no network ever sees padded content inside the
   raster; ``"pad"`` keeps a regular stride and the reader pads the short edge windows to the tile shape
-  (:func:`fuse.fuse` reads them on beyond the raster, mirrored about its edge; :func:`pad_reflect` pads
+  (:mod:`raster.job` reads them on beyond the raster, mirrored about its edge; :func:`pad_reflect` pads
   an array by reflection), cropped back after inference. A raster smaller than one tile
   is a single window of the raster's size.
 - :meth:`TilePlan.weights`: raised-cosine ramps across each actual overlap (w(d) = sin^2(pi (d + 0.5) /
@@ -97,6 +97,13 @@ class ColumnGroup:
     def width(self) -> int:
         """Output columns of the group."""
         return self.col1 - self.col0
+
+
+def check_edge(edge: str) -> str:
+    """``edge`` when it is one of ``EDGE_MODES``; CsakdError otherwise."""
+    if edge not in EDGE_MODES:
+        raise CsakdError(f"Tile edge mode '{edge}' is not one of {', '.join(EDGE_MODES)}.")
+    return edge
 
 
 def _round_up(x: int, s: int) -> int:
@@ -243,8 +250,7 @@ def plan_tiles(height: int, width: int, scale: int, tile: int = 256, overlap: in
     s = int(scale)
     if s < 1 or height % s or width % s:
         raise ValueError(f"grid {height} x {width} is not a multiple of the scale {scale}")
-    if edge not in EDGE_MODES:
-        raise CsakdError(f"Tile edge mode '{edge}' is not one of {', '.join(EDGE_MODES)}.")
+    check_edge(edge)
     if int(tile) < 1:
         raise CsakdError(f"The tile size must be positive (got {tile}).")
     if int(overlap) < 0:
@@ -460,11 +466,16 @@ class BlendWriter:
 
 
 class _WriterThread:
-    """Runs ``writer.add`` for queued (tiles, blocks) in one background thread (bounded queue)."""
+    """Runs ``writer.add`` for queued (tiles, blocks) in one background thread (bounded queue).
+
+    At most ``maxsize`` + 1 batches are alive (queued or being written): the caller :meth:`reserve` s a slot
+    before computing the next batch, so a fast producer never holds one more batch while the queue is full.
+    """
 
     def __init__(self, writer: BlendWriter, maxsize: int) -> None:
         self.writer = writer
         self.queue: queue.Queue = queue.Queue(maxsize=max(1, int(maxsize)))
+        self.slots = threading.Semaphore(self.queue.maxsize + 1)
         self.error: BaseException | None = None
         self.busy_s = 0.0
         self.cpu_s = 0.0
@@ -480,20 +491,31 @@ class _WriterThread:
             if item is None:
                 return
             if self.error is not None or self._stop:
+                self.slots.release()
                 continue  # drain after an error or an abort
             t0, c0 = time.perf_counter(), time.thread_time()
             try:
-                for t, b in zip(*item, strict=True):
-                    self.writer.add(t, b)
+                self._add(*item)
             except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
                 self.error = exc
+            item = None  # no reference to the batch is left when its slot is freed
+            self.slots.release()
             self.busy_s += time.perf_counter() - t0
             self.cpu_s += time.thread_time() - c0
+
+    def _add(self, tiles: Sequence[Tile], blocks: Sequence[np.ndarray]) -> None:
+        for t, b in zip(tiles, blocks, strict=True):
+            self.writer.add(t, b)
 
     def check(self) -> None:
         """Re-raise a writer error in the calling thread."""
         if self.error is not None:
             raise self.error
+
+    def reserve(self) -> None:
+        """Wait for a free slot (before computing the batch to :meth:`put`), raising if the writer failed."""
+        while not self.slots.acquire(timeout=0.05):
+            self.check()
 
     def put(self, item: Any) -> None:
         """Queue a batch; blocks while the queue is full, raising if the writer failed meanwhile."""
@@ -527,7 +549,8 @@ def run_tiles(plan: TilePlan, task: Callable[..., Sequence[np.ndarray]], writer:
 
     Without ``read``, ``task(tiles)`` does everything. With ``read``, ``read(tiles)`` runs in a background
     thread one batch ahead and ``task(tiles, read_result)`` in the calling thread. ``background_write``
-    blends and writes in a background thread (at most ``queue_batches`` batches waiting). ``cancel()`` is
+    blends and writes in a background thread (at most ``queue_batches`` batches waiting, and a batch is
+    computed only when the writer has room for it: ``queue_batches`` + 1 batches alive). ``cancel()`` is
     checked before each batch (raises CancelledError); ``progress(fraction, message)`` is called after
     each batch, mapped into ``progress_range``. ``stats`` (optional) receives the seconds the calling
     thread waited for reads (``wait_read_s``) and for the writer (``wait_write_s``), and the writer
@@ -561,11 +584,17 @@ def run_tiles(plan: TilePlan, task: Callable[..., Sequence[np.ndarray]], writer:
                 nxt = next(batches, None)
                 if nxt is not None:  # prefetch the next batch while this one is inferred
                     pending = pool.submit(read, nxt)
-                blocks = task(group, data)
+                args = (group, data)
                 del data
             else:
                 nxt = next(batches, None)
-                blocks = task(group)
+                args = (group,)
+            if bg is not None:  # compute a batch only when the writer has room for it (bounded memory)
+                t0 = time.perf_counter()
+                bg.reserve()
+                wait_write += time.perf_counter() - t0
+            blocks = task(*args)
+            del args
             if len(blocks) != len(group):
                 raise RuntimeError(f"task returned {len(blocks)} blocks for {len(group)} windows")
             if bg is not None:
@@ -601,5 +630,5 @@ def run_tiles(plan: TilePlan, task: Callable[..., Sequence[np.ndarray]], writer:
     return done
 
 
-__all__ = ["BlendWriter", "ColumnGroup", "EDGE_MODES", "Tile", "TilePlan", "pad_reflect", "plan_tiles",
+__all__ = ["BlendWriter", "ColumnGroup", "EDGE_MODES", "Tile", "TilePlan", "check_edge", "pad_reflect", "plan_tiles",
            "raised_cosine", "run_tiles"]
