@@ -15,9 +15,9 @@ from scipy.ndimage import uniform_filter
 
 import csakd_qgis.raster.job as job
 from csakd_qgis.errors import CsakdError
-from csakd_qgis.fusion.classical import upsample_bicubic
 from csakd_qgis.fusion.fuse import fuse
 from csakd_qgis.fusion.superresolve import SRPredictor, superresolve
+from csakd_qgis.raster.resample import upsample_bicubic
 from csakd_qgis.raster.tiling import BlendWriter, plan_tiles, run_tiles
 
 SMALL_BLOCKS = {"BLOCKXSIZE": "16", "BLOCKYSIZE": "16"}
