@@ -11,6 +11,7 @@ from qgis.core import (
 )
 
 from csakd_qgis.algorithms.base import CsakdAlgorithm
+from csakd_qgis.algorithms.styling import provenance
 from csakd_qgis.raster.simulate import simulate_rasters
 
 
@@ -45,6 +46,7 @@ class SimulatePairAlgorithm(CsakdAlgorithm):
                                                        maxValue=16))
         self.addParameter(QgsProcessingParameterNumber(self.SNR, self.tr("Noise SNR in dB (0 = no noise)"),
                                                        QgsProcessingParameterNumber.Double, 0.0, minValue=0.0))
+        self.add_display_parameters()
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUT_LR, self.tr("Simulated LR-HSI")))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUT_MSI, self.tr("Simulated HR-MSI")))
 
@@ -72,5 +74,10 @@ class SimulatePairAlgorithm(CsakdAlgorithm):
             info = self.run_core(feedback, simulate_rasters, hsi, sensor,
                                  self.parameterAsInt(parameters, self.SCALE, context), out_lr, out_msi,
                                  snr_db=snr if snr > 0 else None)
-        feedback.pushInfo(str(info))
+            feedback.pushInfo(str(info))
+            facts = {"sensor": f"{info['sensor']} {', '.join(info['msi_bands'])}", "scale": info["scale"],
+                     "SNR": f"{info['snr_db']:g} dB" if info.get("snr_db") else "no noise"}
+            self.style_outputs(parameters, context, feedback, {
+                out_lr: provenance(self.id(), [hsi], {"output": "simulated low-resolution HSI", **facts}),
+                out_msi: provenance(self.id(), [hsi], {"output": "simulated multispectral image", **facts})})
         return {self.OUT_LR: out_lr, self.OUT_MSI: out_msi}
