@@ -73,7 +73,12 @@ class CsakdAlgorithm(QgsProcessingAlgorithm):
         for path, abstract in abstracts.items():
             if not path or not os.path.exists(path):
                 continue
-            bands = styling.write_sidecars(path, targets, abstract)
+            try:
+                bands = styling.write_sidecars(path, targets, abstract)
+            except OSError as exc:
+                raise QgsProcessingException(
+                    f"The display style beside '{path}' could not be written: {exc.strerror or exc}. Check the free "
+                    "disk space and the folder permissions.") from None
             styling.load_with_style(context, path)
             feedback.pushInfo(f"Display style of {os.path.basename(path)}: band(s) {', '.join(map(str, bands))} "
                               f"(nearest {'/'.join(f'{t:g}' for t in targets[:len(bands)])} nm), "

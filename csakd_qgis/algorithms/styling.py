@@ -209,6 +209,7 @@ def write_sidecars(raster: str, targets: Sequence[float], abstract: str) -> list
     On any failure both sidecars are removed (stale ones would not match the new raster) and the error raised.
     """
     qml, qmd = sidecar_paths(raster)
+    layer = None
     try:
         layer = QgsRasterLayer(raster, os.path.basename(raster), "gdal")
         if not layer.isValid():
@@ -228,6 +229,8 @@ def write_sidecars(raster: str, targets: Sequence[float], abstract: str) -> list
     except BaseException:
         remove_sidecars(raster)
         raise
+    finally:
+        layer = None  # a traceback kept by the caller must not keep a QGIS layer alive past QGIS's exit
     return bands
 
 
