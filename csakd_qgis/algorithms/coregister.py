@@ -10,7 +10,7 @@ from qgis.core import (
 )
 
 from csakd_qgis.algorithms.base import CsakdAlgorithm
-from csakd_qgis.algorithms.styling import provenance, shift_text
+from csakd_qgis.algorithms.styling import display_help, provenance, shift_text
 from csakd_qgis.raster.coreg import coregister
 
 
@@ -33,7 +33,7 @@ class CoregisterAlgorithm(CsakdAlgorithm):
             "MSI pixel corners, cropped to the common footprint. The sub-pixel shift between the HSI and the "
             "MSI (degraded to the HSI resolution) is estimated by phase correlation and returned as SHIFT_X / "
             "SHIFT_Y in HSI pixels (positive = HSI content lies east / south of the MSI); with SHIFT_CORRECT "
-            "it is also removed. All bands and their wavelength/FWHM metadata are kept.")
+            "it is also removed. All bands and their wavelength/FWHM metadata are kept.") + display_help()
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer(self.HSI, self.tr("Hyperspectral image (HSI)")))

@@ -11,7 +11,7 @@ from qgis.core import (
 )
 
 from csakd_qgis.algorithms.base import CsakdAlgorithm
-from csakd_qgis.algorithms.styling import provenance
+from csakd_qgis.algorithms.styling import display_help, provenance
 from csakd_qgis.raster.simulate import simulate_rasters
 
 
@@ -35,7 +35,7 @@ class SimulatePairAlgorithm(CsakdAlgorithm):
             "through the sensor's spectral response functions).\n\n"
             "SENSOR: 'S2A:B2,B3,B4,B8' (Sentinel-2A bands), 'S2B', 'L8', 'L9', 'RE' (RapidEye), a CSV file of "
             "spectral responses (wavelength column, one column per band), or 'gaussian:490/65,560/35' "
-            "(centre/FWHM in nm). Bad bands (bbl = 0) are dropped. SNR (dB, 0 = none) adds white noise.")
+            "(centre/FWHM in nm). Bad bands (bbl = 0) are dropped. SNR (dB, 0 = none) adds white noise.") + display_help()
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer(self.HSI, self.tr("Reference high-resolution HSI")))

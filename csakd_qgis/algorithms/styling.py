@@ -69,6 +69,16 @@ def display_parameters() -> list[QgsProcessingParameterDefinition]:
     return [choice, custom]
 
 
+def display_help() -> str:
+    """The help paragraph on how outputs look when loaded and how to change it."""
+    return _tr(
+        "\n\nDisplay: each output raster is styled when loaded, and whenever the file is opened later, from the "
+        ".qml/.qmd files written beside it: true colour from the bands nearest 640/550/460 nm (grey for a 1-band "
+        "raster), one 2-98 % stretch, nodata transparent; the layer abstract says what made it. Advanced "
+        "DISPLAY_BANDS: false_colour (NIR/red/green, 860/650/550 nm) or custom with DISPLAY_WAVELENGTHS (e.g. "
+        "860,650,550; one value gives grey).")
+
+
 def parse_wavelengths(text: str) -> tuple[float, ...]:
     """'860,650,550' (or one value for grey) as display wavelengths in nm; a clear error otherwise."""
     items = [t for t in re.split(r"[\s,;/]+", (text or "").strip()) if t]
