@@ -182,3 +182,18 @@ def test_qgis_process_writes_the_style(pair, tmp_path):
     bands = [int(renderer.get(k)) for k in ("redBand", "greenBand", "blueBand")]
     assert renderer.get("type") == "multibandcolor" and bands == _nearest(str(out), (640.0, 550.0, 460.0))
     assert "csakd:coregister" in (tmp_path / "coreg.qmd").read_text(encoding="utf-8")
+
+
+def test_superresolved_output_is_styled(provider, pair, tmp_path):
+    """Single-image super-resolution (no MSI, no shift) gets the same style and an abstract of its own."""
+    from qgis.core import QgsRasterLayer
+
+    import processing
+
+    out = processing.run("csakd:superresolve", {"HSI": str(pair["hsi"]), "MODEL": "bicubic", "SCALE": 2,
+                                                "OUTPUT": str(tmp_path / "sr.tif")})["OUTPUT"]
+    layer = QgsRasterLayer(out, "sr", "gdal")
+    assert layer.renderer().usesBands() == _nearest(out, (640.0, 550.0, 460.0))
+    assert layer.loadDefaultMetadata()[1]
+    abstract = layer.metadata().abstract()
+    assert "csakd:superresolve" in abstract and "model: bicubic" in abstract and "shift" not in abstract, abstract
