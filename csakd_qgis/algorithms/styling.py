@@ -37,7 +37,7 @@ from qgis.PyQt.QtXml import QDomDocument
 
 from csakd_qgis import __version__
 from csakd_qgis.quality.report import TRUE_COLOUR_NM, rgb_bands
-from csakd_qgis.raster.io import read_meta
+from csakd_qgis.raster.io import chmod_like_new_file, read_meta
 
 DISPLAY_BANDS, DISPLAY_WAVELENGTHS = "DISPLAY_BANDS", "DISPLAY_WAVELENGTHS"
 TRUE_COLOUR, FALSE_COLOUR, CUSTOM = "true_colour", "false_colour", "custom"
@@ -198,7 +198,7 @@ def _write_atomic(path: str, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
-        os.chmod(tmp, 0o644)
+        chmod_like_new_file(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
