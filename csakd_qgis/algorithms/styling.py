@@ -45,6 +45,12 @@ PRESETS: dict[str, tuple[float, ...]] = {TRUE_COLOUR: TRUE_COLOUR_NM, FALSE_COLO
 CUT = (0.02, 0.98)  # cumulative-count cut of the stretch
 SAMPLE_PIXELS = 250_000  # pixels per band read (at reduced resolution) to compute the stretch
 
+# stretch limits stored as fixed values (not recomputed per band on reload), estimated from a sample; the enums
+# moved to Qgis.RasterRange* in newer QGIS
+_FIXED_LIMITS = (Qgis.RasterRangeLimit.NotSet if hasattr(Qgis, "RasterRangeLimit")
+                 else QgsRasterMinMaxOrigin.Limits.None_)
+_ESTIMATED = (Qgis.RasterRangeAccuracy.Estimated if hasattr(Qgis, "RasterRangeAccuracy")
+              else QgsRasterMinMaxOrigin.StatAccuracy.Estimated)
 _DT = Qgis.DataType
 _NUMPY_TYPES = {_DT.Byte: np.uint8, _DT.UInt16: np.uint16, _DT.Int16: np.int16, _DT.UInt32: np.uint32,
                 _DT.Int32: np.int32, _DT.Float32: np.float32, _DT.Float64: np.float64}
@@ -169,10 +175,10 @@ def apply_style(layer: QgsRasterLayer, bands: Sequence[int]) -> tuple[float, flo
         renderer = QgsSingleBandGrayRenderer(prov, bands[0])
         renderer.setContrastEnhancement(_enhancement(layer, bands[0], lo, hi))
     origin = renderer.minMaxOrigin()
-    origin.setLimits(QgsRasterMinMaxOrigin.Limits.None_)  # fixed values: not recomputed per band on reload
+    origin.setLimits(_FIXED_LIMITS)
     origin.setCumulativeCutLower(CUT[0])
     origin.setCumulativeCutUpper(CUT[1])
-    origin.setStatAccuracy(QgsRasterMinMaxOrigin.StatAccuracy.Estimated)
+    origin.setStatAccuracy(_ESTIMATED)
     renderer.setMinMaxOrigin(origin)
     layer.setRenderer(renderer)
     return lo, hi
