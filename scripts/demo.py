@@ -29,6 +29,8 @@ if str(ROOT) not in sys.path:
 
 import numpy as np  # noqa: E402
 
+from csakd_qgis.quality.report import rgb_bands  # noqa: E402
+
 QGIS_PROCESS = ROOT / "scripts" / "qgis_process.sh"
 
 
@@ -107,15 +109,9 @@ def _stretch(img: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return np.moveaxis(np.clip(np.nan_to_num(out), 0, 1), 0, -1)
 
 
-def nearest_bands(wavelengths, targets=(640.0, 550.0, 460.0)) -> list[int]:
-    """Indices of the bands nearest the target wavelengths (nm)."""
-    wl = np.asarray(wavelengths, np.float64)
-    return [int(np.argmin(np.abs(wl - t))) for t in targets]
-
-
 def spectrum_pixels(ref: np.ndarray, wavelengths: np.ndarray) -> list[tuple[int, int]]:
     """Two pixels for the spectrum panel: the greenest (max NDVI) and the barest (min NDVI) of the reference."""
-    red, nir = nearest_bands(wavelengths, (665.0, 835.0))
+    red, nir = rgb_bands(list(wavelengths), len(wavelengths), targets=(665.0, 835.0))
     ndvi = (ref[nir] - ref[red]) / np.maximum(ref[nir] + ref[red], 1e-6)
     ndvi = np.nan_to_num(ndvi, nan=0.0)
     return [tuple(int(v) for v in np.unravel_index(f(ndvi), ndvi.shape)) for f in (np.argmax, np.argmin)]
@@ -129,7 +125,7 @@ def write_quicklook(path: Path, ref: np.ndarray, fused: np.ndarray, bic: np.ndar
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    idx = nearest_bands(wavelengths)
+    idx = rgb_bands(list(wavelengths), len(wavelengths))  # true colour: nearest 640/550/460 nm
     ref_rgb = ref[idx]
     # one 2-98 % stretch for all three channels (per-channel stretches distort the hues)
     lo = np.full(3, np.nanpercentile(ref_rgb, 2))

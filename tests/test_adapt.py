@@ -467,6 +467,7 @@ def test_processing_train_adaptive_mode(provider, tiny_pair, tmp_path):
         "INIT": "auto", "STEPS": 3, "BUDGET": 0, "DEVICE": "cpu", "MODEL": str(model), "FUSED": str(fused)})
     card = _check_outputs(res, model)
     assert res["INIT_USED"] == "scratch" and res["FUSED"] == str(fused)
+    assert fused.with_suffix(".qml").exists() and "csakd:train" in fused.with_suffix(".qmd").read_text()
     assert card["adaptation"]["mode"] == "adaptive" and card["adaptation"]["hsi"] == str(tiny_pair["hsi"])
     with rasterio.open(fused) as ds:
         assert ds.count == 40 and json.loads(ds.tags()["CSAKD_FUSION"])["model"] == "adapted"

@@ -1,4 +1,4 @@
-"""Shared plumbing for the thin Processing algorithms: feedback bridge, error mapping, output checks."""
+"""Shared plumbing for the thin Processing algorithms: feedback bridge, error mapping, output checks, styles."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QCoreApplication
 
+from csakd_qgis.algorithms import styling
 from csakd_qgis.errors import CancelledError, CsakdError
 from csakd_qgis.raster.io import check_output_path
 
@@ -37,6 +38,51 @@ class CsakdAlgorithm(QgsProcessingAlgorithm):
 
     def groupId(self) -> str:  # noqa: N802
         return self.GROUP_ID
+
+    def checkParameterValues(self, parameters, context):  # noqa: N802
+        ok, msg = super().checkParameterValues(parameters, context)
+        if ok and self.parameterDefinition(styling.DISPLAY_BANDS) is not None:
+            try:
+                self.display_targets(parameters, context)
+            except QgsProcessingException as exc:
+                return False, str(exc)
+        return ok, msg
+
+    def add_display_parameters(self) -> None:
+        """The advanced display-band options of an algorithm that writes rasters."""
+        for p in styling.display_parameters():
+            self.addParameter(p)
+
+    def display_targets(self, parameters: dict, context: QgsProcessingContext,
+                        feedback: QgsProcessingFeedback | None = None) -> tuple[float, ...]:
+        """Display wavelengths (nm) chosen by DISPLAY_BANDS / DISPLAY_WAVELENGTHS."""
+        choice = self.enum_string(parameters, styling.DISPLAY_BANDS, context)
+        custom = self.parameterAsString(parameters, styling.DISPLAY_WAVELENGTHS, context) or ""
+        if custom.strip() and choice != styling.CUSTOM and feedback is not None:
+            feedback.pushWarning(f"DISPLAY_WAVELENGTHS '{custom}' is ignored because DISPLAY_BANDS is '{choice}' "
+                                 "(choose 'custom' to use it).")
+        return styling.display_targets(choice, custom)
+
+    def style_outputs(self, parameters: dict, context: QgsProcessingContext, feedback: QgsProcessingFeedback,
+                      abstracts: dict[str, str]) -> None:
+        """Write the display style (.qml) and metadata (.qmd) beside each output raster and apply them on load.
+
+        ``abstracts`` maps each written raster to its layer abstract (what made it).
+        """
+        targets = self.display_targets(parameters, context, feedback)
+        for path, abstract in abstracts.items():
+            if not path or not os.path.exists(path):
+                continue
+            try:
+                bands = styling.write_sidecars(path, targets, abstract)
+            except OSError as exc:
+                raise QgsProcessingException(
+                    f"The display style beside '{path}' could not be written: {exc.strerror or exc}. Check the free "
+                    "disk space and the folder permissions.") from None
+            styling.load_with_style(context, path)
+            feedback.pushInfo(f"Display style of {os.path.basename(path)}: band(s) {', '.join(map(str, bands))} "
+                              f"(nearest {'/'.join(f'{t:g}' for t in targets[:len(bands)])} nm), "
+                              f"2-98 % stretch, saved as {os.path.basename(styling.sidecar_paths(path)[0])}")
 
     @staticmethod
     def progress_bridge(feedback: QgsProcessingFeedback | None) -> tuple[Callable, Callable]:
@@ -108,16 +154,18 @@ class CsakdAlgorithm(QgsProcessingAlgorithm):
     @staticmethod
     @contextlib.contextmanager
     def removed_on_failure(paths: list[str]):
-        """Delete the output files this run created if it fails, so a failed run leaves nothing behind."""
-        new = [p for p in paths if p and not os.path.exists(p)]
+        """Delete the output files this run created (and their sidecars) if it fails: it leaves nothing behind."""
+        made = []
+        for p in (p for p in paths if p and not os.path.exists(p)):
+            sidecars = styling.sidecar_paths(p) if p.lower().endswith((".tif", ".tiff")) else ()
+            made += [q for q in (p, p + ".aux.xml", *sidecars) if not os.path.exists(q)]
         try:
             yield
         except BaseException:
-            for p in new:
-                for q in (p, p + ".aux.xml"):
-                    if os.path.exists(q):
-                        with contextlib.suppress(OSError):
-                            os.remove(q)
+            for q in made:
+                if os.path.exists(q):
+                    with contextlib.suppress(OSError):
+                        os.remove(q)
             raise
 
     @staticmethod

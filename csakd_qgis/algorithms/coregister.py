@@ -10,6 +10,7 @@ from qgis.core import (
 )
 
 from csakd_qgis.algorithms.base import CsakdAlgorithm
+from csakd_qgis.algorithms.styling import display_help, provenance, shift_text
 from csakd_qgis.raster.coreg import coregister
 
 
@@ -32,13 +33,14 @@ class CoregisterAlgorithm(CsakdAlgorithm):
             "MSI pixel corners, cropped to the common footprint. The sub-pixel shift between the HSI and the "
             "MSI (degraded to the HSI resolution) is estimated by phase correlation and returned as SHIFT_X / "
             "SHIFT_Y in HSI pixels (positive = HSI content lies east / south of the MSI); with SHIFT_CORRECT "
-            "it is also removed. All bands and their wavelength/FWHM metadata are kept.")
+            "it is also removed. All bands and their wavelength/FWHM metadata are kept.") + display_help()
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer(self.HSI, self.tr("Hyperspectral image (HSI)")))
         self.addParameter(QgsProcessingParameterRasterLayer(self.MSI, self.tr("Multispectral image (MSI)")))
         self.addParameter(QgsProcessingParameterBoolean(self.SHIFT_CORRECT, self.tr("Remove the estimated shift"),
                                                         defaultValue=True))
+        self.add_display_parameters()
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Co-registered HSI")))
         for name, label in (("SHIFT_X", "Estimated shift x (HSI pixels)"), ("SHIFT_Y", "Estimated shift y (HSI pixels)"),
                             ("SCALE", "Integer scale HSI/MSI")):
@@ -57,9 +59,13 @@ class CoregisterAlgorithm(CsakdAlgorithm):
         msi = self.layer_path(self, parameters, self.MSI, context, "multispectral image")
         out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         progress, cancel = self.progress_bridge(feedback)
-        res = self.run_core(feedback, coregister, hsi, msi, out,
-                            shift_correct=self.parameterAsBool(parameters, self.SHIFT_CORRECT, context),
-                            progress=progress, cancel=cancel)
-        for line in res.messages:
-            feedback.pushInfo(line)
+        with self.removed_on_failure([out]):
+            res = self.run_core(feedback, coregister, hsi, msi, out,
+                                shift_correct=self.parameterAsBool(parameters, self.SHIFT_CORRECT, context),
+                                progress=progress, cancel=cancel)
+            for line in res.messages:
+                feedback.pushInfo(line)
+            facts = {"scale": res.scale, "HSI shift": shift_text(res.shift_x, res.shift_y, res.shift_corrected),
+                     "size": f"{res.width} x {res.height} px, {res.bands} bands"}
+            self.style_outputs(parameters, context, feedback, {out: provenance(self.id(), [hsi, msi], facts)})
         return {self.OUTPUT: out, "SHIFT_X": res.shift_x, "SHIFT_Y": res.shift_y, "SCALE": res.scale}

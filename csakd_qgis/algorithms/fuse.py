@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from csakd_qgis.algorithms.fusion_base import FILE_CHOICE, ModelFusionBase
+from csakd_qgis.algorithms.styling import display_help
 from csakd_qgis.zoo.registry import available_models
 
 
@@ -44,7 +45,8 @@ class FuseAlgorithm(ModelFusionBase):
             "forward pass), CREATION_OPTIONS (GDAL GeoTIFF options), RUNTIME (auto = PyTorch when it is "
             "installed, else ONNX Runtime, which the zoo models ship for; torch; onnx) and PRECISION (int8 = "
             "the quantised ONNX model). Learned models need ONNX Runtime or PyTorch in QGIS's Python: the menu "
-            "Plugins > CSAKD > Check / install dependencies shows what is there and installs ONNX Runtime.")
+            "Plugins > CSAKD > Check / install dependencies shows what is there and installs ONNX Runtime."
+        ) + display_help()
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
         self.add_inputs()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from qgis.core import QgsProcessingParameterEnum
 
 from csakd_qgis.algorithms.fusion_base import FusionBase
+from csakd_qgis.algorithms.styling import display_help
 
 METHODS = ["glp", "gsa", "bicubic"]
 
@@ -35,7 +36,7 @@ class FuseClassicalAlgorithm(FusionBase):
             "wavelength and FWHM metadata, in reflectance (float32), nodata -9999. The estimated sub-pixel "
             "shift of the HSI against the MSI is reported (SHIFT_X, SHIFT_Y) and removed with SHIFT_CORRECT.\n\n"
             "Advanced: TILE and OVERLAP (in MSI pixels) bound memory use; CREATION_OPTIONS are GDAL "
-            "GeoTIFF options such as COMPRESS=LZW.")
+            "GeoTIFF options such as COMPRESS=LZW.") + display_help()
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
         self.add_inputs()

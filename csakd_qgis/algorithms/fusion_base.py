@@ -16,6 +16,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from csakd_qgis.algorithms import styling
 from csakd_qgis.algorithms.base import CsakdAlgorithm
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.fusion.fuse import fuse
@@ -77,6 +78,7 @@ class FusionBase(CsakdAlgorithm):
         for p in advanced:
             p.setFlags(p.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
             self.addParameter(p)
+        self.add_display_parameters()
         self.addParameter(QgsProcessingParameterRasterDestination(
             self.OUTPUT, self.tr("Fused hyperspectral image"), defaultValue=None))
         self.addOutput(QgsProcessingOutputString("DEVICE_USED", self.tr("Device used")))
@@ -126,11 +128,13 @@ class FusionBase(CsakdAlgorithm):
         if self.NEEDS_MSI:
             kwargs["shift_correct"] = self.parameterAsBool(parameters, self.SHIFT_CORRECT, context)
         progress, cancel = self.progress_bridge(feedback)
-        result = self.run_core(feedback, self.core_function(), hsi, *([msi] if self.NEEDS_MSI else []), out,
-                               model=model, progress=progress, cancel=cancel, **kwargs)
-        for line in result.messages:
-            feedback.pushInfo(line)
-        feedback.pushInfo(f"Device used: {result.device_used}")
+        with self.removed_on_failure([out]):
+            result = self.run_core(feedback, self.core_function(), hsi, *([msi] if self.NEEDS_MSI else []), out,
+                                   model=model, progress=progress, cancel=cancel, **kwargs)
+            for line in result.messages:
+                feedback.pushInfo(line)
+            feedback.pushInfo(f"Device used: {result.device_used}")
+            self.style_outputs(parameters, context, feedback, {out: self.abstract(result, [hsi, msi])})
         # the output is the bare torch device ('cpu', 'cuda', 'cuda:1') so models can test it; the log has details
         device_used = str(result.device_used).split(" (", 1)[0].strip()
         outputs = {self.OUTPUT: out, "DEVICE_USED": device_used, "ELAPSED_S": result.elapsed_s,
@@ -138,6 +142,15 @@ class FusionBase(CsakdAlgorithm):
         if self.NEEDS_MSI:
             outputs.update({"SHIFT_X": result.shift_x, "SHIFT_Y": result.shift_y})
         return outputs
+
+    def abstract(self, result, inputs: list[str | None]) -> str:
+        """The output layer's abstract: model, scale, device, shift and time of this run."""
+        facts = {"model": result.model, "scale": result.scale, "device": result.device_used,
+                 "size": f"{result.width} x {result.height} px, {result.bands} bands"}
+        if self.NEEDS_MSI:
+            facts["HSI shift"] = styling.shift_text(result.shift_x, result.shift_y, result.shift_corrected)
+        facts["time"] = f"{result.elapsed_s:.1f} s"
+        return styling.provenance(self.id(), [p for p in inputs if p], facts)
 
     def core_function(self):
         """The core entry point this algorithm runs."""

@@ -11,6 +11,7 @@ from qgis.core import (
 )
 
 from csakd_qgis.algorithms.base import CsakdAlgorithm
+from csakd_qgis.algorithms.styling import display_help, provenance
 from csakd_qgis.raster.simulate import simulate_rasters
 
 
@@ -34,7 +35,7 @@ class SimulatePairAlgorithm(CsakdAlgorithm):
             "through the sensor's spectral response functions).\n\n"
             "SENSOR: 'S2A:B2,B3,B4,B8' (Sentinel-2A bands), 'S2B', 'L8', 'L9', 'RE' (RapidEye), a CSV file of "
             "spectral responses (wavelength column, one column per band), or 'gaussian:490/65,560/35' "
-            "(centre/FWHM in nm). Bad bands (bbl = 0) are dropped. SNR (dB, 0 = none) adds white noise.")
+            "(centre/FWHM in nm). Bad bands (bbl = 0) are dropped. SNR (dB, 0 = none) adds white noise.") + display_help()
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer(self.HSI, self.tr("Reference high-resolution HSI")))
@@ -45,6 +46,7 @@ class SimulatePairAlgorithm(CsakdAlgorithm):
                                                        maxValue=16))
         self.addParameter(QgsProcessingParameterNumber(self.SNR, self.tr("Noise SNR in dB (0 = no noise)"),
                                                        QgsProcessingParameterNumber.Double, 0.0, minValue=0.0))
+        self.add_display_parameters()
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUT_LR, self.tr("Simulated LR-HSI")))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUT_MSI, self.tr("Simulated HR-MSI")))
 
@@ -72,5 +74,10 @@ class SimulatePairAlgorithm(CsakdAlgorithm):
             info = self.run_core(feedback, simulate_rasters, hsi, sensor,
                                  self.parameterAsInt(parameters, self.SCALE, context), out_lr, out_msi,
                                  snr_db=snr if snr > 0 else None)
-        feedback.pushInfo(str(info))
+            feedback.pushInfo(str(info))
+            facts = {"sensor": f"{info['sensor']} {', '.join(info['msi_bands'])}", "scale": info["scale"],
+                     "SNR": f"{info['snr_db']:g} dB" if info.get("snr_db") else "no noise"}
+            self.style_outputs(parameters, context, feedback, {
+                out_lr: provenance(self.id(), [hsi], {"output": "simulated low-resolution HSI", **facts}),
+                out_msi: provenance(self.id(), [hsi], {"output": "simulated multispectral image", **facts})})
         return {self.OUT_LR: out_lr, self.OUT_MSI: out_msi}

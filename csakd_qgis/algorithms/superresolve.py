@@ -7,6 +7,7 @@ import functools
 from qgis.core import QgsProcessingParameterNumber
 
 from csakd_qgis.algorithms.fusion_base import FILE_CHOICE, ModelFusionBase
+from csakd_qgis.algorithms.styling import display_help
 from csakd_qgis.fusion.superresolve import superresolve
 from csakd_qgis.zoo.registry import available_models
 
@@ -53,7 +54,7 @@ class SuperresolveAlgorithm(ModelFusionBase):
             "pixels), BATCH (tiles per forward pass), SCALE (bicubic only), CREATION_OPTIONS (GDAL), RUNTIME "
             "(auto = PyTorch when installed, else ONNX Runtime; torch; onnx), PRECISION (int8 = quantised ONNX). "
             "Learned models need ONNX Runtime or PyTorch in QGIS's Python (Plugins > CSAKD > Check / install "
-            "dependencies).")
+            "dependencies).") + display_help()
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
         self.add_inputs()

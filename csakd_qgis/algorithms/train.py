@@ -20,6 +20,7 @@ from qgis.core import (
 
 from csakd_qgis.algorithms.base import CsakdAlgorithm
 from csakd_qgis.algorithms.fusion_base import DEVICES
+from csakd_qgis.algorithms.styling import provenance
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.spectral.srf import load_srf
 from csakd_qgis.training.adapt import FitConfig, adapt, check_model_output, finite_psnr, train_references
@@ -124,6 +125,7 @@ class TrainAlgorithm(CsakdAlgorithm):
         for p in advanced:
             p.setFlags(p.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
             self.addParameter(p)
+        self.add_display_parameters()
         self.addParameter(QgsProcessingParameterFileDestination(
             self.MODEL, self.tr("Output model (.safetensors)"), fileFilter="CSAKD model (*.safetensors)"))
         self.addParameter(QgsProcessingParameterRasterDestination(
@@ -232,6 +234,12 @@ class TrainAlgorithm(CsakdAlgorithm):
                 msi = self.layer_path(self, parameters, self.MSI, context, "multispectral image")
                 res = self.run_core(feedback, adapt, hsi, msi, model, fused or None, cfg, sensor=sensor or None,
                                     progress=progress, cancel=cancel)
+                if fused and res.fused_path:
+                    facts = {"model": os.path.basename(res.model_path), "scale": res.scale,
+                             "device": res.device_used, "training steps": res.steps,
+                             "time": f"{res.timings.get('total_s', 0.0):.1f} s"}
+                    self.style_outputs(parameters, context, feedback,
+                                       {res.fused_path: provenance(self.id(), [hsi, msi], facts)})
             else:
                 refs = [lyr.source().split("|")[0] for lyr in
                         self.parameterAsLayerList(parameters, self.REFERENCES, context)]

@@ -60,12 +60,21 @@ def _png(fig) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def rgb_bands(wavelengths: Sequence[float] | None, n_bands: int) -> list[int]:
-    """Indices of the bands nearest 650/560/470 nm (true colour), or spread bands without wavelengths."""
-    if wavelengths is None or len(wavelengths) != n_bands or any(w is None for w in wavelengths):
-        return [min(n_bands - 1, k) for k in (int(n_bands * 0.6), int(n_bands * 0.35), int(n_bands * 0.1))]
-    wl = np.asarray(wavelengths, np.float64)
-    return [int(np.argmin(np.abs(wl - t))) for t in (650.0, 560.0, 470.0)]
+TRUE_COLOUR_NM = (640.0, 550.0, 460.0)  # red, green, blue display wavelengths (the quick-looks and QGIS styles)
+
+
+def rgb_bands(wavelengths: Sequence[float | None] | None, n_bands: int,
+              targets: Sequence[float] = TRUE_COLOUR_NM, good: Sequence[int] | None = None) -> list[int]:
+    """0-based indices of the bands nearest each target wavelength (nm), true colour by default.
+
+    Only ``good`` bands (e.g. not flagged bbl = 0) are candidates; without wavelengths, spread bands stand in.
+    """
+    cand = [i for i in (range(n_bands) if good is None else good) if 0 <= i < n_bands] or list(range(n_bands))
+    if wavelengths is None or len(wavelengths) != n_bands or any(wavelengths[i] is None for i in cand):
+        spread = (0.6, 0.35, 0.1) if len(targets) == 3 else np.linspace(0.0, 1.0, len(targets) + 2)[1:-1]
+        return [cand[min(len(cand) - 1, int(len(cand) * f))] for f in spread]
+    wl = np.asarray([wavelengths[i] for i in cand], np.float64)
+    return [cand[int(np.argmin(np.abs(wl - t)))] for t in targets]
 
 
 def _breaks(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -28,7 +28,8 @@ def test_write_json_is_strict_and_leaves_no_temporary(tmp_path):
 
 def test_rgb_bands_nearest_true_colour_or_spread_without_wavelengths():
     wl = np.linspace(400, 1000, 61)  # 10 nm steps
-    assert rgb_bands(list(wl), 61) == [25, 16, 7]  # 650, 560, 470 nm
+    assert rgb_bands(list(wl), 61) == [24, 15, 6]  # 640, 550, 460 nm (TRUE_COLOUR_NM)
+    assert rgb_bands(list(wl), 61, targets=(860.0,), good=[k for k in range(61) if k != 46]) == [45]
     assert rgb_bands(None, 10) == [6, 3, 1]
     assert rgb_bands([500.0, None], 2) == [1, 0, 0]
 
