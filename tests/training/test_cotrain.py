@@ -18,7 +18,7 @@ from csakd_qgis.training.scenes import PatchSampler, Scene, make_wald_scenes  # 
 from csakd_qgis.zoo.card import load_model  # noqa: E402
 
 torch.set_num_threads(2)
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "data"
 ENMAP = SHARED / "enmap_potsdam"
 

@@ -11,7 +11,7 @@ import pytest
 
 from csakd_qgis.zoo.card import load_model, model_paths, read_card  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "models"
 SHARED = ROOT.parent / "shared" / "data"
 REQUIRED = ("enmap_s2-4band_x3", "enmap_s2-4band_x4")

@@ -19,7 +19,7 @@ from csakd_qgis.training.corpus import (
     resample_cube,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "data"
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"needs {SHARED} (real EnMAP / AVIRIS / HYDICE "
                                   "data; absent in a user's clone)")
