@@ -71,6 +71,18 @@ def add_run_arguments(p: argparse.ArgumentParser, pixels: str) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def add_cluster_arguments(p: argparse.ArgumentParser) -> None:
+    """Where to run (Dask): a LocalCluster of N worker processes or a running cluster's scheduler; retries."""
+    g = p.add_argument_group("scale-out on Dask (needs dask[distributed])")
+    g.add_argument("--workers", type=positive_int, default=None, metavar="N",
+                   help="run on a local Dask cluster of N worker processes (N > 1; default: this process)")
+    g.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run on the Dask cluster whose scheduler is at ADDRESS (e.g. tcp://head:8786)")
+    g.add_argument("--retries", type=non_negative_int, default=1, metavar="N",
+                   help="extra attempts of a task that failed for a reason other than its inputs "
+                        "(default: %(default)s)")
+
+
 def run_with_bar(name: str, args: argparse.Namespace, progress: Callable[[float, str], None] | None,
                  job: Callable[[Callable[[float, str], None] | None], Any]) -> int:
     """Run ``job(progress)`` with a tqdm bar (unless a callback is given), log its messages, print its summary."""

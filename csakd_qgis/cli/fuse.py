@@ -11,7 +11,14 @@ import argparse
 import logging
 from collections.abc import Callable
 
-from csakd_qgis.cli.common import add_run_arguments, creation_options, run_with_bar
+from csakd_qgis.cli.common import (
+    add_cluster_arguments,
+    add_run_arguments,
+    creation_options,
+    positive_int,
+    run_with_bar,
+)
+from csakd_qgis.distributed.blocks import LAYOUTS, run_blocks
 from csakd_qgis.fusion.fuse import fuse
 
 log = logging.getLogger("csakd")
@@ -36,6 +43,13 @@ def add_fuse_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--shift-correct", action="store_true",
                    help="remove the estimated sub-pixel HSI/MSI shift before fusing (always estimated and "
                         "reported)")
+    add_cluster_arguments(p)
+    p.add_argument("--parts", type=positive_int, default=None, metavar="N",
+                   help="with --workers/--scheduler: block tasks, each a range of output column groups "
+                        "(default: 2 per worker)")
+    p.add_argument("--layout", default="cog", choices=LAYOUTS,
+                   help="with --workers/--scheduler: output written as a Cloud-Optimized GeoTIFF or a tiled "
+                        "GeoTIFF (default: %(default)s)")
     p.set_defaults(func=run_fuse)
     return p
 
@@ -43,11 +57,15 @@ def add_fuse_parser(subparsers) -> argparse.ArgumentParser:
 def run_fuse(args: argparse.Namespace, progress: Callable[[float, str], None] | None = None) -> int:
     """Handler of ``csakd fuse``."""
 
-    co = creation_options(args.co)
-    return run_with_bar("fuse", args, progress, lambda prog: fuse(
-        args.hsi, args.msi, args.out, model=args.model, device=args.device, tile=args.tile, overlap=args.overlap,
-        batch=args.batch, shift_correct=args.shift_correct, creation_options=co, progress=prog,
-        threads=args.threads, precision=args.precision))
+    opts = dict(model=args.model, device=args.device, tile=args.tile, overlap=args.overlap, batch=args.batch,
+                shift_correct=args.shift_correct, creation_options=creation_options(args.co), threads=args.threads,
+                precision=args.precision)
+    if args.scheduler or (args.workers or 1) > 1:  # one raster across Dask workers
+        return run_with_bar("fuse", args, progress, lambda prog: run_blocks(
+            fuse, {"hsi": args.hsi, "msi": args.msi}, args.out, scheduler=args.scheduler, workers=args.workers,
+            parts=args.parts, layout=args.layout, retries=args.retries, progress=prog, **opts))
+    return run_with_bar("fuse", args, progress, lambda prog: fuse(args.hsi, args.msi, args.out, progress=prog,
+                                                                  **opts))
 
 
 __all__ = ["add_fuse_parser", "run_fuse"]
