@@ -147,7 +147,7 @@ def task_options(options: Mapping[str, Any]) -> dict[str, Any]:
         try:
             from distributed import get_worker
 
-            opts["threads"] = int(get_worker().nthreads)
+            opts["threads"] = int(get_worker().state.nthreads)
         except (ImportError, ValueError):  # not in a Dask worker: the entry point's default
             opts["threads"] = None
     return opts
