@@ -47,9 +47,9 @@ def add_fuse_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--parts", type=positive_int, default=None, metavar="N",
                    help="with --workers/--scheduler: block tasks, each a range of output column groups "
                         "(default: 2 per worker)")
-    p.add_argument("--layout", default="cog", choices=LAYOUTS,
-                   help="with --workers/--scheduler: output written as a Cloud-Optimized GeoTIFF or a tiled "
-                        "GeoTIFF (default: %(default)s)")
+    p.add_argument("--layout", default="gtiff", choices=LAYOUTS,
+                   help="with --workers/--scheduler: the blocks assembled into a tiled GeoTIFF like a "
+                        "single-process run's, or a Cloud-Optimized GeoTIFF with overviews (default: %(default)s)")
     p.set_defaults(func=run_fuse)
     return p
 

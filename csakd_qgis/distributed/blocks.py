@@ -6,7 +6,7 @@ task computes the same coefficients), but only the windows of its column groups,
 GeoTIFF (:class:`raster.job.TiledRasterJob`). Column groups are blended independently (a hard cut on an
 output block boundary), so the blocks side by side are exactly the single-process output. The blocks sit in
 a temporary folder beside the output (it must be on a filesystem the workers share); a VRT of them is
-translated into the output (a Cloud-Optimized GeoTIFF, or a tiled GeoTIFF with the engine's creation options)
+translated into the output (a tiled GeoTIFF with the engine's creation options, or a Cloud-Optimized GeoTIFF)
 through a temporary file renamed into place. On any failure or cancel nothing is left at the output path and
 the temporary folder is removed.
 
@@ -33,7 +33,7 @@ from csakd_qgis.raster.job import EmptyPart, RasterJobResult
 
 log = logging.getLogger("csakd_qgis.distributed")
 
-LAYOUTS = ("cog", "gtiff")
+LAYOUTS = ("gtiff", "cog")
 R = TypeVar("R", bound=RasterJobResult)
 
 
@@ -58,19 +58,27 @@ def _gdal_check(value: Any, what: str) -> Any:
 
 def _output_options(layout: str, count: int, width: int, height: int,
                     creation_options: Mapping[str, str] | None) -> tuple[str, list[str]]:
-    """GDAL driver and creation options of the assembled output (the engine's defaults, COG spelling for COG)."""
+    """GDAL driver and creation options of the assembled output (the engine's defaults, COG spelling for COG).
+
+    COG: single-threaded (GDAL 3.6 multi-threaded COG writing of many-band pixel-interleaved tiles reports
+    libtiff ExtraSamples errors) and band-interleaved only from GDAL 3.11 on (before, always pixel-interleaved).
+    """
+    from osgeo import gdal
+
     co = default_creation_options(count, width, height)
     if layout == "cog":
         cog = {"COMPRESS": co["COMPRESS"], "PREDICTOR": "YES", "BLOCKSIZE": co["BLOCKXSIZE"],
-               "BIGTIFF": co["BIGTIFF"], "NUM_THREADS": co["NUM_THREADS"]}
+               "BIGTIFF": co["BIGTIFF"]}
         if "ZSTD_LEVEL" in co:
             cog["LEVEL"] = co["ZSTD_LEVEL"]
+        if int(gdal.VersionInfo()) >= 3110000:
+            cog["INTERLEAVE"] = co["INTERLEAVE"]
         co = cog
     co.update(creation_options or {})
     return ("COG" if layout == "cog" else "GTiff"), [f"{k}={v}" for k, v in co.items()]
 
 
-def assemble(blocks: list[str], out: str | os.PathLike, layout: str = "cog",
+def assemble(blocks: list[str], out: str | os.PathLike, layout: str = "gtiff",
              creation_options: Mapping[str, str] | None = None, work_dir: str | None = None) -> Path:
     """Block GeoTIFFs (side by side, same rows) -> one GeoTIFF at ``out`` with the first block's metadata."""
     from osgeo import gdal
@@ -100,14 +108,15 @@ def assemble(blocks: list[str], out: str | os.PathLike, layout: str = "cog",
 
 def run_blocks(entry: Callable[..., R], inputs: Mapping[str, Any], out: str | os.PathLike, *,
                scheduler: str | None = None, workers: int | None = None,
-               ex: SerialExecutor | DaskExecutor | None = None, parts: int | None = None, layout: str = "cog",
+               ex: SerialExecutor | DaskExecutor | None = None, parts: int | None = None, layout: str = "gtiff",
                retries: int = 1, progress: Callable[[float, str], None] | None = None,
                cancel: Callable[[], bool] | None = None, **options: Any) -> R:
     """Run ``entry(**inputs, out=..., **options)`` as block tasks on a cluster and assemble them at ``out``.
 
     The cluster: ``ex`` (an executor), else the scheduler at ``scheduler``, else a LocalCluster of
     ``workers`` processes. ``parts``: block tasks (default 2 per worker; a raster has at most one per
-    output column group). ``layout``: "cog" (Cloud-Optimized GeoTIFF) or "gtiff". ``retries``: extra
+    output column group). ``layout``: "gtiff" (the single-process output's layout) or "cog" (Cloud-Optimized
+    GeoTIFF with overviews; pixel-interleaved before GDAL 3.11). ``retries``: extra
     attempts of a failed block task. Returns the entry point's result for the whole output.
     """
     t_start = time.perf_counter()
