@@ -163,6 +163,7 @@ def raster_layer(ds: Any, meta: RasterMeta, bands: Sequence[int], factor: int = 
 
     return Layer(read, len(idx), int(factor), int(ds.height), max(1, int(ds.block_shapes[0][0])), 0)
 
+
 class EmptyPart(Exception):
     """A job part (``JobOptions.part``) with no column group: the plan has fewer groups than parts."""
 

@@ -46,6 +46,24 @@ def _dataset_tags(path: Path) -> dict:
         return ds.tags()
 
 
+def test_plan_parts_cover_the_plan_once():
+    from csakd_qgis.raster.tiling import plan_tiles
+
+    plan = plan_tiles(512, 2560, 4, 256, 32, group_width=512, group_align=256)
+    parts = [plan.part(k, 3) for k in range(3)]
+    assert plan.part(3, 3) is None and len(plan.groups) == 5
+    assert sum(plan.part(k, 9) is not None for k in range(9)) == 5  # more parts than groups: some empty
+    assert sum(p.n_tiles for p, _ in parts) == plan.n_tiles
+    assert [off for _, off in parts] == [0, plan.groups[1].col0, plan.groups[3].col0]
+    assert sum(p.width for p, _ in parts) == plan.width and all(off % 256 == 0 for _, off in parts)
+    whole = [(t.row, t.col, t.height, t.width) for t in plan.tiles]
+    assert whole == [(t.row, t.col + off, t.height, t.width) for p, off in parts for t in p.tiles]
+    for p, off in parts:  # the same blending weights as in the whole plan
+        for t in p.tiles:
+            w = plan.weights(plan.tiles[whole.index((t.row, t.col + off, t.height, t.width))])
+            assert np.array_equal(p.weights(t), w)
+
+
 @pytest.mark.parametrize("parts, layout", [(3, "cog"), (8, "gtiff"), (2, "cog")])
 def test_blocks_equal_the_single_process_output(wide_pair, tmp_path, parts, layout):
     p = wide_pair
