@@ -46,7 +46,7 @@ def add_fuse_parser(subparsers) -> argparse.ArgumentParser:
     add_cluster_arguments(p)
     p.add_argument("--parts", type=positive_int, default=None, metavar="N",
                    help="with --workers/--scheduler: block tasks, each a range of output column groups "
-                        "(default: 2 per worker)")
+                        "(default: one per worker; every task repeats the set-up)")
     p.add_argument("--layout", default="gtiff", choices=LAYOUTS,
                    help="with --workers/--scheduler: the blocks assembled into a tiled GeoTIFF like a "
                         "single-process run's, or a Cloud-Optimized GeoTIFF with overviews (default: %(default)s)")

@@ -114,10 +114,10 @@ def run_blocks(entry: Callable[..., R], inputs: Mapping[str, Any], out: str | os
     """Run ``entry(**inputs, out=..., **options)`` as block tasks on a cluster and assemble them at ``out``.
 
     The cluster: ``ex`` (an executor), else the scheduler at ``scheduler``, else a LocalCluster of
-    ``workers`` processes. ``parts``: block tasks (default 2 per worker; a raster has at most one per
-    output column group). ``layout``: "gtiff" (the single-process output's layout) or "cog" (Cloud-Optimized
-    GeoTIFF with overviews; pixel-interleaved before GDAL 3.11). ``retries``: extra
-    attempts of a failed block task. Returns the entry point's result for the whole output.
+    ``workers`` processes. ``parts``: block tasks (default one per worker, as each repeats the set-up; a
+    raster has at most one per output column group). ``layout``: "gtiff" (the single-process output's
+    layout) or "cog" (Cloud-Optimized GeoTIFF with overviews; pixel-interleaved before GDAL 3.11).
+    ``retries``: extra attempts of a failed block task. Returns the entry point's result for the whole output.
     """
     t_start = time.perf_counter()
     out_path = check_output_path(out, [str(v) for v in inputs.values()])
@@ -127,7 +127,7 @@ def run_blocks(entry: Callable[..., R], inputs: Mapping[str, Any], out: str | os
         with executor(scheduler, workers) as own:
             return run_blocks(entry, inputs, out_path, ex=own, parts=parts, layout=layout, retries=retries,
                               progress=progress, cancel=cancel, **options)
-    n = int(parts) if parts else 2 * ex.workers
+    n = int(parts) if parts else ex.workers
     if n < 1:
         raise CsakdError(f"parts must be at least 1 (got {parts}).")
     report = progress or (lambda fraction, message: None)
