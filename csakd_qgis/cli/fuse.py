@@ -11,14 +11,7 @@ import argparse
 import logging
 from collections.abc import Callable
 
-from csakd_qgis.cli.common import (
-    add_cluster_arguments,
-    add_run_arguments,
-    creation_options,
-    positive_int,
-    run_with_bar,
-)
-from csakd_qgis.distributed.blocks import LAYOUTS, run_blocks
+from csakd_qgis.cli.common import add_cluster_arguments, add_run_arguments, creation_options, run_job
 from csakd_qgis.fusion.fuse import fuse
 
 log = logging.getLogger("csakd")
@@ -43,13 +36,7 @@ def add_fuse_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--shift-correct", action="store_true",
                    help="remove the estimated sub-pixel HSI/MSI shift before fusing (always estimated and "
                         "reported)")
-    add_cluster_arguments(p)
-    p.add_argument("--parts", type=positive_int, default=None, metavar="N",
-                   help="with --workers/--scheduler: block tasks, each a range of output column groups "
-                        "(default: one per worker; every task repeats the set-up)")
-    p.add_argument("--layout", default="gtiff", choices=LAYOUTS,
-                   help="with --workers/--scheduler: the blocks assembled into a tiled GeoTIFF like a "
-                        "single-process run's, or a Cloud-Optimized GeoTIFF with overviews (default: %(default)s)")
+    add_cluster_arguments(p, blocks=True)
     p.set_defaults(func=run_fuse)
     return p
 
@@ -57,15 +44,10 @@ def add_fuse_parser(subparsers) -> argparse.ArgumentParser:
 def run_fuse(args: argparse.Namespace, progress: Callable[[float, str], None] | None = None) -> int:
     """Handler of ``csakd fuse``."""
 
-    opts = dict(model=args.model, device=args.device, tile=args.tile, overlap=args.overlap, batch=args.batch,
-                shift_correct=args.shift_correct, creation_options=creation_options(args.co), threads=args.threads,
-                precision=args.precision)
-    if args.scheduler or (args.workers or 1) > 1:  # one raster across Dask workers
-        return run_with_bar("fuse", args, progress, lambda prog: run_blocks(
-            fuse, {"hsi": args.hsi, "msi": args.msi}, args.out, scheduler=args.scheduler, workers=args.workers,
-            parts=args.parts, layout=args.layout, retries=args.retries, progress=prog, **opts))
-    return run_with_bar("fuse", args, progress, lambda prog: fuse(args.hsi, args.msi, args.out, progress=prog,
-                                                                  **opts))
+    return run_job("fuse", args, progress, fuse, {"hsi": args.hsi, "msi": args.msi}, model=args.model,
+                   device=args.device, tile=args.tile, overlap=args.overlap, batch=args.batch,
+                   shift_correct=args.shift_correct, creation_options=creation_options(args.co),
+                   threads=args.threads, precision=args.precision)
 
 
 __all__ = ["add_fuse_parser", "run_fuse"]
