@@ -3,7 +3,8 @@
 Table: one row per pair with the columns ``hsi``, ``msi``, ``out`` (paths; relative ones are relative to the
 table's folder) and optional per-row options (``PAIR_OPTIONS``: model, device, tile, overlap, batch,
 threads, precision, shift_correct, edge) and ``reference`` (an HR reference HSI: the summary gets its
-metrics). A JSON table is a list of such objects (or ``{"jobs": [...]}``).
+metrics). A JSON table is a list of such objects (or ``{"jobs": [...]}``). Or two folders
+(:func:`match_folders`): each HSI paired with the MSI covering most of its footprint, nearest date first.
 
 Each pair is one task (:func:`run_pair`): :func:`fusion.fuse.fuse` with its own thread count (the row's,
 the batch's, or the worker's), a log file of its own, and a record (status, seconds, device, error line,
@@ -16,9 +17,11 @@ outputs appear only when finished) is skipped. The summary is written as JSON an
 from __future__ import annotations
 
 import csv
+import datetime
 import json
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -30,6 +33,8 @@ from typing import Any
 
 from csakd_qgis.distributed.cluster import DaskExecutor, SerialExecutor, executor, task_key, task_options
 from csakd_qgis.errors import CancelledError, CsakdError
+from csakd_qgis.raster.coreg import _footprint
+from csakd_qgis.raster.io import read_meta
 from csakd_qgis.raster.job import check_int
 
 log = logging.getLogger("csakd_qgis.distributed")
@@ -160,6 +165,63 @@ def read_jobs(path: str | os.PathLike) -> list[PairJob]:
                 if row.get(k) is not None and str(row[k]).strip() != ""}
         jobs.append(PairJob(i, paths["hsi"], paths["msi"], out, opts, paths.get("reference")))
     return jobs
+
+
+_DATE = re.compile(r"(?<!\d)((?:19|20)\d{2})[-_]?([01]\d)[-_]?([0-3]\d)(?!\d)")
+RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".img", ".dat", ".bsq", ".bil", ".nc", ".jp2")
+
+
+def name_date(path: str | os.PathLike) -> datetime.date | None:
+    """The acquisition date in a file name (YYYYMMDD, YYYY-MM-DD or YYYY_MM_DD), or None."""
+    for m in _DATE.finditer(Path(str(path)).name):
+        try:
+            return datetime.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+        except ValueError:
+            continue
+    return None
+
+
+def _rasters(folder: Path, role: str) -> list[Path]:
+    """The raster files of a folder (sorted); CsakdError when it is missing or has none."""
+    if not folder.is_dir():
+        raise CsakdError(f"The {role} folder '{folder}' does not exist: give a folder of rasters.")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in RASTER_SUFFIXES)
+    if not files:
+        raise CsakdError(f"The {role} folder '{folder}' holds no raster ({', '.join(RASTER_SUFFIXES)}).")
+    return files
+
+
+def match_folders(hsi_dir: str | os.PathLike, msi_dir: str | os.PathLike, out_dir: str | os.PathLike
+                  ) -> tuple[list[PairJob], list[str]]:
+    """Pairs from two folders: each HSI with the MSI whose footprint covers most of it (ties: nearest date).
+
+    Dates come from the file names; outputs are ``out_dir/<hsi stem>_fused.tif``. Returns the jobs and one
+    message per HSI that no MSI overlaps (those are left out).
+    """
+    hsis, msis = _rasters(Path(str(hsi_dir)), "HSI"), _rasters(Path(str(msi_dir)), "MSI")
+    out = Path(str(out_dir))
+    if not out.is_dir():
+        raise CsakdError(f"The output folder '{out}' does not exist: create it first.")
+    msi_meta = [read_meta(m, "MSI") for m in msis]
+    jobs, messages = [], []
+    for h in hsis:
+        meta = read_meta(h, "HSI")
+        own = _footprint(meta, meta.crs)
+        day = name_date(h)
+        best = None
+        for m, mm in zip(msis, msi_meta, strict=True):
+            cover = own.intersection(_footprint(mm, meta.crs)).area / max(own.area, 1e-12)
+            other = name_date(m)
+            days = abs((other - day).days) if day and other else 10 ** 6
+            if cover > 0 and (best is None or (round(cover, 3), -days) > best[0]):
+                best = ((round(cover, 3), -days), m)
+        if best is None:
+            messages.append(f"HSI '{h.name}': no MSI in '{msi_dir}' overlaps it; left out.")
+            continue
+        jobs.append(PairJob(len(jobs) + 1, str(h), str(best[1]), str(out / f"{h.stem}_fused.tif")))
+    if not jobs:
+        raise CsakdError(f"No HSI in '{hsi_dir}' overlaps an MSI in '{msi_dir}': check the folders and CRSs.")
+    return jobs, messages
 
 
 # ------------------------------------------------------------------------------------------ one pair
@@ -326,5 +388,5 @@ def run_batch(jobs: str | os.PathLike | Sequence[PairJob], *, scheduler: str | N
     return result
 
 
-__all__ = ["BatchResult", "PAIR_OPTIONS", "PairJob", "PairRecord", "is_complete", "read_jobs", "run_batch",
-           "run_pair"]
+__all__ = ["BatchResult", "PAIR_OPTIONS", "PairJob", "PairRecord", "is_complete", "match_folders", "name_date",
+           "read_jobs", "run_batch", "run_pair"]

@@ -137,3 +137,36 @@ def test_without_dask_one_clear_line(monkeypatch):
             pass
     with executor(workers=1) as ex:  # nothing asked: no Dask needed
         assert isinstance(ex, SerialExecutor)
+
+
+def test_two_folders_matched_by_footprint_then_date(tmp_path, capsys):
+    import shutil
+
+    from _helpers_raster import enmap_reference
+    from affine import Affine
+
+    from csakd_qgis.cli import main
+    from csakd_qgis.distributed.batch import match_folders, name_date
+
+    hsi_dir, msi_dir, out_dir = (tmp_path / n for n in ("hsi", "msi", "out"))
+    for d in (hsi_dir, msi_dir, out_dir):
+        d.mkdir()
+    here = write_pair(tmp_path, name="here")
+    far_ref = dict(enmap_reference(), transform=Affine(30.0, 0.0, 500000.0, 0.0, -30.0, 5809965.0))
+    far = write_pair(tmp_path, ref=far_ref, name="far")
+    shutil.copy(here["hsi"], hsi_dir / "ENMAP_20240601_hsi.tif")
+    shutil.copy(far["hsi"], hsi_dir / "ENMAP_20240601_far.tif")
+    for day in ("2024-05-20", "2024-06-03", "20240630"):
+        shutil.copy(here["msi"], msi_dir / f"S2A_{day}.tif")
+    assert name_date("S2A_2024-06-03.tif").isoformat() == "2024-06-03" and name_date("x_12345678.tif") is None
+    jobs, notes = match_folders(hsi_dir, msi_dir, out_dir)
+    assert [(j.hsi, j.msi, j.out) for j in jobs] == [(str(hsi_dir / "ENMAP_20240601_hsi.tif"),
+                                                      str(msi_dir / "S2A_2024-06-03.tif"),
+                                                      str(out_dir / "ENMAP_20240601_hsi_fused.tif"))]
+    assert len(notes) == 1 and "ENMAP_20240601_far.tif" in notes[0] and "no MSI" in notes[0]
+    args = ["batch", "--hsi-dir", str(hsi_dir), "--msi-dir", str(msi_dir), "--out-dir", str(out_dir), "--no-progress",
+            "--tile", "64"]
+    assert main(args) == 0
+    assert (out_dir / "ENMAP_20240601_hsi_fused.tif").is_file() and (out_dir / "batch_summary.json").is_file()
+    assert main(["batch", "--hsi-dir", str(hsi_dir)]) == 1
+    assert "either a jobs table (JOBS) or all of --hsi-dir" in capsys.readouterr().err
