@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing
 import os
+import shutil
+import sys
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
@@ -103,10 +106,29 @@ class DaskExecutor:
         self.client.cancel(list(tasks))
 
 
+def worker_python() -> str | None:
+    """The Python interpreter for LocalCluster worker processes when this process is not run by one.
+
+    Inside QGIS or qgis_process ``sys.executable`` is the QGIS binary: spawned workers would start QGIS.
+    None when ``sys.executable`` is already a Python interpreter.
+    """
+    if os.path.basename(sys.executable).startswith("python"):
+        return None
+    name = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    for candidate in (os.path.join(sys.exec_prefix, "bin", name), shutil.which(name), shutil.which("python3")):
+        if candidate and os.path.exists(candidate):
+            return candidate
+    raise CsakdError(f"No {name} interpreter found for the Dask worker processes: install Python {name[6:]} "
+                     "or run the batch with 1 worker.")
+
+
 @contextlib.contextmanager
 def local_cluster(workers: int, threads_per_worker: int = 1) -> Iterator[DaskExecutor]:
     """A LocalCluster of ``workers`` processes (one task at a time each with one thread), shut down on exit."""
     distributed = require_distributed()
+    python = worker_python()
+    if python is not None:  # spawned workers run this interpreter (sys.path travels with the spawn)
+        multiprocessing.set_executable(python)
     with distributed.LocalCluster(n_workers=int(workers), threads_per_worker=int(threads_per_worker),
                                   processes=True, dashboard_address=None, worker_dashboard_address=None,
                                   silence_logs=logging.WARNING) as cluster, distributed.Client(cluster) as client:
