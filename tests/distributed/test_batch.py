@@ -170,3 +170,13 @@ def test_two_folders_matched_by_footprint_then_date(tmp_path, capsys):
     assert (out_dir / "ENMAP_20240601_hsi_fused.tif").is_file() and (out_dir / "batch_summary.json").is_file()
     assert main(["batch", "--hsi-dir", str(hsi_dir)]) == 1
     assert "either a jobs table (JOBS) or all of --hsi-dir" in capsys.readouterr().err
+
+
+def test_worker_python_inside_qgis(monkeypatch):
+    import sys
+
+    from csakd_qgis.distributed.cluster import worker_python
+
+    assert worker_python() is None  # pytest runs under Python itself
+    monkeypatch.setattr(sys, "executable", "/usr/bin/qgis_process.bin")
+    assert Path(worker_python()).name.startswith("python3")

@@ -31,3 +31,17 @@ def test_fuse_batch_processing_run(provider, tmp_path):
     assert (res["DONE"], res["FAILED"], res["SKIPPED"]) == (0, 1, 1)
     with pytest.raises(QgsProcessingException, match="must end in .json"):
         processing.run("csakd:fuse_batch", {**params, "SUMMARY": str(tmp_path / "s.txt")})
+
+
+def test_fuse_batch_qgis_process_on_two_workers(tmp_path):
+    """qgis_process (sys.executable is the QGIS binary) starts a LocalCluster of Python worker processes."""
+    from qgis_helpers import run_json
+
+    for k in range(2):
+        write_pair(tmp_path, name=f"q{k}")
+    (tmp_path / "jobs.csv").write_text("hsi,msi,out\nq0_hsi.tif,q0_msi.tif,f0.tif\nq1_hsi.tif,q1_msi.tif,f1.tif\n")
+    rc, data, err = run_json("csakd:fuse_batch", {"JOBS": tmp_path / "jobs.csv", "WORKERS": 2,
+                                                  "SUMMARY": tmp_path / "summary.json"}, tmp_path / "profile")
+    assert rc == 0, err
+    assert data["results"]["DONE"] == 2 and data["results"]["FAILED"] == 0
+    assert json.loads((tmp_path / "summary.json").read_text())["where"] == "LocalCluster of 2 worker processes"
