@@ -11,7 +11,6 @@ import contextlib
 import logging
 import multiprocessing
 import os
-import shutil
 import sys
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -109,17 +108,20 @@ class DaskExecutor:
 def worker_python() -> str | None:
     """The Python interpreter for LocalCluster worker processes when this process is not run by one.
 
-    Inside QGIS or qgis_process ``sys.executable`` is the QGIS binary: spawned workers would start QGIS.
-    None when ``sys.executable`` is already a Python interpreter.
+    Inside QGIS or qgis_process ``sys.executable`` is the QGIS binary: spawned workers would start QGIS. The
+    interpreter is the one of this process's standard library (the first ``python3`` on PATH may be another
+    Python, whose binary modules do not fit this sys.path). None when ``sys.executable`` is a Python.
     """
     if os.path.basename(sys.executable).startswith("python"):
         return None
     name = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    for candidate in (os.path.join(sys.exec_prefix, "bin", name), shutil.which(name), shutil.which("python3")):
-        if candidate and os.path.exists(candidate):
+    stdlib_prefix = os.path.dirname(os.path.dirname(os.path.dirname(os.__file__)))  # <prefix>/lib/pythonX.Y/os.py
+    for prefix in (stdlib_prefix, sys.base_exec_prefix, sys.exec_prefix):
+        candidate = os.path.join(prefix, "bin", name)
+        if os.path.isfile(candidate):
             return candidate
-    raise CsakdError(f"No {name} interpreter found for the Dask worker processes: install Python {name[6:]} "
-                     "or run the batch with 1 worker.")
+    raise CsakdError(f"No {name} interpreter found beside this Python's library ({stdlib_prefix}) for the Dask "
+                     "worker processes: run with 1 worker, or start a Dask cluster and give its scheduler address.")
 
 
 @contextlib.contextmanager
@@ -129,9 +131,14 @@ def local_cluster(workers: int, threads_per_worker: int = 1) -> Iterator[DaskExe
     python = worker_python()
     if python is not None:  # spawned workers run this interpreter (sys.path travels with the spawn)
         multiprocessing.set_executable(python)
-    with distributed.LocalCluster(n_workers=int(workers), threads_per_worker=int(threads_per_worker),
-                                  processes=True, dashboard_address=None, worker_dashboard_address=None,
-                                  silence_logs=logging.WARNING) as cluster, distributed.Client(cluster) as client:
+    try:
+        cluster = distributed.LocalCluster(n_workers=int(workers), threads_per_worker=int(threads_per_worker),
+                                           processes=True, dashboard_address=None, worker_dashboard_address=None,
+                                           silence_logs=logging.WARNING)
+    except (RuntimeError, OSError, TimeoutError) as exc:
+        raise CsakdError(f"Could not start a local Dask cluster of {workers} worker processes ({exc}; worker "
+                         f"Python: {python or sys.executable}): run with 1 worker or give a scheduler address.") from None
+    with cluster, distributed.Client(cluster) as client:
         yield DaskExecutor(client, f"LocalCluster of {int(workers)} worker processes")
 
 

@@ -179,4 +179,5 @@ def test_worker_python_inside_qgis(monkeypatch):
 
     assert worker_python() is None  # pytest runs under Python itself
     monkeypatch.setattr(sys, "executable", "/usr/bin/qgis_process.bin")
-    assert Path(worker_python()).name.startswith("python3")
+    exe = Path(worker_python())  # the interpreter of this Python's standard library, not the first on PATH
+    assert exe.is_file() and exe.name == f"python{sys.version_info.major}.{sys.version_info.minor}"
