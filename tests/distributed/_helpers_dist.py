@@ -1,10 +1,11 @@
-"""Fixtures of the distributed tests: EnMAP-derived pairs of any size and a 2-worker LocalCluster."""
+"""Helpers of the distributed tests: EnMAP-derived pairs of any size and a 2-worker LocalCluster fixture."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import pytest
 from _helpers_raster import enmap_reference, write_pair
 
 
@@ -30,4 +31,19 @@ def write_reference(path: Path, pair: dict) -> Path:
     return write_raster(path, pair["hr"], pair["crs"], pair["hr_transform"], pair["wavelengths"], pair["fwhm"])
 
 
-__all__ = ["enmap_scene", "write_pair", "write_reference"]
+@pytest.fixture(scope="module", name="cluster")
+def cluster_fixture():
+    """An executor on a LocalCluster of 2 worker processes, one thread each (skipped without Dask).
+
+    A fixture here, not in a conftest.py: a second module named ``conftest`` would shadow tests/conftest.py
+    for the helpers that import from it.
+    """
+    pytest.importorskip("distributed", reason="dask[distributed] is not installed (pip install -e '.[test]')")
+    from csakd_qgis.distributed.cluster import executor
+
+    with executor(workers=2) as ex:
+        assert ex.workers == 2
+        yield ex
+
+
+__all__ = ["cluster_fixture", "enmap_scene", "write_pair", "write_reference"]

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
-from _helpers_dist import write_pair, write_reference
+from _helpers_dist import cluster_fixture, write_pair, write_reference  # noqa: F401 - the cluster fixture
 
 from csakd_qgis.distributed.batch import read_jobs, run_batch
 from csakd_qgis.distributed.cluster import SerialExecutor

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _helpers_dist import enmap_scene, write_pair
+from _helpers_dist import cluster_fixture, enmap_scene, write_pair  # noqa: F401 - the cluster fixture
 from _helpers_raster import read_all
 
 from csakd_qgis.distributed.blocks import run_blocks
