@@ -106,22 +106,23 @@ class DaskExecutor:
 
 
 def worker_python() -> str | None:
-    """The Python interpreter for LocalCluster worker processes when this process is not run by one.
+    """The Python interpreter for LocalCluster worker processes when ``sys.executable`` is not this Python's.
 
-    Inside QGIS or qgis_process ``sys.executable`` is the QGIS binary: spawned workers would start QGIS. The
-    interpreter is the one of this process's standard library (the first ``python3`` on PATH may be another
-    Python, whose binary modules do not fit this sys.path). None when ``sys.executable`` is a Python.
+    Inside QGIS or qgis_process ``sys.executable`` is the QGIS binary or whatever ``python3`` is first on PATH
+    (e.g. a pyenv shim of another Python, whose binary modules do not fit this sys.path). The workers then run
+    the interpreter of this process's standard library. None when ``sys.executable`` is that interpreter.
     """
-    if os.path.basename(sys.executable).startswith("python"):
-        return None
     name = f"python{sys.version_info.major}.{sys.version_info.minor}"
     stdlib_prefix = os.path.dirname(os.path.dirname(os.path.dirname(os.__file__)))  # <prefix>/lib/pythonX.Y/os.py
-    for prefix in (stdlib_prefix, sys.base_exec_prefix, sys.exec_prefix):
-        candidate = os.path.join(prefix, "bin", name)
-        if os.path.isfile(candidate):
-            return candidate
-    raise CsakdError(f"No {name} interpreter found beside this Python's library ({stdlib_prefix}) for the Dask "
-                     "worker processes: run with 1 worker, or start a Dask cluster and give its scheduler address.")
+    bindir = os.path.join(stdlib_prefix, "bin")
+    exe = sys.executable or ""
+    if os.path.basename(exe).startswith("python") and os.path.dirname(os.path.realpath(exe)) == bindir:
+        return None  # this Python (a venv's python links to it)
+    candidate = os.path.join(bindir, name)
+    if os.path.isfile(candidate):
+        return candidate
+    raise CsakdError(f"No {name} interpreter in {bindir} for the Dask worker processes: run with 1 worker, or "
+                     "start a Dask cluster and give its scheduler address.")
 
 
 @contextlib.contextmanager
