@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    import bench_batch
     import bench_fuse
     import bench_nets
     import bench_runtime
@@ -34,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     for job in ("fuse", "superresolve"):  # the one raster job through both entry points (SR: bicubic)
         rc |= bench_fuse.main(["--job", job, "--out", str(out / f"{job}.json"), "--device", args.device, *sizes]) or 0
     rc |= bench_runtime.main(["--out", str(out / "runtime.json")] + (["--runs", "2"] if args.quick else [])) or 0
+    rc |= bench_batch.main(["--out", str(out / "batch.json"), *(["--size", "256"] if args.quick else [])]) or 0
     summary = {"elapsed_s": time.time() - t0, "results": [p.name for p in out.glob("*.json")]}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"benchmarks written to {out}/ in {summary['elapsed_s']:.0f} s")

@@ -7,6 +7,7 @@ import logging
 import sys
 
 from csakd_qgis import __version__
+from csakd_qgis.cli.batch import add_batch_parser
 from csakd_qgis.cli.coregister import add_coregister_parser
 from csakd_qgis.cli.evaluate import add_evaluate_parser
 from csakd_qgis.cli.export import add_export_parser
@@ -28,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (add_fuse_parser, add_coregister_parser, add_simulate_parser, add_evaluate_parser,
-                add_train_parser, add_model_info_parser, add_superresolve_parser, add_models_parser, add_export_parser):
+                add_train_parser, add_model_info_parser, add_superresolve_parser, add_models_parser,
+                add_export_parser, add_batch_parser):
         add(sub)
     return parser
 

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from csakd_qgis.distributed.blocks import LAYOUTS, run_blocks
 from csakd_qgis.fusion.runtime import RUNTIME_CHOICES
 from csakd_qgis.nets.device import PRECISIONS
 from csakd_qgis.raster.io import parse_creation_options
@@ -75,6 +76,39 @@ def add_run_arguments(p: argparse.ArgumentParser, pixels: str) -> None:
     p.add_argument("--co", action="append", default=None, metavar="KEY=VAL",
                    help="GDAL GeoTIFF creation option, repeatable (e.g. --co COMPRESS=LZW)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def add_cluster_arguments(p: argparse.ArgumentParser, blocks: bool = False) -> None:
+    """Where to run (Dask): a LocalCluster of N worker processes or a running cluster's scheduler; retries.
+
+    ``blocks``: also ``--parts``/``--layout`` of one raster split into block tasks (:func:`run_job`).
+    """
+    g = p.add_argument_group("scale-out on Dask (needs dask[distributed])")
+    g.add_argument("--workers", type=positive_int, default=None, metavar="N",
+                   help="run on a local Dask cluster of N worker processes (N > 1; default: this process)")
+    g.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run on the Dask cluster whose scheduler is at ADDRESS (e.g. tcp://head:8786)")
+    g.add_argument("--retries", type=non_negative_int, default=1, metavar="N",
+                   help="extra attempts of a task that failed for a reason other than its inputs "
+                        "(default: %(default)s)")
+    if blocks:
+        g.add_argument("--parts", type=positive_int, default=None, metavar="N",
+                       help="block tasks, each a range of output column groups (default: one per worker; "
+                            "every task repeats the set-up)")
+        g.add_argument("--layout", default="gtiff", choices=LAYOUTS,
+                       help="the blocks assembled into a tiled GeoTIFF like a single-process run's, or a "
+                            "Cloud-Optimized GeoTIFF with overviews (default: %(default)s)")
+
+
+def run_job(name: str, args: argparse.Namespace, progress: Callable[[float, str], None] | None,
+            entry: Callable[..., Any], inputs: dict[str, str], **options: Any) -> int:
+    """``entry(**inputs, out=args.out, **options)`` with a bar: in this process, or as Dask block tasks when
+    ``--workers`` > 1 or ``--scheduler`` is given (:func:`distributed.blocks.run_blocks`)."""
+    if args.scheduler or (args.workers or 1) > 1:
+        return run_with_bar(name, args, progress, lambda prog: run_blocks(
+            entry, inputs, args.out, scheduler=args.scheduler, workers=args.workers, parts=args.parts,
+            layout=args.layout, retries=args.retries, progress=prog, **options))
+    return run_with_bar(name, args, progress, lambda prog: entry(**inputs, out=args.out, progress=prog, **options))
 
 
 def run_with_bar(name: str, args: argparse.Namespace, progress: Callable[[float, str], None] | None,

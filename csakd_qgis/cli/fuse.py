@@ -11,7 +11,7 @@ import argparse
 import logging
 from collections.abc import Callable
 
-from csakd_qgis.cli.common import add_run_arguments, creation_options, run_with_bar
+from csakd_qgis.cli.common import add_cluster_arguments, add_run_arguments, creation_options, run_job
 from csakd_qgis.fusion.fuse import fuse
 
 log = logging.getLogger("csakd")
@@ -36,6 +36,7 @@ def add_fuse_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--shift-correct", action="store_true",
                    help="remove the estimated sub-pixel HSI/MSI shift before fusing (always estimated and "
                         "reported)")
+    add_cluster_arguments(p, blocks=True)
     p.set_defaults(func=run_fuse)
     return p
 
@@ -43,11 +44,10 @@ def add_fuse_parser(subparsers) -> argparse.ArgumentParser:
 def run_fuse(args: argparse.Namespace, progress: Callable[[float, str], None] | None = None) -> int:
     """Handler of ``csakd fuse``."""
 
-    co = creation_options(args.co)
-    return run_with_bar("fuse", args, progress, lambda prog: fuse(
-        args.hsi, args.msi, args.out, model=args.model, device=args.device, tile=args.tile, overlap=args.overlap,
-        batch=args.batch, shift_correct=args.shift_correct, creation_options=co, progress=prog,
-        threads=args.threads, precision=args.precision, runtime=args.runtime))
+    return run_job("fuse", args, progress, fuse, {"hsi": args.hsi, "msi": args.msi}, model=args.model,
+                   device=args.device, tile=args.tile, overlap=args.overlap, batch=args.batch,
+                   shift_correct=args.shift_correct, creation_options=creation_options(args.co),
+                   threads=args.threads, precision=args.precision, runtime=args.runtime)
 
 
 __all__ = ["add_fuse_parser", "run_fuse"]

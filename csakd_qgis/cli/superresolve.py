@@ -9,7 +9,13 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from csakd_qgis.cli.common import add_run_arguments, creation_options, int_at_least, run_with_bar
+from csakd_qgis.cli.common import (
+    add_cluster_arguments,
+    add_run_arguments,
+    creation_options,
+    int_at_least,
+    run_job,
+)
 from csakd_qgis.fusion.superresolve import superresolve
 
 _scale = int_at_least(2, "an integer scale >= 2")
@@ -32,6 +38,7 @@ def add_superresolve_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--scale", type=_scale, default=None, metavar="S",
                    help="scale factor: required for bicubic; for a model, checked against its card")
     add_run_arguments(p, "output pixels")
+    add_cluster_arguments(p, blocks=True)
     p.set_defaults(func=run_superresolve)
     return p
 
@@ -39,11 +46,10 @@ def add_superresolve_parser(subparsers) -> argparse.ArgumentParser:
 def run_superresolve(args: argparse.Namespace, progress: Callable[[float, str], None] | None = None) -> int:
     """Handler of ``csakd superresolve``."""
 
-    co = creation_options(args.co)
-    return run_with_bar("superresolve", args, progress, lambda prog: superresolve(
-        args.hsi, args.out, model=args.model, device=args.device, tile=args.tile, overlap=args.overlap,
-        batch=args.batch, scale=args.scale, creation_options=co, progress=prog, threads=args.threads,
-        precision=args.precision, runtime=args.runtime))
+    return run_job("superresolve", args, progress, superresolve, {"hsi": args.hsi}, model=args.model,
+                   device=args.device, tile=args.tile, overlap=args.overlap, batch=args.batch, scale=args.scale,
+                   creation_options=creation_options(args.co), threads=args.threads, precision=args.precision,
+                   runtime=args.runtime)
 
 
 __all__ = ["add_superresolve_parser", "run_superresolve"]

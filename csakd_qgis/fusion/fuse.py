@@ -106,18 +106,20 @@ def fuse(hsi: str | os.PathLike, msi: str | os.PathLike, out: str | os.PathLike,
          creation_options: dict[str, str] | None = None,
          progress: Callable[[float, str], None] | None = None, cancel: Callable[[], bool] | None = None,
          threads: int | None = None, precision: str = "fp32", edge: str = "shift",
-         group_width: int | None = None, runtime: str = "auto") -> FuseResult:
+         group_width: int | None = None, runtime: str = "auto",
+         part: tuple[int, int] | None = None) -> FuseResult:
     """Fuse ``hsi`` (LR hyperspectral) and ``msi`` (HR multispectral) into ``out`` (GeoTIFF on the MSI grid).
 
     ``model``: a classical method ("bicubic", "gsa", "glp"), a zoo model name, a .safetensors/.json path or a
     :class:`fusion.predictors.Predictor`. ``tile``/``overlap`` in HR (MSI) pixels, rounded up to multiples of the scale.
     ``progress(fraction, message)`` is called per batch; ``cancel()`` is checked per batch (raises
     :class:`errors.CancelledError`, nothing is left at ``out``). ``threads`` sets torch's CPU threads.
-    ``group_width``: output column-group width in HR px (None: ``raster.job.GROUP_WIDTH``, 0: no column groups).
+    ``group_width``: output column-group width in HR px (None: ``GROUP_WIDTH``, 0: no column groups).
+    ``part`` = (k, n): write only the k-th of n column-group ranges (a block file of :mod:`distributed.blocks`).
     """
     t_start = time.perf_counter()
     out_path = check_output_path(out, [str(hsi), str(msi)], role="fused output")
-    opts = check_options(tile, overlap, batch, threads, edge, group_width, creation_options)
+    opts = check_options(tile, overlap, batch, threads, edge, group_width, creation_options, part=part)
     prog = Progress(progress, cancel)
     prog.report(0.0, "co-registering")
     grid = plan_grid(hsi, msi)

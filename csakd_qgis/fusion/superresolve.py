@@ -231,20 +231,21 @@ def superresolve(hsi: str | os.PathLike, out: str | os.PathLike, model: Any = "b
                  creation_options: dict[str, str] | None = None,
                  progress: Callable[[float, str], None] | None = None, cancel: Callable[[], bool] | None = None,
                  threads: int | None = None, precision: str = "fp32", edge: str = "shift",
-                 runtime: str = "auto") -> SuperresolveResult:
+                 runtime: str = "auto", part: tuple[int, int] | None = None) -> SuperresolveResult:
     """Super-resolve ``hsi`` by the model's scale into ``out`` (GeoTIFF on the HSI grid, pixel size / s).
 
     ``model``: a DODN-style SR student (zoo name or .safetensors/.json path), "bicubic" (needs ``scale``) or
     an :class:`SRPredictor`. ``scale``: optional check for learned models (must equal the card's).
     ``tile``/``overlap`` in output (HR) pixels, rounded up to multiples of the scale. ``progress(fraction,
-    message)`` per batch; ``cancel()`` per batch (CancelledError, nothing left at ``out``).
+    message)`` per batch; ``cancel()`` per batch (CancelledError, nothing left at ``out``). ``part`` = (k, n):
+    write only the k-th of n column-group ranges (a block file of :mod:`distributed.blocks`).
     """
     import rasterio
     from affine import Affine
 
     t_start = time.perf_counter()
     out_path = check_output_path(out, [str(hsi)], role="super-resolved output")
-    opts = check_options(tile, overlap, batch, threads, edge, creation_options=creation_options)
+    opts = check_options(tile, overlap, batch, threads, edge, creation_options=creation_options, part=part)
     if scale is not None:
         scale = check_int("scale", scale, 2)
     prog = Progress(progress, cancel)

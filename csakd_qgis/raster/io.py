@@ -6,11 +6,12 @@ so downstream code never sees sensor-specific integer scalings or nodata sentine
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -352,6 +353,22 @@ def chmod_like_new_file(path: str | os.PathLike) -> None:
     os.chmod(path, 0o666 & ~mask)
 
 
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike) -> Iterator[str]:
+    """A temporary file name beside ``path``: renamed to ``path`` when the block succeeds, else removed."""
+    p = Path(str(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.stem}.", suffix=f".tmp{p.suffix}", dir=str(p.parent) or ".")
+    os.close(fd)
+    try:
+        yield tmp
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    chmod_like_new_file(tmp)
+    os.replace(tmp, p)
+
+
 class GeoTiffWriter:
     """Write a float32 GeoTIFF block by block into a temporary file; rename into place on success.
 
@@ -377,16 +394,20 @@ class GeoTiffWriter:
         self.descriptions = list(descriptions) if descriptions is not None else None
         self._ds = None
         self._tmp: str | None = None
+        self._atomic: contextlib.AbstractContextManager[str] | None = None
 
     def __enter__(self) -> GeoTiffWriter:
         import rasterio
 
-        fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".tmp.tif",
-                                         dir=str(self.path.parent) or ".")
-        os.close(fd)
-        self._ds = rasterio.open(self._tmp, "w", driver="GTiff", width=self.width, height=self.height,
-                                 count=self.count, dtype="float32", crs=self.crs, transform=self.transform,
-                                 nodata=self.nodata, **self.options)
+        self._atomic = atomic_output(self.path)
+        self._tmp = self._atomic.__enter__()
+        try:
+            self._ds = rasterio.open(self._tmp, "w", driver="GTiff", width=self.width, height=self.height,
+                                     count=self.count, dtype="float32", crs=self.crs, transform=self.transform,
+                                     nodata=self.nodata, **self.options)
+        except BaseException as err:
+            self._atomic.__exit__(type(err), err, err.__traceback__)
+            raise
         return self
 
     @property
@@ -440,12 +461,10 @@ class GeoTiffWriter:
             if exc_type is None:
                 self._finish_metadata()
             self._ds.close()
-        finally:
-            if exc_type is None:
-                chmod_like_new_file(self._tmp)
-                os.replace(self._tmp, self.path)
-            elif self._tmp and os.path.exists(self._tmp):
-                os.remove(self._tmp)
+        except BaseException as err:  # a failed close (e.g. disk full) leaves nothing at the path either
+            self._atomic.__exit__(type(err), err, err.__traceback__)
+            raise
+        self._atomic.__exit__(exc_type, exc, tb)
 
 
 def write_raster(path: str | os.PathLike, array: np.ndarray, crs, transform,

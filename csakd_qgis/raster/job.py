@@ -33,14 +33,21 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 
 from csakd_qgis.errors import CancelledError, CsakdError
-from csakd_qgis.raster.io import OUTPUT_NODATA, GeoTiffWriter, RasterMeta, read_window_raw, to_reflectance
+from csakd_qgis.raster.io import (
+    OUTPUT_NODATA,
+    GeoTiffWriter,
+    RasterMeta,
+    default_creation_options,
+    read_window_raw,
+    to_reflectance,
+)
 from csakd_qgis.raster.tiling import BlendWriter, TilePlan, check_edge, plan_tiles, run_tiles
 
 log = logging.getLogger("csakd_qgis.job")
@@ -87,17 +94,24 @@ class JobOptions:
     edge: str = "shift"
     group_width: int = GROUP_WIDTH  # 0: no column groups
     creation_options: dict[str, str] | None = None
+    part: tuple[int, int] | None = None  # (k, n): write only the k-th of n column-group ranges (distributed runs)
 
 
 def check_options(tile: Any = 256, overlap: Any = 32, batch: Any = 4, threads: Any = None, edge: str = "shift",
-                  group_width: Any = None, creation_options: dict[str, str] | None = None) -> JobOptions:
+                  group_width: Any = None, creation_options: dict[str, str] | None = None,
+                  part: tuple[int, int] | None = None) -> JobOptions:
     """The entry points' shared argument checks (CsakdError before any compute); ``group_width`` None: default."""
+    if part is not None:
+        n = check_int("part count", part[1], 1)
+        part = (check_int("part index", part[0], 0), n)
+        if part[0] >= n:
+            raise CsakdError(f"part index {part[0]} is not below the part count {n}.")
     return JobOptions(tile=check_int("tile", tile, 1), overlap=check_int("overlap", overlap, 0),
                       batch=check_int("batch", batch, 1),
                       threads=None if threads is None else check_int("threads", threads, 1),
                       edge=check_edge(edge),
                       group_width=GROUP_WIDTH if group_width is None else check_int("group_width", group_width, 0),
-                      creation_options=creation_options)
+                      creation_options=creation_options, part=part)
 
 
 class Progress:
@@ -148,6 +162,16 @@ def raster_layer(ds: Any, meta: RasterMeta, bands: Sequence[int], factor: int = 
         return to_reflectance(raw, meta, idx, copy=False)
 
     return Layer(read, len(idx), int(factor), int(ds.height), max(1, int(ds.block_shapes[0][0])), 0)
+
+
+class EmptyPart(Exception):
+    """A job part (``JobOptions.part``) with no column group: the plan has fewer groups than parts."""
+
+
+def shifted_layer(layer: Layer, cols: int) -> Layer:
+    """``layer`` read ``cols`` LR px further right (a job part's inputs: its columns start at its offset)."""
+    f = layer.factor
+    return replace(layer, read=lambda r, c, h, w: layer.read(r, c + cols * f, h, w))
 
 
 class _RowChunks:
@@ -284,6 +308,9 @@ class TiledRasterJob:
 
     Inside ``with job:`` GDAL's block cache is capped at ``GDAL_CACHE_MB``, ``job.plan`` is the window plan
     (column groups cut on the output's block columns) and ``job.tags`` are written when the GeoTIFF closes.
+    With ``options.part`` = (k, n) the GeoTIFF holds only the k-th of n ranges of column groups (a block file
+    of a distributed run, :mod:`distributed.blocks`): same windows and blending, so the parts side by side
+    equal the whole output; :class:`EmptyPart` when the plan has fewer groups than parts.
     """
 
     def __init__(self, out_path: str | os.PathLike, output: OutputSpec, scale: int, options: JobOptions,
@@ -294,6 +321,7 @@ class TiledRasterJob:
         self.timings: dict[str, float] = {"read_s": 0.0, "read_cpu_s": 0.0, "predict_s": 0.0,
                                           "blend_write_s": 0.0, "write_s": 0.0}
         self.plan: TilePlan | None = None
+        self.col_offset = 0  # output column of the plan's column 0 (a part's offset)
         self.writer: GeoTiffWriter | None = None
         self.blend_writer: BlendWriter | None = None
         self._stack: contextlib.ExitStack | None = None
@@ -306,20 +334,47 @@ class TiledRasterJob:
             raise RuntimeError("TiledRasterJob is not open: use 'with job:' first")
         return self.writer.tags
 
+    def _open_writer(self, width: int, transform: Any) -> GeoTiffWriter:
+        o = self.output
+        return GeoTiffWriter(self.out_path, width, o.height, o.count, o.crs, transform, o.wavelengths, o.fwhm,
+                             nodata=o.nodata, creation_options=self.options.creation_options, bbl=o.bbl,
+                             descriptions=o.descriptions)
+
+    def _plan(self, align: int) -> TilePlan:
+        o, opt = self.output, self.options
+        gw = opt.group_width
+        return plan_tiles(o.height, o.width, self.scale, opt.tile, opt.overlap, edge=opt.edge,
+                          group_width=max(gw, 2 * opt.tile) if gw else None, group_align=align)
+
+    def _block_width(self) -> int:
+        """The output GeoTIFF's block width as its creation options will make it (known before opening it)."""
+        o = self.output
+        co = {**default_creation_options(o.count, o.width, o.height), **(self.options.creation_options or {})}
+        tiled = str(co.get("TILED", "NO")).upper() in ("YES", "TRUE", "ON", "1")
+        return int(co.get("BLOCKXSIZE", 256)) if tiled else o.width
+
     def __enter__(self) -> TiledRasterJob:
         import rasterio
+        from affine import Affine
 
         o, opt = self.output, self.options
         stack = contextlib.ExitStack()
         try:
             stack.enter_context(rasterio.Env(GDAL_CACHEMAX=int(GDAL_CACHE_MB) * 2 ** 20))
-            self.writer = stack.enter_context(GeoTiffWriter(
-                self.out_path, o.width, o.height, o.count, o.crs, o.transform, o.wavelengths, o.fwhm,
-                nodata=o.nodata, creation_options=opt.creation_options, bbl=o.bbl, descriptions=o.descriptions))
-            gw = opt.group_width
-            self.plan = plan_tiles(o.height, o.width, self.scale, opt.tile, opt.overlap, edge=opt.edge,
-                                   group_width=max(gw, 2 * opt.tile) if gw else None,
-                                   group_align=self.writer.block_shape[1])
+            if opt.part is None:
+                self.writer = stack.enter_context(self._open_writer(o.width, o.transform))
+                self.plan = self._plan(self.writer.block_shape[1])
+            else:  # the part's column groups only, into a GeoTIFF of their columns
+                align = self._block_width()
+                part = self._plan(align).part(*opt.part)
+                if part is None:
+                    raise EmptyPart(f"part {opt.part[0]} of {opt.part[1]} has no column group")
+                self.plan, self.col_offset = part
+                self.writer = stack.enter_context(self._open_writer(
+                    self.plan.width, o.transform * Affine.translation(self.col_offset, 0)))
+                if self.plan.width < o.width and self.writer.block_shape[1] != align:
+                    raise RuntimeError(f"part GeoTIFF blocks are {self.writer.block_shape[1]} px wide, "
+                                       f"planned for {align}")
         except BaseException:
             stack.close()
             raise
@@ -344,6 +399,8 @@ class TiledRasterJob:
             raise RuntimeError("TiledRasterJob is not open: use 'with job:' first")
         s = self.scale
         hs = int(getattr(predictor, "halo_lr", 0)) * s
+        if self.col_offset:
+            layers = [shifted_layer(ly, self.col_offset // s) for ly in layers]
         reader = WindowReader(layers, plan, hs // s)
         good = list(self.output.good)
         indexes = None if good == list(range(self.output.count)) else [i + 1 for i in good]
@@ -393,7 +450,7 @@ class TiledRasterJob:
             messages.append(f"{n_bad} bad band(s) (bbl = 0) kept as nodata so band numbers match the HSI.")
         result = result_type(out_path=str(self.out_path), device_used=predictor.device_used,
                              n_tiles=self.plan.n_tiles, elapsed_s=elapsed, scale=self.scale,
-                             bands=self.output.count, width=self.output.width, height=self.output.height,
+                             bands=self.output.count, width=self.plan.width, height=self.output.height,
                              model=predictor.name, timings=self.timings, messages=messages, **fields)
         messages.append(result.summary())
         self.progress.report(1.0, "done")
@@ -401,5 +458,6 @@ class TiledRasterJob:
         return result
 
 
-__all__ = ["GDAL_CACHE_MB", "GROUP_WIDTH", "JobOptions", "Layer", "OUTSIDE", "OutputSpec", "Progress",
-           "RasterJobResult", "TiledRasterJob", "WindowReader", "check_int", "check_options", "raster_layer"]
+__all__ = ["EmptyPart", "GDAL_CACHE_MB", "GROUP_WIDTH", "JobOptions", "Layer", "OUTSIDE", "OutputSpec", "Progress",
+           "RasterJobResult", "TiledRasterJob", "WindowReader", "check_int", "check_options", "raster_layer",
+           "shifted_layer"]

@@ -50,7 +50,7 @@ import math
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -237,6 +237,27 @@ class TilePlan:
     def row_final(self, ty: int) -> int:
         """First HR row that a window of a later tile row may still touch (rows above are final)."""
         return self.row_starts[ty + 1] if ty + 1 < len(self.row_starts) else self.height
+
+    def part(self, k: int, n: int) -> tuple[TilePlan, int] | None:
+        """The ``k``-th of ``n`` contiguous ranges of column groups as a plan of its own, and its column offset.
+
+        The part's columns start at 0 (its output covers columns [offset, offset + width) of this plan) and
+        its windows, weights and blending are those of this plan, so writing the parts side by side gives the
+        whole plan's output. None when the range is empty (fewer groups than parts).
+        """
+        groups = self.groups or [self._group(0)]
+        g0, g1 = k * len(groups) // n, (k + 1) * len(groups) // n
+        if not 0 <= k < n or g1 <= g0:
+            return None
+        off = groups[g0].col0
+        sub = [ColumnGroup(g - g0, groups[g].col0 - off, groups[g].col1 - off,
+                           tuple(c - off for c in groups[g].col_starts), tuple(c - off for c in groups[g].col_ends))
+               for g in range(g0, g1)]
+        tiles = [replace(t, index=i, col=t.col - off, group=t.group - g0)
+                 for i, t in enumerate(t for t in self.tiles if g0 <= t.group < g1)]
+        msgs = [f"Column groups {g0 + 1}-{g1} of {len(groups)} (columns {off}-{groups[g1 - 1].col1})."]
+        return replace(self, width=sub[-1].col1, col_starts=[c for g in sub for c in g.col_starts],
+                       col_ends=[c for g in sub for c in g.col_ends], tiles=tiles, messages=msgs, groups=sub), off
 
 
 def plan_tiles(height: int, width: int, scale: int, tile: int = 256, overlap: int = 32,
