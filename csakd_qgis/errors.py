@@ -1,5 +1,10 @@
 """User-facing errors: one exception type whose message says which input is wrong and what to do."""
 
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
 
 class CsakdError(Exception):
     """An error caused by the user's inputs or environment, with an actionable message.
@@ -14,3 +19,42 @@ class CancelledError(CsakdError):
 
     def __init__(self, message: str = "cancelled by the user") -> None:
         super().__init__(message)
+
+
+# optional packages -> what they are needed for (the install line names the pip package)
+OPTIONAL_PACKAGES = {"torch": "learned models (PyTorch)", "safetensors": "model files (safetensors)",
+                     "onnxruntime": "ONNX models (ONNX Runtime)", "tqdm": "progress bars (tqdm)",
+                     "h5py": "HDF5 products (h5py)", "netCDF4": "netCDF products (netCDF4)",
+                     "dask": "distributed processing (dask)"}
+
+
+def pip_install_command(package: str) -> str:
+    """The command that installs ``package`` into the Python running this code (QGIS's own Python in QGIS)."""
+    exe = Path(sys.executable)
+    python = str(exe) if exe.name.startswith("python") else str(Path(sys.prefix) / "bin" / "python3")
+    user = " --user" if sys.prefix == sys.base_prefix else ""  # a venv refuses --user
+    extra = " safetensors" if package == "torch" else ""
+    return f"{python} -m pip install{user} {package}{extra}"
+
+
+def failure_message(exc: BaseException) -> str | None:
+    """One line for a failure the user can act on (input, I/O, GDAL, memory, missing package); None for a bug."""
+    if isinstance(exc, CsakdError):
+        text = str(exc)
+    elif isinstance(exc, ImportError) and (exc.name or "").split(".")[0] in OPTIONAL_PACKAGES:
+        name = (exc.name or "").split(".")[0]
+        text = (f"{OPTIONAL_PACKAGES[name]} need(s) the Python package '{name}', which is not installed in the "
+                f"Python this runs in ({sys.executable}). Install it with: {pip_install_command(name)}")
+    elif isinstance(exc, OSError):
+        where = f" '{exc.filename}'" if getattr(exc, "filename", None) else ""
+        text = (f"A file{where} could not be read or written: {exc.strerror or exc}. Check the paths, the free "
+                "disk space and the folder permissions.")
+    elif isinstance(exc, MemoryError):
+        text = "Out of memory: use a smaller tile size or batch, or close other programs."
+    elif type(exc).__module__.split(".")[0] == "rasterio":
+        detail = str(exc).strip() or type(exc).__name__
+        text = (f"GDAL could not read or write a raster ({detail}). Check that the inputs are complete, "
+                "GDAL-readable rasters.")
+    else:
+        return None
+    return " ".join(text.split())

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import threading
 import time
+import traceback
 from collections.abc import Callable
 
 from qgis.core import (
@@ -16,8 +19,30 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QCoreApplication
 
 from csakd_qgis.algorithms import styling
-from csakd_qgis.errors import CancelledError, CsakdError
+from csakd_qgis.errors import CancelledError, CsakdError, failure_message
 from csakd_qgis.raster.io import check_output_path
+
+
+@contextlib.contextmanager
+def cancel_on_signals(feedback: QgsProcessingFeedback | None):
+    """While running, Ctrl-C (SIGINT) and SIGTERM cancel through the feedback, like the dialog's Cancel button.
+
+    qgis_process has no handler of its own, so without this a signal kills the run and leaves its temporary
+    files. Only possible on the main thread (where Python delivers signals).
+    """
+    if feedback is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_signal(signum: int, frame: object) -> None:
+        feedback.cancel()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 class CsakdAlgorithm(QgsProcessingAlgorithm):
@@ -104,20 +129,24 @@ class CsakdAlgorithm(QgsProcessingAlgorithm):
 
     @staticmethod
     def run_core(feedback: QgsProcessingFeedback | None, func: Callable, *args, **kwargs):
-        """Call a core function, mapping CsakdError (and cancel) to QgsProcessingException."""
+        """Call a core function, mapping every failure to one-line QgsProcessingException; SIGINT/SIGTERM cancel."""
 
         t0 = time.perf_counter()
-        try:
-            result = func(*args, **kwargs)
-        except CancelledError as exc:
-            raise QgsProcessingException(f"Cancelled: {exc}. No output was written.") from None
-        except CsakdError as exc:
-            raise QgsProcessingException(str(exc)) from None
-        except OSError as exc:  # e.g. disk full or a folder that refuses writes: one line, not a traceback
-            where = f" ('{exc.filename}')" if getattr(exc, "filename", None) else ""
-            raise QgsProcessingException(
-                f"A file could not be read or written{where}: {exc.strerror or exc}. Check the paths, the "
-                "free disk space and the folder permissions.") from None
+        with cancel_on_signals(feedback):
+            try:
+                result = func(*args, **kwargs)
+            except CancelledError as exc:
+                raise QgsProcessingException(f"Cancelled: {exc}. No output was written.") from None
+            except QgsProcessingException:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one line instead of a traceback
+                line = failure_message(exc)
+                if line is None:
+                    if feedback is not None:
+                        feedback.pushDebugInfo(traceback.format_exc())
+                    line = (f"Internal error ({type(exc).__name__}: {' '.join(str(exc).split())}); please report "
+                            "it.")
+                raise QgsProcessingException(line) from None
         if feedback is not None:
             feedback.pushInfo(f"Finished in {time.perf_counter() - t0:.2f} s")
         return result

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import traceback
 
 from csakd_qgis import __version__
 from csakd_qgis.cli.coregister import add_coregister_parser
@@ -16,7 +18,7 @@ from csakd_qgis.cli.models import add_models_parser
 from csakd_qgis.cli.simulate import add_simulate_parser
 from csakd_qgis.cli.superresolve import add_superresolve_parser
 from csakd_qgis.cli.train import add_train_parser
-from csakd_qgis.errors import CsakdError
+from csakd_qgis.errors import failure_message
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,20 +35,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that every writer removes its temporary file."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run a subcommand; user errors print one line 'csakd: error: ...' and return exit code 1."""
+    """Run a subcommand; any failure prints one line 'csakd: error: ...' and returns exit code 1.
+
+    Ctrl-C and SIGTERM stop the run cleanly (outputs removed) with exit codes 130 and 143.
+    """
 
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return int(args.func(args) or 0)
-    except CsakdError as exc:
-        print(f"csakd: error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        terminated = isinstance(exc, Terminated)
+        print(f"csakd: {'terminated' if terminated else 'interrupted'}: no output was written", file=sys.stderr)
+        return 143 if terminated else 130
+    except Exception as exc:  # noqa: BLE001 - one line instead of a traceback; -v shows the traceback
+        line = failure_message(exc)
+        if line is None:
+            if args.verbose:
+                traceback.print_exc()
+            line = (f"internal error ({type(exc).__name__}: {' '.join(str(exc).split())}); please report it "
+                    "(run with -v for the details)")
+        print(f"csakd: error: {line}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("csakd: interrupted", file=sys.stderr)
-        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

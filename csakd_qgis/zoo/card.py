@@ -32,14 +32,13 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from csakd_qgis import __version__
 from csakd_qgis.errors import CsakdError
-from csakd_qgis.raster.io import chmod_like_new_file
+from csakd_qgis.raster.io import write_files_atomic
 
 CARD_FORMAT = "csakd-model-card"
 CARD_VERSION = 1
@@ -65,19 +64,6 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        chmod_like_new_file(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def _software() -> dict[str, str]:
@@ -174,10 +160,10 @@ def save_model(stem_path: str | os.PathLike, model: Any, card: dict[str, Any], f
             t = t.half()
         tensors[k] = t.contiguous()
     blob = st_save(tensors, metadata={"format": CARD_FORMAT, "arch": full["arch"], "role": full["role"]})
-    _atomic_write_bytes(st_path, blob)
     full["weights"].update({"file": st_path.name, "sha256": hashlib.sha256(blob).hexdigest(),
                             "num_tensors": len(tensors)})
-    _atomic_write_bytes(json_path, (json.dumps(full, indent=2, allow_nan=False) + "\n").encode("utf-8"))
+    card_text = (json.dumps(full, indent=2, allow_nan=False) + "\n").encode("utf-8")
+    write_files_atomic([(st_path, "model weights", blob), (json_path, "model card", card_text)])
     return json_path, st_path
 
 
