@@ -43,18 +43,18 @@ def failure_message(exc: BaseException) -> str | None:
         text = str(exc)
     elif isinstance(exc, ImportError) and (exc.name or "").split(".")[0] in OPTIONAL_PACKAGES:
         name = (exc.name or "").split(".")[0]
-        text = (f"{OPTIONAL_PACKAGES[name]} need(s) the Python package '{name}', which is not installed in the "
+        text = (f"The Python package '{name}' is needed for {OPTIONAL_PACKAGES[name]} but is not installed in the "
                 f"Python this runs in ({sys.executable}). Install it with: {pip_install_command(name)}")
+    elif type(exc).__module__.split(".")[0] == "rasterio":  # before OSError: RasterioIOError is one
+        detail = str(exc).strip().rstrip(".") or type(exc).__name__
+        text = (f"GDAL failed on a raster ({detail}). If that file is damaged or incomplete (e.g. a cut-short "
+                "download or copy), copy or export it again.")
     elif isinstance(exc, OSError):
         where = f" '{exc.filename}'" if getattr(exc, "filename", None) else ""
         text = (f"A file{where} could not be read or written: {exc.strerror or exc}. Check the paths, the free "
                 "disk space and the folder permissions.")
     elif isinstance(exc, MemoryError):
         text = "Out of memory: use a smaller tile size or batch, or close other programs."
-    elif type(exc).__module__.split(".")[0] == "rasterio":
-        detail = str(exc).strip() or type(exc).__name__
-        text = (f"GDAL could not read or write a raster ({detail}). Check that the inputs are complete, "
-                "GDAL-readable rasters.")
     else:
         return None
     return " ".join(text.split())

@@ -20,7 +20,7 @@ from qgis.PyQt.QtCore import QCoreApplication
 
 from csakd_qgis.algorithms import styling
 from csakd_qgis.errors import CancelledError, CsakdError, failure_message
-from csakd_qgis.raster.io import check_output_path
+from csakd_qgis.raster.io import check_output_path, read_meta
 
 
 @contextlib.contextmanager
@@ -57,6 +57,21 @@ class CsakdAlgorithm(QgsProcessingAlgorithm):
 
     def createInstance(self):  # noqa: N802
         return type(self)()
+
+    def checkParameterValues(self, parameters, context):  # noqa: N802
+        """Raster inputs given as file paths are checked by the plugin first: QGIS would call an existing empty
+        or non-raster file 'not found'."""
+        for definition in self.parameterDefinitions():
+            value = parameters.get(definition.name())
+            if definition.type() == "raster" and isinstance(value, str) and os.path.isfile(value):
+                role = definition.description()
+                if f"({definition.name()})" not in role:
+                    role += f" ({definition.name()})"
+                try:
+                    read_meta(value, role)
+                except CsakdError as exc:
+                    return False, str(exc)
+        return super().checkParameterValues(parameters, context)
 
     def group(self) -> str:
         return self.tr(self.GROUP)
@@ -200,7 +215,14 @@ class CsakdAlgorithm(QgsProcessingAlgorithm):
     @staticmethod
     def layer_path(alg: QgsProcessingAlgorithm, parameters: dict, name: str,
                    context: QgsProcessingContext, role: str) -> str:
-        """File path of a raster layer parameter, with a clear error if it cannot be loaded."""
+        """File path of a raster layer parameter, with a clear error if it cannot be loaded.
+
+        A file path is used as it is (checked by :meth:`checkParameterValues`): loading it as a QGIS layer would
+        compute statistics (GDAL errors on stderr for an all-nodata raster) and is not needed.
+        """
+        value = parameters.get(name)
+        if isinstance(value, str) and os.path.isfile(value):
+            return value
         layer = alg.parameterAsRasterLayer(parameters, name, context)
         if layer is None or not layer.isValid():
             value = parameters.get(name)

@@ -43,6 +43,25 @@ def _on_sigterm(signum: int, frame: object) -> None:
     raise Terminated()
 
 
+_GDAL_HANDLER: list = []  # keeps the handler alive while GDAL holds it
+
+
+def route_gdal_messages(verbose: bool) -> None:
+    """GDAL's own messages go to the log (shown with -v) instead of extra stderr lines beside the error line."""
+    logging.getLogger("rasterio").setLevel(logging.DEBUG if verbose else logging.WARNING)
+    try:
+        from osgeo import gdal
+    except ImportError:
+        return
+    gdal_log = logging.getLogger("csakd.gdal")
+
+    def handler(err_class: int, err_no: int, message: str) -> None:
+        gdal_log.debug("GDAL: %s", message)
+
+    _GDAL_HANDLER[:] = [handler]
+    gdal.SetErrorHandler(handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run a subcommand; any failure prints one line 'csakd: error: ...' and returns exit code 1.
 
@@ -52,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    route_gdal_messages(args.verbose)
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return int(args.func(args) or 0)

@@ -148,6 +148,8 @@ def read_meta(path: str | os.PathLike, role: str = "input raster") -> RasterMeta
         raise CsakdError(f"The {role} is not set: give the path of a raster file.")
     if not os.path.exists(p):
         raise CsakdError(f"The {role} '{p}' does not exist: check the path.")
+    if os.path.isfile(p) and os.path.getsize(p) == 0:
+        raise CsakdError(f"The {role} '{p}' is an empty file (0 bytes), not a raster: copy or export it again.")
     try:
         with rasterio.open(p) as ds:
             wl, fw, bbl = _band_spectral_meta(ds)
@@ -200,6 +202,33 @@ def read_reflectance(path: str | os.PathLike, window=None, bands: Sequence[int] 
         else:
             raw = ds.read([i + 1 for i in idx], window=window)
     return to_reflectance(raw, meta, idx)
+
+
+def check_has_valid_pixel(path: str | os.PathLike, role: str, bands: Sequence[int] | None = None,
+                          chunk_bytes: int = 64 * 2 ** 20) -> None:
+    """CsakdError when no pixel of ``path`` is valid in its usable bands (all nodata), before any compute.
+
+    A decimated read usually finds a valid pixel at once; otherwise the raster is scanned in row chunks of
+    about ``chunk_bytes`` (memory stays bounded, and it stops at the first valid pixel).
+    """
+    import rasterio
+    from rasterio.windows import Window
+
+    meta = read_meta(path, role)
+    idx = meta.good_bands() if bands is None else list(bands)
+    if idx:
+        with rasterio.open(str(path)) as ds:
+            shape = (len(idx), min(ds.height, 256), min(ds.width, 256))
+            if np.isfinite(to_reflectance(ds.read([i + 1 for i in idx], out_shape=shape), meta, idx)).any():
+                return
+            rows = max(1, int(chunk_bytes // max(1, 4 * len(idx) * ds.width)))
+            for r0 in range(0, ds.height, rows):
+                raw = ds.read([i + 1 for i in idx], window=Window(0, r0, ds.width, min(rows, ds.height - r0)))
+                if np.isfinite(to_reflectance(raw, meta, idx, copy=False)).any():
+                    return
+    raise CsakdError(f"The {role} '{path}' has no valid pixel: every pixel is nodata"
+                     f"{f' ({meta.nodata:g})' if meta.nodata is not None else ''} in its usable bands. Check the "
+                     "file and its nodata value.")
 
 
 OUTSIDE_MODES = ("fill", "edge", "symmetric")
@@ -624,14 +653,17 @@ class GeoTiffWriter:
         elif block.size:
             self.any_valid = True
         idx = list(range(1, self.count + 1)) if indexes is None else [int(i) for i in indexes]
-        with self._trap:  # a block flushed from the cache may fail (e.g. disk full)
-            if block.ndim == 3 and not block.flags.c_contiguous and all(b.flags.c_contiguous for b in block):
-                for i, b in zip(idx, block, strict=True):
-                    self._ds.write(b, indexes=i, window=window)
-            elif indexes is None:
-                self._ds.write(block, window=window)
-            else:
-                self._ds.write(block, indexes=idx, window=window)
+        try:
+            with self._trap:  # a block flushed from the cache may fail (e.g. disk full)
+                if block.ndim == 3 and not block.flags.c_contiguous and all(b.flags.c_contiguous for b in block):
+                    for i, b in zip(idx, block, strict=True):
+                        self._ds.write(b, indexes=i, window=window)
+                elif indexes is None:
+                    self._ds.write(block, window=window)
+                else:
+                    self._ds.write(block, indexes=idx, window=window)
+        except BaseException as exc:
+            raise write_error(self.path, self.role, exc) from None
         self._trap.check(self.path, self.role)  # stop at the first failed block, not after the whole job
 
     def _finish_metadata(self) -> None:
@@ -679,13 +711,9 @@ class GeoTiffWriter:
             except BaseException as err:  # noqa: BLE001
                 failure = err
         self._out.discard()
-        if self._trap.failures and not isinstance(failure, CsakdError | KeyboardInterrupt | SystemExit):
-            failure = CsakdError(f"Writing the {self.role} '{self.path}' failed ({self._trap.failures[0]}). "
-                                 f"{_SPACE_HINT}")
-        converted = write_error(self.path, self.role, failure)
-        if converted is exc:
+        if failure is exc:  # the caller's error (a failed read, a cancel ...): raised unchanged
             return False
-        raise converted from None
+        raise write_error(self.path, self.role, failure) from None
 
 
 def write_raster(path: str | os.PathLike, array: np.ndarray, crs, transform,

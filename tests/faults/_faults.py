@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -66,12 +66,14 @@ def snapshot(*folders: Path) -> dict[Path, str]:
     return {p: sha256(p) for d in folders for p in sorted(Path(d).iterdir()) if p.is_file()}
 
 
-QGIS_NOISE = ("QStandardPaths:", "qt.", "libEGL", "MESA", "<string>:1: DeprecationWarning: setapi()")
+QGIS_NOISE = ("QStandardPaths:", "qt.", "libEGL", "MESA", "<string>:1: DeprecationWarning: setapi()",
+              "ERROR:\tAn error was encountered while checking parameter values")  # qgis_process's own framing
 
 
 def error_lines(proc: subprocess.CompletedProcess) -> list[str]:
     """The distinct error lines on stderr. qgis_process 3.22 prints an algorithm's error three times (once with
-    an 'ERROR:' prefix) after a deprecation notice of its own start-up; those count as one line."""
+    an 'ERROR:' prefix), a refused parameter under a header line of its own, and a deprecation notice at start-up;
+    those count as one line."""
     out: list[str] = []
     for ln in proc.stderr.splitlines():
         text = ln.removeprefix("ERROR:").strip()
@@ -163,9 +165,9 @@ def import_blocker(folder: Path, module: str) -> dict[str, str]:
     return {"PYTHONPATH": os.pathsep.join([str(folder), str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
 
 
-def start_and_kill(argv: list[str], env: dict[str, str], watch: Path, sig: int, timeout: float = 120.0
-                   ) -> subprocess.CompletedProcess:
-    """Start ``argv``, wait until it writes a temporary in ``watch``, send it ``sig``; returns the result."""
+def start_and_kill(argv: list[str], env: dict[str, str], watch: Path, sig: int, timeout: float = 120.0,
+                   before_signal: Callable[[], None] | None = None) -> subprocess.CompletedProcess:
+    """Start ``argv``, wait until it writes a temporary in ``watch``, call ``before_signal()``, send ``sig``."""
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=str(ROOT))
     t0 = time.monotonic()
     try:
@@ -178,6 +180,10 @@ def start_and_kill(argv: list[str], env: dict[str, str], watch: Path, sig: int, 
                 pytest.fail("no temporary file appeared")
             time.sleep(0.05)
         time.sleep(0.3)
+        if before_signal is not None:
+            before_signal()
+            if proc.poll() is not None:
+                pytest.fail("the run ended before the signal: make its input larger")
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=timeout)
     finally:
