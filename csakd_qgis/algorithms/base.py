@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import threading
@@ -43,6 +44,17 @@ def cancel_on_signals(feedback: QgsProcessingFeedback | None):
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+class _FeedbackWarnings(logging.Handler):
+    """Engine warnings (e.g. stale temporaries removed) shown in the algorithm's log, not lost."""
+
+    def __init__(self, feedback: QgsProcessingFeedback) -> None:
+        super().__init__(logging.WARNING)
+        self.feedback = feedback
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.feedback.pushWarning(record.getMessage())
 
 
 class CsakdAlgorithm(QgsProcessingAlgorithm):
@@ -147,7 +159,13 @@ class CsakdAlgorithm(QgsProcessingAlgorithm):
         """Call a core function, mapping every failure to one-line QgsProcessingException; SIGINT/SIGTERM cancel."""
 
         t0 = time.perf_counter()
-        with cancel_on_signals(feedback):
+        engine_log = logging.getLogger("csakd")
+        handler = _FeedbackWarnings(feedback) if feedback is not None else None
+        if handler is not None:
+            engine_log.addHandler(handler)
+        with cancel_on_signals(feedback), contextlib.ExitStack() as stack:
+            if handler is not None:
+                stack.callback(engine_log.removeHandler, handler)
             try:
                 result = func(*args, **kwargs)
             except CancelledError as exc:

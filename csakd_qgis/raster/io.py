@@ -296,7 +296,6 @@ def check_writable_folder(path: Path, role: str) -> Path:
     except OSError as exc:
         raise CsakdError(f"The folder of the {role} '{parent}' is not writable ({exc.strerror}): choose another "
                          "location.") from None
-    sweep_stale_temporaries(parent)
     return parent
 
 

@@ -68,6 +68,9 @@ def snapshot(*folders: Path) -> dict[Path, str]:
 
 QGIS_NOISE = ("QStandardPaths:", "qt.", "libEGL", "MESA", "<string>:1: DeprecationWarning: setapi()",
               "ERROR:\tAn error was encountered while checking parameter values")  # qgis_process's own framing
+# QGIS itself computing layer statistics of an all-nodata raster while it resolves the parameter, before the
+# plugin runs: not the plugin's output
+QGIS_STATS = re.compile(r"^ERROR 1: .*Failed to compute statistics, no valid pixels")
 
 
 def error_lines(proc: subprocess.CompletedProcess) -> list[str]:
@@ -77,7 +80,7 @@ def error_lines(proc: subprocess.CompletedProcess) -> list[str]:
     out: list[str] = []
     for ln in proc.stderr.splitlines():
         text = ln.removeprefix("ERROR:").strip()
-        if text and not ln.startswith(QGIS_NOISE) and text not in out:
+        if text and not ln.startswith(QGIS_NOISE) and not QGIS_STATS.match(ln) and text not in out:
             out.append(text)
     return out
 

@@ -114,3 +114,24 @@ def test_cli_hsi_without_wavelengths_refused_by_zoo_model(pair, needs_enmap, tmp
                    "--out", out / "o.tif")
     assert_failed_cleanly(proc, expect=r"wavelength", folders=(out,), inputs=before)
     assert not list(out.iterdir())
+
+
+def test_cli_training_on_infinite_pixels_names_the_input(pair, tmp_path):
+    """Inf pixels make the loss NaN: the message names the input, not the learning rate."""
+    src = tmp_path / "in"
+    src.mkdir()
+    hsi = src / "inf_hsi.tif"
+    with rasterio.open(pair["hsi"]) as ds:
+        profile, data, tags = ds.profile, ds.read(), [ds.tags(b) for b in range(1, ds.count + 1)]
+    data[:, 3:9, 4:12] = np.inf
+    with rasterio.open(hsi, "w", **profile) as ds:
+        ds.write(data)
+        for b, t in enumerate(tags, 1):
+            ds.update_tags(b, **t)
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = run_cli("train", "--adapt", "--hsi", hsi, "--msi", pair["msi"], "--init", "scratch", "--steps", 3,
+                   "--patch", 8, "--batch-size", 2, "--no-progress", "--out", out / "m.safetensors")
+    line = assert_failed_cleanly(proc, expect=r"input data .*non-finite", folders=(out,))
+    assert "learning rate" not in line
+    assert not list(out.iterdir())
