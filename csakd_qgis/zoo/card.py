@@ -288,7 +288,7 @@ def load_model(path: str | os.PathLike, device: str = "cpu", verify_checksum: bo
 
     Checks, before allocating anything: the card schema, its config's sizes, the weights file (beside the card)
     and every tensor name and shape of its header against the network the config describes (built on torch's
-    meta device, which allocates no memory); then the checksum and the values. Each failure is a CsakdError.
+    meta device, which allocates no memory; the checksum before that), then the values. Each failure is a CsakdError.
     """
     import torch
     from safetensors import SafetensorError
@@ -309,15 +309,15 @@ def load_model(path: str | os.PathLike, device: str = "cpu", verify_checksum: bo
                          "not a safetensors file.") from None
     if sum(math.prod(v) for v in shapes.values()) > MAX_PARAMS:
         raise CsakdError(f"The model weights '{st_path}' hold more than {MAX_PARAMS} values: not a csakd_qgis model.")
-    with torch.device("meta"):
-        skeleton = _build_network(card, json_path)
-    _check_weights_fit(shapes, {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}, st_path, json_path)
-    del skeleton
     blob = st_path.read_bytes()
     expected = card["weights"].get("sha256") if isinstance(card["weights"], dict) else None
     if verify_checksum and expected and hashlib.sha256(blob).hexdigest() != expected:
         raise CsakdError(f"The model weights '{st_path}' do not match the checksum in their card: the file "
                          "is corrupt or belongs to another model. Re-export or re-download it.")
+    with torch.device("meta"):
+        skeleton = _build_network(card, json_path)
+    _check_weights_fit(shapes, {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}, st_path, json_path)
+    del skeleton
     try:
         tensors = st_load(blob)
     except (SafetensorError, ValueError, RuntimeError, OSError) as exc:
