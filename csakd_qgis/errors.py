@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 
 class CsakdError(Exception):
     """An error caused by the user's inputs or environment, with an actionable message.
@@ -28,23 +25,16 @@ OPTIONAL_PACKAGES = {"torch": "learned models (PyTorch)", "safetensors": "model 
                      "dask": "distributed processing (dask)"}
 
 
-def pip_install_command(package: str) -> str:
-    """The command that installs ``package`` into the Python running this code (QGIS's own Python in QGIS)."""
-    exe = Path(sys.executable)
-    python = str(exe) if exe.name.startswith("python") else str(Path(sys.prefix) / "bin" / "python3")
-    user = " --user" if sys.prefix == sys.base_prefix else ""  # a venv refuses --user
-    extra = " safetensors" if package == "torch" else ""
-    return f"{python} -m pip install{user} {package}{extra}"
-
-
 def failure_message(exc: BaseException) -> str | None:
     """One line for a failure the user can act on (input, I/O, GDAL, memory, missing package); None for a bug."""
     if isinstance(exc, CsakdError):
         text = str(exc)
     elif isinstance(exc, ImportError) and (exc.name or "").split(".")[0] in OPTIONAL_PACKAGES:
+        from csakd_qgis import deps  # deps imports this module
+
         name = (exc.name or "").split(".")[0]
         text = (f"The Python package '{name}' is needed for {OPTIONAL_PACKAGES[name]} but is not installed in the "
-                f"Python this runs in ({sys.executable}). Install it with: {pip_install_command(name)}")
+                f"Python this runs in ({deps.python_executable()}). Install it with: {deps.install_hint(name)}")
     elif type(exc).__module__.split(".")[0] == "rasterio":  # before OSError: RasterioIOError is one
         detail = str(exc).strip().rstrip(".") or type(exc).__name__
         text = (f"GDAL failed on a raster ({detail}). If that file is damaged or incomplete (e.g. a cut-short "

@@ -153,15 +153,15 @@ def tmpfs(size: str = "4m", readonly: bool = False) -> Iterator[Path]:
             d.rmdir()
 
 
-def import_blocker(folder: Path, module: str) -> dict[str, str]:
-    """Env making ``import MODULE`` fail with ModuleNotFoundError in every Python started with it (a
-    sitecustomize on PYTHONPATH: works for the CLI and for QGIS's embedded Python alike)."""
+def import_blocker(folder: Path, *modules: str) -> dict[str, str]:
+    """Env making ``import MODULE`` fail with ModuleNotFoundError for each of ``modules`` in every Python started with
+    it (a sitecustomize on PYTHONPATH: works for the CLI and for QGIS's embedded Python alike)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "sitecustomize.py").write_text(
         "import sys\n\n\n"
         "class _Block:\n"
         "    def find_spec(self, name, path=None, target=None):\n"
-        f"        if name == {module!r} or name.startswith({module + '.'!r}):\n"
+        f"        if name.split('.')[0] in {sorted(modules)!r}:\n"
         "            raise ModuleNotFoundError(f\"No module named '{name}'\", name=name)\n"
         "        return None\n\n\n"
         "sys.meta_path.insert(0, _Block())\n")
