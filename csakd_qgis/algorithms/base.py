@@ -71,8 +71,8 @@ class CsakdAlgorithm(QgsProcessingAlgorithm):
         return type(self)()
 
     def checkParameterValues(self, parameters, context):  # noqa: N802
-        """Raster inputs given as file paths are checked by the plugin first: QGIS would call an existing empty
-        or non-raster file 'not found'."""
+        """Raster inputs given as file paths are checked by the plugin first (QGIS would call an existing empty or
+        non-raster file 'not found'), then QGIS's checks and the display-band options."""
         for definition in self.parameterDefinitions():
             value = parameters.get(definition.name())
             if definition.type() == "raster" and isinstance(value, str) and os.path.isfile(value):
@@ -83,15 +83,6 @@ class CsakdAlgorithm(QgsProcessingAlgorithm):
                     read_meta(value, role)
                 except CsakdError as exc:
                     return False, str(exc)
-        return super().checkParameterValues(parameters, context)
-
-    def group(self) -> str:
-        return self.tr(self.GROUP)
-
-    def groupId(self) -> str:  # noqa: N802
-        return self.GROUP_ID
-
-    def checkParameterValues(self, parameters, context):  # noqa: N802
         ok, msg = super().checkParameterValues(parameters, context)
         if ok and self.parameterDefinition(styling.DISPLAY_BANDS) is not None:
             try:
@@ -99,6 +90,12 @@ class CsakdAlgorithm(QgsProcessingAlgorithm):
             except QgsProcessingException as exc:
                 return False, str(exc)
         return ok, msg
+
+    def group(self) -> str:
+        return self.tr(self.GROUP)
+
+    def groupId(self) -> str:  # noqa: N802
+        return self.GROUP_ID
 
     def add_display_parameters(self) -> None:
         """The advanced display-band options of an algorithm that writes rasters."""
