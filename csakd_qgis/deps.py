@@ -48,13 +48,14 @@ def python_executable() -> Path:
 
 
 def install_command(runtime: str) -> list[str]:
-    """pip arguments that install ``runtime`` ("onnx" or "torch") for this Python, numpy pinned as it is."""
+    """pip arguments that install ``runtime`` ("onnx", "torch" or another pip package name) for this Python,
+    numpy pinned as it is."""
     import numpy
 
     args = [str(python_executable()), "-m", "pip", "install"]
     if sys.prefix == sys.base_prefix:  # not a virtual environment: the user's site, no root needed
         args.append("--user")
-    return args + [PIP_NAMES[runtime], f"numpy=={numpy.__version__}"]
+    return args + [PIP_NAMES.get(runtime, runtime), f"numpy=={numpy.__version__}"]
 
 
 def install_hint(runtime: str = "onnx") -> str:

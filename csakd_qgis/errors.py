@@ -1,5 +1,7 @@
 """User-facing errors: one exception type whose message says which input is wrong and what to do."""
 
+from __future__ import annotations
+
 
 class CsakdError(Exception):
     """An error caused by the user's inputs or environment, with an actionable message.
@@ -14,3 +16,35 @@ class CancelledError(CsakdError):
 
     def __init__(self, message: str = "cancelled by the user") -> None:
         super().__init__(message)
+
+
+# optional packages -> what they are needed for (the install line names the pip package)
+OPTIONAL_PACKAGES = {"torch": "learned models (PyTorch)", "safetensors": "model files (safetensors)",
+                     "onnxruntime": "ONNX models (ONNX Runtime)", "tqdm": "progress bars (tqdm)",
+                     "h5py": "HDF5 products (h5py)", "netCDF4": "netCDF products (netCDF4)",
+                     "dask": "distributed processing (dask)"}
+
+
+def failure_message(exc: BaseException) -> str | None:
+    """One line for a failure the user can act on (input, I/O, GDAL, memory, missing package); None for a bug."""
+    if isinstance(exc, CsakdError):
+        text = str(exc)
+    elif isinstance(exc, ImportError) and (exc.name or "").split(".")[0] in OPTIONAL_PACKAGES:
+        from csakd_qgis import deps  # deps imports this module
+
+        name = (exc.name or "").split(".")[0]
+        text = (f"The Python package '{name}' is needed for {OPTIONAL_PACKAGES[name]} but is not installed in the "
+                f"Python this runs in ({deps.python_executable()}). Install it with: {deps.install_hint(name)}")
+    elif type(exc).__module__.split(".")[0] == "rasterio":  # before OSError: RasterioIOError is one
+        detail = str(exc).strip().rstrip(".") or type(exc).__name__
+        text = (f"GDAL failed on a raster ({detail}). If that file is damaged or incomplete (e.g. a cut-short "
+                "download or copy), copy or export it again.")
+    elif isinstance(exc, OSError):
+        where = f" '{exc.filename}'" if getattr(exc, "filename", None) else ""
+        text = (f"A file{where} could not be read or written: {exc.strerror or exc}. Check the paths, the free "
+                "disk space and the folder permissions.")
+    elif isinstance(exc, MemoryError):
+        text = "Out of memory: use a smaller tile size or batch, or close other programs."
+    else:
+        return None
+    return " ".join(text.split())

@@ -5,6 +5,12 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 export QT_QPA_PLATFORM=offscreen
+# QGIS's embedded Python finds its home through the first `python3` on PATH: another interpreter there
+# (pyenv, conda, a venv) makes it load the wrong standard library and crash ("Couldn't load SIP module")
+export PATH="/usr/bin:/bin${PATH:+:$PATH}"
+unset PYTHONHOME
+# no <input>.aux.xml files beside the user's rasters (QGIS would store statistics there); override to keep them
+export GDAL_PAM_ENABLED="${GDAL_PAM_ENABLED:-NO}"
 export QGIS_CUSTOM_CONFIG_PATH="${CSAKD_QGIS_PROFILE:-$ROOT/.qgis_profile}"
 export QGIS_PLUGINPATH="${CSAKD_PLUGIN_DIR:-$ROOT}"
 if [ -z "${CSAKD_NO_VENV:-}" ]; then

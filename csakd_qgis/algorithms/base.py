@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import signal
+import threading
 import time
+import traceback
 from collections.abc import Callable
 
 from qgis.core import (
@@ -16,8 +20,41 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QCoreApplication
 
 from csakd_qgis.algorithms import styling
-from csakd_qgis.errors import CancelledError, CsakdError
-from csakd_qgis.raster.io import check_output_path
+from csakd_qgis.errors import CancelledError, CsakdError, failure_message
+from csakd_qgis.raster.io import check_output_path, read_meta
+
+
+@contextlib.contextmanager
+def cancel_on_signals(feedback: QgsProcessingFeedback | None):
+    """While running, Ctrl-C (SIGINT) and SIGTERM cancel through the feedback, like the dialog's Cancel button.
+
+    qgis_process has no handler of its own, so without this a signal kills the run and leaves its temporary
+    files. Only possible on the main thread (where Python delivers signals).
+    """
+    if feedback is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_signal(signum: int, frame: object) -> None:
+        feedback.cancel()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+class _FeedbackWarnings(logging.Handler):
+    """Engine warnings (e.g. stale temporaries removed) shown in the algorithm's log, not lost."""
+
+    def __init__(self, feedback: QgsProcessingFeedback) -> None:
+        super().__init__(logging.WARNING)
+        self.feedback = feedback
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.feedback.pushWarning(record.getMessage())
 
 
 class CsakdAlgorithm(QgsProcessingAlgorithm):
@@ -33,13 +70,19 @@ class CsakdAlgorithm(QgsProcessingAlgorithm):
     def createInstance(self):  # noqa: N802
         return type(self)()
 
-    def group(self) -> str:
-        return self.tr(self.GROUP)
-
-    def groupId(self) -> str:  # noqa: N802
-        return self.GROUP_ID
-
     def checkParameterValues(self, parameters, context):  # noqa: N802
+        """Raster inputs given as file paths are checked by the plugin first (QGIS would call an existing empty or
+        non-raster file 'not found'), then QGIS's checks and the display-band options."""
+        for definition in self.parameterDefinitions():
+            value = parameters.get(definition.name())
+            if definition.type() == "raster" and isinstance(value, str) and os.path.isfile(value):
+                role = definition.description()
+                if f"({definition.name()})" not in role:
+                    role += f" ({definition.name()})"
+                try:
+                    read_meta(value, role)
+                except CsakdError as exc:
+                    return False, str(exc)
         ok, msg = super().checkParameterValues(parameters, context)
         if ok and self.parameterDefinition(styling.DISPLAY_BANDS) is not None:
             try:
@@ -47,6 +90,12 @@ class CsakdAlgorithm(QgsProcessingAlgorithm):
             except QgsProcessingException as exc:
                 return False, str(exc)
         return ok, msg
+
+    def group(self) -> str:
+        return self.tr(self.GROUP)
+
+    def groupId(self) -> str:  # noqa: N802
+        return self.GROUP_ID
 
     def add_display_parameters(self) -> None:
         """The advanced display-band options of an algorithm that writes rasters."""
@@ -104,20 +153,30 @@ class CsakdAlgorithm(QgsProcessingAlgorithm):
 
     @staticmethod
     def run_core(feedback: QgsProcessingFeedback | None, func: Callable, *args, **kwargs):
-        """Call a core function, mapping CsakdError (and cancel) to QgsProcessingException."""
+        """Call a core function, mapping every failure to one-line QgsProcessingException; SIGINT/SIGTERM cancel."""
 
         t0 = time.perf_counter()
-        try:
-            result = func(*args, **kwargs)
-        except CancelledError as exc:
-            raise QgsProcessingException(f"Cancelled: {exc}. No output was written.") from None
-        except CsakdError as exc:
-            raise QgsProcessingException(str(exc)) from None
-        except OSError as exc:  # e.g. disk full or a folder that refuses writes: one line, not a traceback
-            where = f" ('{exc.filename}')" if getattr(exc, "filename", None) else ""
-            raise QgsProcessingException(
-                f"A file could not be read or written{where}: {exc.strerror or exc}. Check the paths, the "
-                "free disk space and the folder permissions.") from None
+        engine_log = logging.getLogger("csakd")
+        handler = _FeedbackWarnings(feedback) if feedback is not None else None
+        if handler is not None:
+            engine_log.addHandler(handler)
+        with cancel_on_signals(feedback), contextlib.ExitStack() as stack:
+            if handler is not None:
+                stack.callback(engine_log.removeHandler, handler)
+            try:
+                result = func(*args, **kwargs)
+            except CancelledError as exc:
+                raise QgsProcessingException(f"Cancelled: {exc}. No output was written.") from None
+            except QgsProcessingException:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one line instead of a traceback
+                line = failure_message(exc)
+                if line is None:
+                    if feedback is not None:
+                        feedback.pushDebugInfo(traceback.format_exc())
+                    line = (f"Internal error ({type(exc).__name__}: {' '.join(str(exc).split())}); please report "
+                            "it.")
+                raise QgsProcessingException(line) from None
         if feedback is not None:
             feedback.pushInfo(f"Finished in {time.perf_counter() - t0:.2f} s")
         return result
@@ -171,7 +230,14 @@ class CsakdAlgorithm(QgsProcessingAlgorithm):
     @staticmethod
     def layer_path(alg: QgsProcessingAlgorithm, parameters: dict, name: str,
                    context: QgsProcessingContext, role: str) -> str:
-        """File path of a raster layer parameter, with a clear error if it cannot be loaded."""
+        """File path of a raster layer parameter, with a clear error if it cannot be loaded.
+
+        A file path is used as it is (checked by :meth:`checkParameterValues`): loading it as a QGIS layer would
+        compute statistics (GDAL errors on stderr for an all-nodata raster) and is not needed.
+        """
+        value = parameters.get(name)
+        if isinstance(value, str) and os.path.isfile(value):
+            return value
         layer = alg.parameterAsRasterLayer(parameters, name, context)
         if layer is None or not layer.isValid():
             value = parameters.get(name)

@@ -12,7 +12,6 @@ import contextlib
 import datetime as _dt
 import os
 import re
-import tempfile
 import threading
 from collections.abc import Sequence
 
@@ -37,7 +36,7 @@ from qgis.PyQt.QtXml import QDomDocument
 
 from csakd_qgis import __version__
 from csakd_qgis.quality.report import TRUE_COLOUR_NM, rgb_bands
-from csakd_qgis.raster.io import chmod_like_new_file, read_meta
+from csakd_qgis.raster.io import read_meta, write_files_atomic
 
 DISPLAY_BANDS, DISPLAY_WAVELENGTHS = "DISPLAY_BANDS", "DISPLAY_WAVELENGTHS"
 TRUE_COLOUR, FALSE_COLOUR, CUSTOM = "true_colour", "false_colour", "custom"
@@ -198,20 +197,6 @@ def shift_text(dx: float, dy: float, corrected: bool) -> str:
     return f"dx {dx:+.3f}, dy {dy:+.3f} LR px ({'corrected' if corrected else 'not corrected'})"
 
 
-def _write_atomic(path: str, text: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        chmod_like_new_file(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
-
-
 def remove_sidecars(raster: str) -> None:
     """Delete the .qml/.qmd written beside a raster (a failed run leaves no style for a file it did not make)."""
     for p in sidecar_paths(raster):
@@ -240,8 +225,8 @@ def write_sidecars(raster: str, targets: Sequence[float], abstract: str) -> list
         if error:
             raise QgsProcessingException(f"The display style of '{raster}' could not be written: {error}")
         layer.exportNamedMetadata(metadata_doc, "")
-        _write_atomic(qml, style.toString())
-        _write_atomic(qmd, metadata_doc.toString())
+        write_files_atomic([(qml, "display style", style.toString().encode("utf-8")),
+                            (qmd, "layer metadata", metadata_doc.toString().encode("utf-8"))])
     except BaseException:
         remove_sidecars(raster)
         raise

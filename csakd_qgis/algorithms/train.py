@@ -179,8 +179,10 @@ class TrainAlgorithm(CsakdAlgorithm):
         if not model.lower().endswith(".safetensors"):
             return False, (f"The output model '{model}' must end in .safetensors (the .json model card is written "
                            "beside it).")
+        init = (self.parameterAsFile(parameters, self.INIT_FILE, context)
+                or self.parameterAsEnumString(parameters, self.INIT, context))
         try:
-            check_model_output(model, inputs)
+            check_model_output(model, inputs, init=init)
         except CsakdError as exc:
             return False, str(exc)
         if fused:

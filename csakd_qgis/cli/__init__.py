@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import traceback
 
 from csakd_qgis import __version__
 from csakd_qgis.cli.batch import add_batch_parser
@@ -17,7 +19,7 @@ from csakd_qgis.cli.models import add_models_parser
 from csakd_qgis.cli.simulate import add_simulate_parser
 from csakd_qgis.cli.superresolve import add_superresolve_parser
 from csakd_qgis.cli.train import add_train_parser
-from csakd_qgis.errors import CsakdError
+from csakd_qgis.errors import failure_message
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,20 +37,61 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that every writer removes its temporary file."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+_GDAL_HANDLER: list = []  # keeps the handler alive while GDAL holds it
+
+
+def route_gdal_messages(verbose: bool) -> None:
+    """GDAL's own messages go to the log (shown with -v) instead of extra stderr lines beside the error line."""
+    logging.getLogger("rasterio").setLevel(logging.DEBUG if verbose else logging.WARNING)
+    try:
+        from osgeo import gdal
+    except ImportError:
+        return
+    gdal_log = logging.getLogger("csakd.gdal")
+
+    def handler(err_class: int, err_no: int, message: str) -> None:
+        gdal_log.debug("GDAL: %s", message)
+
+    _GDAL_HANDLER[:] = [handler]
+    gdal.SetErrorHandler(handler)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run a subcommand; user errors print one line 'csakd: error: ...' and return exit code 1."""
+    """Run a subcommand; any failure prints one line 'csakd: error: ...' and returns exit code 1.
+
+    Ctrl-C and SIGTERM stop the run cleanly (outputs removed) with exit codes 130 and 143.
+    """
 
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    route_gdal_messages(args.verbose)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return int(args.func(args) or 0)
-    except CsakdError as exc:
-        print(f"csakd: error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        terminated = isinstance(exc, Terminated)
+        print(f"csakd: {'terminated' if terminated else 'interrupted'}: no output was written", file=sys.stderr)
+        return 143 if terminated else 130
+    except Exception as exc:  # noqa: BLE001 - one line instead of a traceback; -v shows the traceback
+        line = failure_message(exc)
+        if line is None:
+            if args.verbose:
+                traceback.print_exc()
+            line = (f"internal error ({type(exc).__name__}: {' '.join(str(exc).split())}); please report it "
+                    "(run with -v for the details)")
+        print(f"csakd: error: {line}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("csakd: interrupted", file=sys.stderr)
-        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

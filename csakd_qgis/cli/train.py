@@ -23,6 +23,7 @@ from csakd_qgis.spectral.srf import load_srf
 from csakd_qgis.training.adapt import FitConfig, adapt
 from csakd_qgis.training.cotrain import TrainConfig, train
 from csakd_qgis.training.scenes import make_wald_scenes
+from csakd_qgis.zoo.registry import check_not_overwriting
 
 
 def _load_scenes(paths: Sequence[str], sensor: str, scale: int, ref_wl: list[float] | None
@@ -155,8 +156,11 @@ def run_train(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if not out.parent.is_dir():
         raise CsakdError(f"The output folder '{out.parent}' does not exist: create it first.")
-    srf = load_srf(args.sensor)
     train_paths = list(args.scenes) + list(args.mat)
+    written = [out.with_name(f"{out.name}_{role}{ext}") for role in ("student", "teacher")
+               for ext in (".safetensors", ".json")]
+    check_not_overwriting(written, [*train_paths, *args.val_scenes], [args.teacher] if args.teacher else [])
+    srf = load_srf(args.sensor)
     train_scenes, wl, fw = _load_scenes(train_paths, srf, args.scale, None)
     val_scenes = _load_scenes(args.val_scenes, srf, args.scale, wl)[0] if args.val_scenes else []
     card: dict[str, Any] = {"training": {"data": [str(p) for p in train_paths]}}

@@ -32,7 +32,7 @@ import numpy as np
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.fusion.predictors import fill_nodata
 from csakd_qgis.fusion.runtime import open_runner
-from csakd_qgis.raster.io import OUTPUT_NODATA, check_output_path, read_meta
+from csakd_qgis.raster.io import OUTPUT_NODATA, check_has_valid_pixel, check_output_path, read_meta
 from csakd_qgis.raster.job import (
     OutputSpec,
     Progress,
@@ -251,6 +251,7 @@ def superresolve(hsi: str | os.PathLike, out: str | os.PathLike, model: Any = "b
     prog = Progress(progress, cancel)
     prog.report(0.0, "reading the HSI header")
     meta = read_meta(hsi, HSI_ROLE)
+    check_has_valid_pixel(hsi, HSI_ROLE)
     if meta.crs is None:
         log.debug("HSI without CRS: output without CRS too")
     good = meta.good_bands()

@@ -40,6 +40,8 @@ class CSAKDPair:
 
     def _run(self, model: Any, batch: dict[str, Any]) -> tuple[Any, Any]:
         lr, msi, base = batch["lr"], batch["msi"], batch.get("base")
+        if getattr(model.cfg, "residual", None) != "base":
+            base = None  # the base is there for the other network of the pair (e.g. a zoo teacher correcting GLP)
         if self.norm is not None:
             n = self.norm
             lr = (lr - n["hsi_mean"]) / n["hsi_std"]

@@ -67,9 +67,15 @@ def psnr_per_band(ref: np.ndarray, est: np.ndarray, mask: np.ndarray | None = No
     return out
 
 
+def nan_mean(values: np.ndarray) -> float:
+    """Mean ignoring NaN; NaN (without numpy's empty-slice warning) when nothing is left, e.g. on tiny inputs."""
+    v = np.asarray(values, np.float64)
+    return float(np.nanmean(v)) if v.size and not np.isnan(v).all() else float("nan")
+
+
 def psnr(ref: np.ndarray, est: np.ndarray, mask: np.ndarray | None = None) -> float:
     """Mean over bands of the per-band PSNR (dB); inf if some band is exact (bands with peak <= 0 ignored)."""
-    return float(np.nanmean(psnr_per_band(ref, est, mask)))
+    return nan_mean(psnr_per_band(ref, est, mask))
 
 
 def sam_map(ref: np.ndarray, est: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
@@ -89,7 +95,7 @@ def sam_map(ref: np.ndarray, est: np.ndarray, mask: np.ndarray | None = None) ->
 def sam(ref: np.ndarray, est: np.ndarray, mask: np.ndarray | None = None) -> float:
     """Mean spectral angle in DEGREES over valid pixels with non-zero spectra (NaN if there are none)."""
     m = sam_map(ref, est, mask)
-    return float(np.nanmean(m)) if np.isfinite(m).any() else float("nan")
+    return nan_mean(m)
 
 
 def ergas(ref: np.ndarray, est: np.ndarray, scale: float, mask: np.ndarray | None = None) -> float:
@@ -174,7 +180,7 @@ def ssim_per_band(ref: np.ndarray, est: np.ndarray, mask: np.ndarray | None = No
 
 def ssim(ref: np.ndarray, est: np.ndarray, mask: np.ndarray | None = None, **kwargs) -> float:
     """Mean over bands of :func:`ssim_per_band`."""
-    return float(np.nanmean(ssim_per_band(ref, est, mask, **kwargs)))
+    return nan_mean(ssim_per_band(ref, est, mask, **kwargs))
 
 
 def _uiqi_block(r: np.ndarray, e: np.ndarray, v: np.ndarray, window: int) -> np.ndarray:
@@ -219,8 +225,8 @@ def compute_metrics(ref: np.ndarray, est: np.ndarray, scale: float, mask: np.nda
     r, e, v = _prepare(ref, est, mask, bands)
     pb = psnr_per_band(r, e, v)
     return {
-        "psnr": float(np.nanmean(pb)),
-        "psnr_capped": float(np.nanmean(np.minimum(pb, PSNR_CAP_DB))),
+        "psnr": nan_mean(pb),
+        "psnr_capped": nan_mean(np.minimum(pb, PSNR_CAP_DB)),
         "psnr_per_band": [float(x) for x in pb],
         "sam": sam(r, e, v),
         "ergas": ergas(r, e, scale, v),

@@ -22,7 +22,13 @@ import numpy as np
 
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.quality.metrics import compute_metrics, psnr_per_band, sam_map
-from csakd_qgis.raster.io import read_meta, read_reflectance
+from csakd_qgis.raster.io import (
+    check_writable_folder,
+    read_meta,
+    read_reflectance,
+    write_bytes_atomic,
+    write_files_atomic,
+)
 from csakd_qgis.raster.resample import upsample_bicubic
 from csakd_qgis.spectral.degrade import check_scale, crop_to_multiple, wald_degrade
 
@@ -42,13 +48,14 @@ def json_safe(obj):
     return obj
 
 
+def json_bytes(data: dict) -> bytes:
+    """``data`` as strict JSON text (non-finite numbers as strings)."""
+    return json.dumps(json_safe(data), indent=2, allow_nan=False).encode("utf-8")
+
+
 def write_json(path: str | os.PathLike, data: dict) -> Path:
     """Write ``data`` as strict JSON (non-finite numbers as strings), atomically."""
-    p = Path(path)
-    tmp = p.with_name(f".{p.name}.tmp")
-    tmp.write_text(json.dumps(json_safe(data), indent=2, allow_nan=False), encoding="utf-8")
-    os.replace(tmp, p)
-    return p
+    return write_bytes_atomic(path, json_bytes(data), role="metrics JSON")
 
 
 def _png(fig) -> str:
@@ -91,11 +98,13 @@ def _stretch(img: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return np.moveaxis(out, 0, -1)
 
 
-def build_report(ref: np.ndarray, fused: np.ndarray, out_html: str | os.PathLike,
+def build_report(ref: np.ndarray, fused: np.ndarray, out_html: str | os.PathLike | None,
                  wavelengths: Sequence[float] | None = None, bicubic: np.ndarray | None = None,
                  scale: float = 1.0, metrics: dict | None = None, metrics_bicubic: dict | None = None,
-                 title: str = "csakd evaluation", info: dict | None = None, n_spectra: int = 4) -> Path:
+                 title: str = "csakd evaluation", info: dict | None = None, n_spectra: int = 4) -> Path | str:
     """Write a self-contained HTML report comparing ``fused`` (and ``bicubic``) with ``ref`` ((C, H, W)).
+
+    ``out_html=None`` returns the document instead of writing it.
 
     Figures: per-band PSNR vs wavelength, SAM maps, per-pixel RMSE maps, RGB quick-looks (same stretch for
     all), and spectra at a few pixels (worst, median and best SAM of the fused image, and the centre).
@@ -202,11 +211,9 @@ and UIQI (8x8) per band averaged.</p>
 {body}
 </body></html>
 """
-    p = Path(out_html)
-    tmp = p.with_name(f".{p.name}.tmp")
-    tmp.write_text(doc, encoding="utf-8")
-    os.replace(tmp, p)
-    return p
+    if out_html is None:
+        return doc
+    return write_bytes_atomic(out_html, doc.encode("utf-8"), role="HTML report")
 
 
 def _grid_offset(transform, ref_transform) -> tuple[int, int]:
@@ -274,9 +281,7 @@ def evaluate_rasters(reference: str | os.PathLike, fused: str | os.PathLike, sca
     s = check_scale(scale)
     for p, role in ((json_path, "metrics JSON"), (report_path, "HTML report")):
         if p is not None:
-            parent = Path(p).parent
-            if not parent.is_dir():
-                raise CsakdError(f"The folder of the {role} '{parent}' does not exist: create it or choose another.")
+            check_writable_folder(Path(str(p)), role)
     rmeta = read_meta(reference, "reference HSI")
     fmeta = read_meta(fused, "fused HSI")
     if rmeta.crs and fmeta.crs and rmeta.crs != fmeta.crs:
@@ -336,8 +341,7 @@ def evaluate_rasters(reference: str | os.PathLike, fused: str | os.PathLike, sca
                   psnr_per_band=m_fused["psnr_per_band"], wavelengths_nm=wl)
     if m_bic is not None:
         result["bicubic"] = {k: m_bic[k] for k in (*_METRIC_KEYS, "psnr_capped", "n_pixels", "psnr_per_band")}
-    if json_path is not None:
-        write_json(json_path, result)
+    files = [] if json_path is None else [(json_path, "metrics JSON", json_bytes(result))]
     if report_path is not None:
         nanmask = ~valid_w
         show_ref, show_est, show_bic = ref_w.copy(), est_w.copy(), bic_w.copy()
@@ -345,7 +349,9 @@ def evaluate_rasters(reference: str | os.PathLike, fused: str | os.PathLike, sca
             a[:, nanmask] = np.nan
         info = {"reference": reference, "fused": fused, "scale": s, "bands evaluated": len(ref_bands),
                 "pixels evaluated": m_fused["n_pixels"], "baseline": bic_source}
-        build_report(show_ref, show_est, report_path, wavelengths=wl if all(w is not None for w in wl) else None,
-                     bicubic=show_bic if m_bic is not None else None, scale=s, metrics=m_fused,
-                     metrics_bicubic=m_bic, title=f"csakd evaluation: {Path(str(fused)).name}", info=info)
+        doc = build_report(show_ref, show_est, None, wavelengths=wl if all(w is not None for w in wl) else None,
+                           bicubic=show_bic if m_bic is not None else None, scale=s, metrics=m_fused,
+                           metrics_bicubic=m_bic, title=f"csakd evaluation: {Path(str(fused)).name}", info=info)
+        files.append((report_path, "HTML report", doc.encode("utf-8")))
+    write_files_atomic(files)  # both outputs or neither
     return result

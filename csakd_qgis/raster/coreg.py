@@ -43,6 +43,7 @@ from csakd_qgis.errors import CancelledError, CsakdError
 from csakd_qgis.raster.io import (
     GeoTiffWriter,
     RasterMeta,
+    check_has_valid_pixel,
     check_output_path,
     read_meta,
     read_window_raw,
@@ -741,6 +742,8 @@ def coregister(hsi: str | os.PathLike, msi: str | os.PathLike, out: str | os.Pat
 
     check_output_path(out, [str(hsi), str(msi)], role="co-registered HSI output")
     grid = plan_grid(hsi, msi)
+    check_has_valid_pixel(hsi, "hyperspectral (HSI) input")
+    check_has_valid_pixel(msi, "multispectral (MSI) input")
     est = estimate_shift(grid)
     messages = list(grid.messages) + [est.message]
     corrected = shift_correct and est.method != "none" and max(abs(est.dx), abs(est.dy)) >= MIN_CORRECTED_SHIFT_LR

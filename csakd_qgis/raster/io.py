@@ -7,17 +7,23 @@ so downstream code never sees sensor-specific integer scalings or nodata sentine
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
+import logging
 import os
 import re
 import tempfile
-from collections.abc import Iterator, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from csakd_qgis.errors import CsakdError
+
+log = logging.getLogger("csakd")
 
 OUTPUT_NODATA = -9999.0
 SUPPORTED_OUTPUT_EXTENSIONS = (".tif", ".tiff")
@@ -142,6 +148,8 @@ def read_meta(path: str | os.PathLike, role: str = "input raster") -> RasterMeta
         raise CsakdError(f"The {role} is not set: give the path of a raster file.")
     if not os.path.exists(p):
         raise CsakdError(f"The {role} '{p}' does not exist: check the path.")
+    if os.path.isfile(p) and os.path.getsize(p) == 0:
+        raise CsakdError(f"The {role} '{p}' is an empty file (0 bytes), not a raster: copy or export it again.")
     try:
         with rasterio.open(p) as ds:
             wl, fw, bbl = _band_spectral_meta(ds)
@@ -194,6 +202,33 @@ def read_reflectance(path: str | os.PathLike, window=None, bands: Sequence[int] 
         else:
             raw = ds.read([i + 1 for i in idx], window=window)
     return to_reflectance(raw, meta, idx)
+
+
+def check_has_valid_pixel(path: str | os.PathLike, role: str, bands: Sequence[int] | None = None,
+                          chunk_bytes: int = 64 * 2 ** 20) -> None:
+    """CsakdError when no pixel of ``path`` is valid in its usable bands (all nodata), before any compute.
+
+    A decimated read usually finds a valid pixel at once; otherwise the raster is scanned in row chunks of
+    about ``chunk_bytes`` (memory stays bounded, and it stops at the first valid pixel).
+    """
+    import rasterio
+    from rasterio.windows import Window
+
+    meta = read_meta(path, role)
+    idx = meta.good_bands() if bands is None else list(bands)
+    if idx:
+        with rasterio.open(str(path)) as ds:
+            shape = (len(idx), min(ds.height, 256), min(ds.width, 256))
+            if np.isfinite(to_reflectance(ds.read([i + 1 for i in idx], out_shape=shape), meta, idx)).any():
+                return
+            rows = max(1, int(chunk_bytes // max(1, 4 * len(idx) * ds.width)))
+            for r0 in range(0, ds.height, rows):
+                raw = ds.read([i + 1 for i in idx], window=Window(0, r0, ds.width, min(rows, ds.height - r0)))
+                if np.isfinite(to_reflectance(raw, meta, idx, copy=False)).any():
+                    return
+    raise CsakdError(f"The {role} '{path}' has no valid pixel: every pixel is nodata"
+                     f"{f' ({meta.nodata:g})' if meta.nodata is not None else ''} in its usable bands. Check the "
+                     "file and its nodata value.")
 
 
 OUTSIDE_MODES = ("fill", "edge", "symmetric")
@@ -353,27 +388,215 @@ def chmod_like_new_file(path: str | os.PathLike) -> None:
     os.chmod(path, 0o666 & ~mask)
 
 
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike) -> Iterator[str]:
-    """A temporary file name beside ``path``: renamed to ``path`` when the block succeeds, else removed."""
-    p = Path(str(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.stem}.", suffix=f".tmp{p.suffix}", dir=str(p.parent) or ".")
-    os.close(fd)
+_PROCESS_START = time.time()
+TEMP_SUFFIX = ".csakd-tmp"
+# this tool's temporaries: ".<name>.<8 random chars>.csakd-tmp", and those of earlier versions
+# (".<stem>.<8>.tmp.tif" rasters, ".<name>.<8>.tmp" model files, ".<name>.tmp" JSON/HTML/checkpoints)
+_TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.csakd-tmp$|^\..+\.[a-z0-9_]{8}\.tmp(\.tif)?$"
+                        r"|^\..+\.(json|html?|pt)\.tmp$")
+
+
+def is_temporary_name(name: str) -> bool:
+    """Whether ``name`` is the name of one of this tool's temporary output files."""
+    return bool(_TEMP_NAME.match(name))
+
+
+def sweep_stale_temporaries(folder: str | os.PathLike) -> list[str]:
+    """Remove this tool's temporaries in ``folder`` left by killed runs (older than this process, not locked).
+
+    A running writer holds an exclusive lock on its temporary, so a concurrent run is never disturbed.
+    Returns the names removed (and logs them).
+    """
+    removed = []
     try:
-        yield tmp
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not is_temporary_name(entry.name):
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False) or entry.stat().st_mtime >= _PROCESS_START:
+                continue
+            fd = os.open(entry.path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.remove(entry.path)
+            removed.append(entry.name)
+        except OSError:
+            pass  # locked: a writer is still running
+        finally:
+            os.close(fd)
+    if removed:
+        log.warning("Removed %d stale temporary file(s) of an interrupted earlier run from '%s': %s",
+                    len(removed), folder, ", ".join(removed))
+    return removed
+
+
+def write_error(path: str | os.PathLike, role: str, exc: BaseException) -> BaseException:
+    """The exception to raise for a failed write of ``path``: a one-line CsakdError for I/O and GDAL failures."""
+    if isinstance(exc, CsakdError | KeyboardInterrupt | SystemExit):
+        return exc
+    if isinstance(exc, OSError):
+        reason = exc.strerror or str(exc)
+    elif isinstance(exc, MemoryError):
+        reason = "out of memory"
+    elif type(exc).__module__.startswith("rasterio"):
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    else:
+        return exc
+    return CsakdError(f"Writing the {role} '{path}' failed ({reason}). {_SPACE_HINT}")
+
+
+_SPACE_HINT = "Check the free disk space and the folder; nothing was written there (an existing file is kept)."
+
+
+class AtomicOutput:
+    """A hidden, locked temporary file beside ``path``: :meth:`commit` fsyncs and renames it onto ``path``.
+
+    :meth:`discard` removes it, leaving an existing file at ``path`` untouched. The lock lets
+    :func:`sweep_stale_temporaries` tell a running writer's temporary from a killed run's.
+    """
+
+    def __init__(self, path: str | os.PathLike, role: str = "output") -> None:
+        self.path = Path(str(path))
+        self.role = role
+        folder = str(self.path.parent) or "."
+        sweep_stale_temporaries(folder)
+        try:
+            self._fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=TEMP_SUFFIX, dir=folder)
+        except OSError as exc:
+            raise write_error(self.path, role, exc) from None
+        self.tmp = Path(tmp)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def commit(self) -> Path:
+        """Flush the temporary to disk and rename it onto the final path (normal file permissions)."""
+        try:
+            os.fsync(self._fd)
+            chmod_like_new_file(self.tmp)
+            os.replace(self.tmp, self.path)
+        except OSError as exc:
+            self.discard()
+            raise write_error(self.path, self.role, exc) from None
+        self._close()
+        with contextlib.suppress(OSError):
+            dfd = os.open(str(self.path.parent) or ".", os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+        return self.path
+
+    def discard(self) -> None:
+        """Remove the temporary (if still there); the final path is not touched."""
+        if self._fd is not None and self.tmp.exists():
+            with contextlib.suppress(OSError):
+                os.remove(self.tmp)
+        self._close()
+
+    def _close(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+
+
+def write_files_atomic(items: Sequence[tuple[str | os.PathLike, str, bytes | Callable[[Path], None]]]) -> None:
+    """Write several files all or nothing: (path, role, bytes or a function writing the given temporary path).
+
+    Every file is written and flushed to its temporary first; only then are they renamed into place.
+    """
+    outs: list[AtomicOutput] = []
+    try:
+        for path, role, data in items:
+            out = AtomicOutput(path, role)
+            outs.append(out)
+            try:
+                if callable(data):
+                    data(out.tmp)
+                else:
+                    with open(out.tmp, "wb") as fh:
+                        fh.write(data)
+            except BaseException as exc:
+                raise write_error(path, role, exc) from None
     except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        for out in outs:
+            out.discard()
         raise
-    chmod_like_new_file(tmp)
-    os.replace(tmp, p)
+    for out in outs:
+        out.commit()
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes | Callable[[Path], None], role: str = "output"
+                       ) -> Path:
+    """Write ``data`` (bytes, or a function writing the given temporary path) to ``path`` atomically."""
+    write_files_atomic([(path, role, data)])
+    return Path(str(path))
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike, role: str = "output") -> Iterator[str]:
+    """A temporary file name beside ``path`` for writers that take a name (e.g. gdal.Translate): renamed onto
+    ``path`` when the block succeeds, removed otherwise (an existing file at ``path`` is kept)."""
+    out = AtomicOutput(path, role)
+    try:
+        yield str(out.tmp)
+    except BaseException as exc:
+        out.discard()
+        raise write_error(path, role, exc) from None
+    out.commit()
+
+
+class GdalErrorTrap:
+    """Collects GDAL failures of a writer instead of letting GDAL print them; use ``with trap:`` around each call.
+
+    GDAL reports a failed block write (e.g. "No space left on device") only through its error handler, often
+    while flushing at close; :meth:`check` turns the first failure into a CsakdError. The handler is pushed
+    and popped around each call on the calling thread (rasterio replaces handlers pushed earlier).
+    """
+
+    def __init__(self) -> None:
+        self.failures: list[str] = []
+        self._lock = threading.Lock()
+        try:
+            from osgeo import gdal
+        except ImportError:  # rasterio without GDAL's Python bindings: failures then surface as exceptions
+            gdal = None
+        self._gdal = gdal
+
+    def _handler(self, err_class: int, err_no: int, message: str) -> None:
+        if err_class >= 3:  # CE_Failure, CE_Fatal
+            with self._lock:
+                self.failures.append(str(message).strip())
+        elif err_class == 2:
+            log.warning("GDAL: %s", message)
+
+    def __enter__(self) -> GdalErrorTrap:
+        if self._gdal is not None:
+            self._gdal.PushErrorHandler(self._handler)
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self._gdal is not None:
+            self._gdal.PopErrorHandler()
+
+    def check(self, path: str | os.PathLike, role: str) -> None:
+        """Raise CsakdError naming the first GDAL failure, if any occurred."""
+        if self.failures:
+            raise CsakdError(f"Writing the {role} '{path}' failed ({self.failures[0]}). {_SPACE_HINT}")
 
 
 class GeoTiffWriter:
     """Write a float32 GeoTIFF block by block into a temporary file; rename into place on success.
 
-    Use as a context manager: on an exception (including cancel) the temporary file is removed and
-    nothing is left at the output path.
+    Use as a context manager: on an exception (including cancel) or a GDAL write failure (e.g. disk full)
+    the temporary file is removed and an existing file at the output path is kept. ``require_valid``: the
+    error message raised at the end when no valid (finite) value was written. ``commit=False`` leaves the
+    finished temporary in :attr:`pending` (an :class:`AtomicOutput`) for the caller to commit or discard,
+    so several outputs can be committed together.
     """
 
     def __init__(self, path: str | os.PathLike, width: int, height: int, count: int, crs, transform,
@@ -381,7 +604,8 @@ class GeoTiffWriter:
                  fwhm: Sequence[float | None] | None = None,
                  nodata: float = OUTPUT_NODATA, creation_options: dict[str, str] | None = None,
                  tags: dict[str, str] | None = None, bbl: Sequence[int] | None = None,
-                 descriptions: Sequence[str | None] | None = None) -> None:
+                 descriptions: Sequence[str | None] | None = None, role: str = "output raster",
+                 require_valid: str | None = None, commit: bool = True) -> None:
         self.path = Path(str(path))
         self.width, self.height, self.count = width, height, count
         self.crs, self.transform, self.nodata = crs, transform, nodata
@@ -392,22 +616,29 @@ class GeoTiffWriter:
         self.tags = tags or {}
         self.bbl = list(bbl) if bbl is not None else None
         self.descriptions = list(descriptions) if descriptions is not None else None
+        self.role = role
+        self.require_valid = require_valid
+        self.any_valid = False
+        self.commit = commit
+        self.pending: AtomicOutput | None = None
         self._ds = None
-        self._tmp: str | None = None
-        self._atomic: contextlib.AbstractContextManager[str] | None = None
+        self._out: AtomicOutput | None = None
+        self._trap: GdalErrorTrap | None = None
 
     def __enter__(self) -> GeoTiffWriter:
         import rasterio
 
-        self._atomic = atomic_output(self.path)
-        self._tmp = self._atomic.__enter__()
+        self._out = AtomicOutput(self.path, self.role)
+        self._trap = GdalErrorTrap()
         try:
-            self._ds = rasterio.open(self._tmp, "w", driver="GTiff", width=self.width, height=self.height,
-                                     count=self.count, dtype="float32", crs=self.crs, transform=self.transform,
-                                     nodata=self.nodata, **self.options)
-        except BaseException as err:
-            self._atomic.__exit__(type(err), err, err.__traceback__)
-            raise
+            with self._trap:
+                self._ds = rasterio.open(self._out.tmp, "w", driver="GTiff", width=self.width,
+                                         height=self.height, count=self.count, dtype="float32", crs=self.crs,
+                                         transform=self.transform, nodata=self.nodata, **self.options)
+            self._trap.check(self.path, self.role)
+        except BaseException as exc:
+            self._out.discard()
+            raise write_error(self.path, self.role, exc) from None
         return self
 
     @property
@@ -428,15 +659,24 @@ class GeoTiffWriter:
         """
         block = np.asarray(block)
         if block.dtype != np.float32 or not np.isfinite(np.add.reduce(block, axis=None)):
-            block = np.where(np.isfinite(block), block, self.nodata).astype(np.float32)
+            finite = np.isfinite(block)
+            self.any_valid = self.any_valid or bool(finite.any())
+            block = np.where(finite, block, self.nodata).astype(np.float32)
+        elif block.size:
+            self.any_valid = True
         idx = list(range(1, self.count + 1)) if indexes is None else [int(i) for i in indexes]
-        if block.ndim == 3 and not block.flags.c_contiguous and all(b.flags.c_contiguous for b in block):
-            for i, b in zip(idx, block, strict=True):
-                self._ds.write(b, indexes=i, window=window)
-        elif indexes is None:
-            self._ds.write(block, window=window)
-        else:
-            self._ds.write(block, indexes=idx, window=window)
+        try:
+            with self._trap:  # a block flushed from the cache may fail (e.g. disk full)
+                if block.ndim == 3 and not block.flags.c_contiguous and all(b.flags.c_contiguous for b in block):
+                    for i, b in zip(idx, block, strict=True):
+                        self._ds.write(b, indexes=i, window=window)
+                elif indexes is None:
+                    self._ds.write(block, window=window)
+                else:
+                    self._ds.write(block, indexes=idx, window=window)
+        except BaseException as exc:
+            raise write_error(self.path, self.role, exc) from None
+        self._trap.check(self.path, self.role)  # stop at the first failed block, not after the whole job
 
     def _finish_metadata(self) -> None:
         ds = self._ds
@@ -456,25 +696,47 @@ class GeoTiffWriter:
         if self.tags:
             ds.update_tags(**self.tags)
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        failure = exc
         try:
             if exc_type is None:
-                self._finish_metadata()
-            self._ds.close()
-        except BaseException as err:  # a failed close (e.g. disk full) leaves nothing at the path either
-            self._atomic.__exit__(type(err), err, err.__traceback__)
-            raise
-        self._atomic.__exit__(exc_type, exc, tb)
+                if self.require_valid and not self.any_valid:
+                    raise CsakdError(self.require_valid)
+                with self._trap:
+                    self._finish_metadata()
+        except BaseException as err:  # noqa: BLE001 - handled below: temporary removed, error converted
+            failure = err
+        finally:
+            try:
+                with self._trap:
+                    self._ds.close()
+            except BaseException as err:  # noqa: BLE001
+                failure = failure or err
+        if failure is None:
+            try:
+                self._trap.check(self.path, self.role)
+                if self.commit:
+                    self._out.commit()
+                else:
+                    self.pending = self._out
+                return False
+            except BaseException as err:  # noqa: BLE001
+                failure = err
+        self._out.discard()
+        if failure is exc:  # the caller's error (a failed read, a cancel ...): raised unchanged
+            return False
+        raise write_error(self.path, self.role, failure) from None
 
 
 def write_raster(path: str | os.PathLike, array: np.ndarray, crs, transform,
                  wavelengths: Sequence[float | None] | None = None,
                  fwhm: Sequence[float | None] | None = None, tags: dict[str, str] | None = None,
-                 creation_options: dict[str, str] | None = None) -> Path:
+                 creation_options: dict[str, str] | None = None,
+                 descriptions: Sequence[str | None] | None = None, role: str = "output raster") -> Path:
     """Write a whole (C, H, W) reflectance array as a georeferenced GeoTIFF (atomically)."""
     c, h, w = array.shape
     with GeoTiffWriter(path, w, h, c, crs, transform, wavelengths, fwhm, tags=tags,
-                       creation_options=creation_options) as wr:
+                       creation_options=creation_options, descriptions=descriptions, role=role) as wr:
         wr.write(array)
     return Path(str(path))
 

@@ -10,10 +10,10 @@ import numpy as np
 
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.raster.io import (
+    GeoTiffWriter,
     check_output_path,
     read_meta,
     read_reflectance,
-    set_band_descriptions,
     write_raster,
 )
 from csakd_qgis.spectral.degrade import check_scale, crop_to_multiple, simulate_pair
@@ -65,11 +65,18 @@ def simulate_rasters(hsi_path: str | os.PathLike, sensor_spec: str | SRF, scale:
             "snr_db": snr_db, "shift_lr_px": list(shift) if shift else None, "sigma_hr_px": s / 2.0,
             "n_bands": len(bands), "hr_shape": list(hr.shape[1:]), "lr_shape": list(lr.shape[1:])}
     tags = {"CSAKD_SIMULATION": json.dumps(info)}
-    write_raster(out_lr, lr, meta.crs, lr_tr, wavelengths=wl, fwhm=fw, tags=tags,
-                 creation_options=creation_options)
     cents = srf.centroids()
-    write_raster(out_msi, msi, meta.crs, hr_tr, wavelengths=list(cents), fwhm=list(srf.fwhm()), tags=tags,
-                 creation_options=creation_options)
-    set_band_descriptions(out_msi, [f"{n} ({c:.2f} nm)" for n, c in zip(srf.band_names, cents, strict=True)])
+    names = [f"{n} ({c:.2f} nm)" for n, c in zip(srf.band_names, cents, strict=True)]
+    with GeoTiffWriter(out_lr, lr.shape[2], lr.shape[1], lr.shape[0], meta.crs, lr_tr, wl, fw, tags=tags,
+                       creation_options=creation_options, role="LR-HSI output", commit=False) as lr_writer:
+        lr_writer.write(lr)
+    pending_lr = lr_writer.pending
+    try:  # the pair is written whole or not at all
+        write_raster(out_msi, msi, meta.crs, hr_tr, wavelengths=list(cents), fwhm=list(srf.fwhm()), tags=tags,
+                     creation_options=creation_options, descriptions=names, role="HR-MSI output")
+    except BaseException:
+        pending_lr.discard()
+        raise
+    pending_lr.commit()
     info.update(lr_path=str(out_lr), msi_path=str(out_msi), band_indices=bands)
     return info

@@ -52,7 +52,7 @@ from csakd_qgis.training.scenes import (
 )
 from csakd_qgis.training.validation import attached_base_metrics, baseline_metrics
 from csakd_qgis.zoo.card import load_model, model_paths, read_card, save_model, validate_card
-from csakd_qgis.zoo.registry import ZooCandidate, closest_zoo_model, resolve_model_path
+from csakd_qgis.zoo.registry import ZooCandidate, check_not_overwriting, closest_zoo_model, resolve_model_path
 
 log = logging.getLogger("csakd_qgis.adapt")
 
@@ -187,8 +187,10 @@ def finite_psnr(metrics: dict[str, Any]) -> float:
 
 
 # ------------------------------------------------------------------------------------------- paths
-def check_model_output(path: str | os.PathLike, inputs: Sequence[str | os.PathLike] = ()) -> Path:
-    """Validate a model destination before any compute: ``.safetensors`` (or no extension), writable folder.
+def check_model_output(path: str | os.PathLike, inputs: Sequence[str | os.PathLike] = (),
+                       init: str | os.PathLike | None = None) -> Path:
+    """Validate a model destination before any compute: ``.safetensors`` (or no extension), writable folder,
+    not an input, not the starting model ``init`` (auto/scratch/zoo name/file), not an installed zoo model.
 
     Returns the ``.safetensors`` path (its card is the ``.json`` beside it).
     """
@@ -205,10 +207,8 @@ def check_model_output(path: str | os.PathLike, inputs: Sequence[str | os.PathLi
     check_writable_folder(p, "output model")
     if p.is_dir():
         raise CsakdError(f"The output model '{p}' is a folder: give a file name ending in {MODEL_SUFFIX}.")
-    for src in inputs:
-        for q in (p, p.with_suffix(".json")):
-            if src and os.path.exists(src) and q.exists() and os.path.samefile(q, src):
-                raise CsakdError(f"The output model '{q}' is one of the inputs: choose another file name.")
+    start = resolve_init(str(init)) if init and str(init).strip().lower() not in (INIT_AUTO, INIT_SCRATCH) else None
+    check_not_overwriting([p, p.with_suffix(".json")], inputs, [start] if start else [])
     return p
 
 
@@ -470,7 +470,7 @@ def adapt(hsi: str | os.PathLike, msi: str | os.PathLike, out_model: str | os.Pa
     cfg = cfg or FitConfig()
     cfg.check()
     t0 = time.perf_counter()
-    model_path = check_model_output(out_model, [str(hsi), str(msi)])
+    model_path = check_model_output(out_model, [str(hsi), str(msi)], init=cfg.init)
     if fused:
         check_output_path(fused, [str(hsi), str(msi)], role="fused output")
     rep = _ranged(progress, 0.0, 0.05)
@@ -543,7 +543,7 @@ def train_references(references: Sequence[str | os.PathLike], sensor: str, scale
     s = check_scale(scale)
     if s < 2:
         raise CsakdError(f"The scale must be an integer >= 2 (got {scale}).")
-    model_path = check_model_output(out_model, [str(p) for p in references])
+    model_path = check_model_output(out_model, [str(p) for p in references], init=cfg.init)
     if not sensor or not str(sensor).strip():
         raise CsakdError("The MSI sensor is needed to simulate the multispectral image from the training rasters: "
                          "give e.g. 'S2A:B2,B3,B4,B8'.")

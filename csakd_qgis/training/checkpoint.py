@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import pickle
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from csakd_qgis.errors import CsakdError
+from csakd_qgis.raster.io import write_bytes_atomic
 
 CKPT_VERSION = 1
 
@@ -18,9 +18,7 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     """torch.save to a temporary file, then rename (a crash never leaves a half-written checkpoint)."""
     import torch
 
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    write_bytes_atomic(path, lambda tmp: torch.save(payload, tmp), role="training checkpoint")
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

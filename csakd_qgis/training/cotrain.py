@@ -120,15 +120,21 @@ def _check_offline_teacher(card: dict[str, Any], student_cfg: Any) -> None:
                              f"{getattr(student_cfg, key)}.")
 
 
-def _offline_teacher(cfg: TrainConfig, student_cfg: Any, device: str, norm_np: dict[str, np.ndarray] | None
-                     ) -> tuple[Any, dict[str, np.ndarray] | None]:
-    """(frozen teacher, normalization to train the student with) of offline mode."""
+def _offline_teacher(cfg: TrainConfig, student_cfg: Any, device: str, norm_np: dict[str, np.ndarray] | None,
+                     scenes: Sequence[Scene] = ()) -> tuple[Any, dict[str, np.ndarray] | None]:
+    """(frozen teacher, normalization to train the student with) of offline mode.
+
+    A teacher that corrects a classical fusion (residual "base", e.g. a zoo teacher) gets that base attached to
+    ``scenes``.
+    """
     teacher, card = load_model(cfg.teacher_path, device=device)
     if card.get("arch", "csakd") != cfg.arch:
         raise CsakdError(f"The offline teacher '{cfg.teacher_path}' is a {card.get('arch')!r} model; "
                          f"this run trains arch {cfg.arch!r}.")
     _check_offline_teacher(card, student_cfg)
     teacher.requires_grad_(False).eval()
+    if getattr(teacher.cfg, "residual", None) == "base":
+        attach_bases([sc for sc in scenes if sc.base is None], str(card.get("base_method") or cfg.base_method))
     t_norm = card["normalization"]
     if t_norm.get("type") == "per_band":
         return teacher, {k: np.asarray(t_norm[k], np.float32) for k in ("hsi_mean", "hsi_std", "msi_mean", "msi_std")}
@@ -183,7 +189,7 @@ def train(train_scenes: Sequence[Scene], val_scenes: Sequence[Scene], cfg: Train
     if cfg.mode == "online":
         teacher = pair_cls.build(t_cfg).to(device)
     elif cfg.mode == "offline":
-        teacher, norm_np = _offline_teacher(cfg, s_cfg, device, norm_np)
+        teacher, norm_np = _offline_teacher(cfg, s_cfg, device, norm_np, [*train_scenes, *val_scenes])
         t_cfg = teacher.cfg
     norm_t = None if norm_np is None else {k: torch.from_numpy(v).view(1, -1, 1, 1).to(device)
                                            for k, v in norm_np.items()}

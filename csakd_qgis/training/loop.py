@@ -22,6 +22,7 @@ import numpy as np
 
 from csakd_qgis.errors import CancelledError, CsakdError
 from csakd_qgis.nets.device import resolve_device
+from csakd_qgis.raster.io import write_error
 from csakd_qgis.training.checkpoint import (
     CKPT_VERSION,
     load_checkpoint,
@@ -125,6 +126,19 @@ class LoopResult:
     elapsed_s: float = 0.0  # seconds of the loop (validation included)
 
 
+def loss_error(total: float, step: int, batch: dict[str, Any]) -> CsakdError:
+    """The error for a non-finite training loss: the input data when the batch holds non-finite or implausible
+    values (a wrong nodata value or scale factor), else the learning rate."""
+    import torch
+
+    worst = max(float(torch.nan_to_num(v.detach().abs(), nan=float("inf")).max()) for v in batch.values())
+    if not math.isfinite(worst) or worst > 1e3:
+        return CsakdError(f"The training loss became {total} at step {step} because the input data hold non-finite or "
+                          f"implausible values (largest |value| {worst:.3g}; reflectance is expected in about 0..1): "
+                          "check the rasters' nodata value and scale factor.")
+    return CsakdError(f"The training loss became {total} at step {step}: lower the learning rate.")
+
+
 class Trainer:
     """The training loop of ``pair`` (teacher_forward/student_forward/teacher_loss/student_loss, .teacher/.student).
 
@@ -144,6 +158,7 @@ class Trainer:
         self.optims = {"student": student_optim, "teacher": teacher_optim}
         self.device, self.amp_dtype = device, amp_dtype
         self.ckpt_path, self.log_path = checkpoint_path, log_path
+        self._log_existed = log_path is not None and log_path.exists()
         self.meta = {"version": CKPT_VERSION, **(checkpoint_meta or {})}
         self.resume_keys = ("version", *resume_keys)
         self.t_start = time.time() if t_start is None else t_start
@@ -164,8 +179,13 @@ class Trainer:
         line = json.dumps({"time": round(time.time() - self.t_start, 3), **rec}, allow_nan=True)
         log.debug(line)
         if self.log_path is not None:
-            with open(self.log_path, "a", encoding="utf-8") as fh:
-                fh.write(line + "\n")
+            try:
+                with open(self.log_path, "a", encoding="utf-8") as fh:
+                    fh.write(line + "\n")
+            except OSError as exc:  # e.g. disk full: one line, and no half log left by this run
+                if not self._log_existed:
+                    self.log_path.unlink(missing_ok=True)
+                raise write_error(self.log_path, "training log", exc) from None
 
     def save(self) -> None:
         """Checkpoint the networks, optimizers, schedules, random states, history and best weights."""
@@ -266,8 +286,7 @@ class Trainer:
             out_s = self.pair.student_forward(batch)
             loss_s, parts_s = self.pair.student_loss(out_s, out_t, batch)
         if not math.isfinite(parts_s["total"]):
-            raise CsakdError(f"The student loss became {parts_s['total']} at step {self.step + 1}: lower the "
-                             "learning rate or check the input data for invalid values.")
+            raise loss_error(parts_s["total"], self.step + 1, batch)
         self._optimise("student", loss_s)
         rec["student"] = parts_s
         rec["lr"] = self.optims["student"].opt.param_groups[0]["lr"]

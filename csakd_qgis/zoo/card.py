@@ -32,14 +32,14 @@ import hashlib
 import json
 import math
 import os
-import tempfile
+import struct
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from csakd_qgis import __version__
 from csakd_qgis.errors import CsakdError
-from csakd_qgis.raster.io import chmod_like_new_file
+from csakd_qgis.raster.io import write_files_atomic
 
 CARD_FORMAT = "csakd-model-card"
 CARD_VERSION = 1
@@ -65,19 +65,6 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        chmod_like_new_file(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def _software() -> dict[str, str]:
@@ -174,10 +161,10 @@ def save_model(stem_path: str | os.PathLike, model: Any, card: dict[str, Any], f
             t = t.half()
         tensors[k] = t.contiguous()
     blob = st_save(tensors, metadata={"format": CARD_FORMAT, "arch": full["arch"], "role": full["role"]})
-    _atomic_write_bytes(st_path, blob)
     full["weights"].update({"file": st_path.name, "sha256": hashlib.sha256(blob).hexdigest(),
                             "num_tensors": len(tensors)})
-    _atomic_write_bytes(json_path, (json.dumps(full, indent=2, allow_nan=False) + "\n").encode("utf-8"))
+    card_text = (json.dumps(full, indent=2, allow_nan=False) + "\n").encode("utf-8")
+    write_files_atomic([(st_path, "model weights", blob), (json_path, "model card", card_text)])
     return json_path, st_path
 
 
@@ -218,59 +205,128 @@ def read_card(path: str | os.PathLike) -> dict[str, Any]:
     return card
 
 
-def load_model(path: str | os.PathLike, device: str = "cpu", verify_checksum: bool = True
-               ) -> tuple[Any, dict[str, Any]]:
-    """Load (model in eval mode, card) from a stem, .json or .safetensors path.
+MAX_CONFIG_INT = 4096  # no band count, width or depth of a real network comes near this
+MAX_PARAMS = 500_000_000
+MAX_HEADER_BYTES = 100 * 2 ** 20
 
-    Checks the card schema, the weights file's presence and checksum, and every tensor name and shape
-    against the network the card's config describes; each failure is a CsakdError saying what is wrong.
-    """
-    import torch
-    from safetensors import SafetensorError
-    from safetensors.torch import load as st_load
 
+def weights_path(card: dict[str, Any], json_path: Path, st_path: Path) -> Path:
+    """The weights of a card: the .safetensors beside it (same name), else the card's ``weights.file`` if that is
+    a plain file name in the card's own folder. Paths with folders, '..' or absolute paths are never followed."""
+    if st_path.is_file():
+        return st_path
+    wfile = card["weights"].get("file") if isinstance(card["weights"], dict) else None
+    if not wfile:
+        return st_path
+    name = str(wfile)
+    if Path(name).name != name or name in (".", "..") or "\\" in name or os.path.isabs(name):
+        raise CsakdError(f"The model card '{json_path}' names its weights '{name}' outside its own folder; only the "
+                         ".safetensors beside the card (same name) or a file in the card's folder is used. Copy the "
+                         "weights beside the card.")
+    return json_path.parent / name
+
+
+def read_safetensors_header(path: str | os.PathLike) -> dict[str, Any]:
+    """The JSON header of a .safetensors file ({tensor name: {dtype, shape, data_offsets}}, without the data)."""
+    with open(path, "rb") as fh:
+        (n,) = struct.unpack("<Q", fh.read(8))
+        if n > MAX_HEADER_BYTES:
+            raise ValueError(f"header of {n} bytes")
+        header = json.loads(fh.read(n))
+    if not isinstance(header, dict):
+        raise ValueError("header is not a JSON object")
+    header.pop("__metadata__", None)
+    return header
+
+
+def _check_config_bounds(config: dict[str, Any], json_path: Path) -> None:
+    """Refuse configs with implausible sizes (a damaged or crafted card) before anything is allocated."""
+    items = [(k, v) for k, v in config.items() if not isinstance(v, dict)]
+    items += [(f"{k}.{kk}", vv) for k, v in config.items() if isinstance(v, dict) for kk, vv in v.items()]
+    for key, value in items:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if not (0 <= value <= MAX_CONFIG_INT):
+            raise CsakdError(f"The model card '{json_path}' has an implausible network config ({key}={value}, "
+                             f"allowed 0..{MAX_CONFIG_INT}): the card is damaged or not from csakd_qgis; refusing to "
+                             "build it.")
+
+
+def _build_network(card: dict[str, Any], json_path: Path) -> Any:
+    """The network a card's config describes (on torch's current default device)."""
     from csakd_qgis.nets.csakd import CSAKDConfig, build_model
 
-    card = read_card(path)
-    json_path, st_path = model_paths(path)
-    wfile = card["weights"].get("file") if isinstance(card["weights"], dict) else None
-    if wfile and not st_path.is_file():  # the .safetensors beside the card wins (files may be renamed together)
-        st_path = json_path.parent / wfile
-    if not st_path.is_file():
-        raise CsakdError(f"The model weights '{st_path}' named by the card '{json_path}' do not exist: "
-                         "copy the .safetensors file beside its .json card.")
-    blob = st_path.read_bytes()
-    expected = card["weights"].get("sha256") if isinstance(card["weights"], dict) else None
-    if verify_checksum and expected and hashlib.sha256(blob).hexdigest() != expected:
-        raise CsakdError(f"The model weights '{st_path}' do not match the checksum in their card: the file "
-                         "is corrupt or belongs to another model. Re-export or re-download it.")
-    try:
-        tensors = st_load(blob)
-    except (SafetensorError, ValueError, RuntimeError, OSError) as exc:
-        raise CsakdError(f"The model weights '{st_path}' cannot be read ({exc}): the file is corrupt or "
-                         "not a safetensors file.") from None
     try:
         if card["arch"] == "dodn":
             from csakd_qgis.nets.dodn import DODNConfig
             from csakd_qgis.nets.dodn import build_model as build_dodn
 
-            model = build_dodn(DODNConfig.from_dict(card["config"]))
-        else:
-            model = build_model(CSAKDConfig.from_dict(card["config"]))
-    except (TypeError, ValueError) as exc:
+            return build_dodn(DODNConfig.from_dict(card["config"]))
+        return build_model(CSAKDConfig.from_dict(card["config"]))
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
         raise CsakdError(f"The model card '{json_path}' has an invalid network config ({exc}).") from None
-    ref = model.state_dict()
-    missing = sorted(set(ref) - set(tensors))
-    unexpected = sorted(set(tensors) - set(ref))
-    bad_shape = [f"{k} {tuple(tensors[k].shape)} != {tuple(ref[k].shape)}"
-                 for k in ref if k in tensors and tensors[k].shape != ref[k].shape]
+
+
+def _check_weights_fit(shapes: dict[str, tuple[int, ...]], ref: dict[str, tuple[int, ...]], st_path: Path,
+                       json_path: Path) -> None:
+    """CsakdError naming the tensors whose names or shapes differ between the weights and the card's network."""
+    missing = sorted(set(ref) - set(shapes))
+    unexpected = sorted(set(shapes) - set(ref))
+    bad_shape = [f"{k} {shapes[k]} != {ref[k]}" for k in ref if k in shapes and shapes[k] != ref[k]]
     if missing or unexpected or bad_shape:
         detail = "; ".join(filter(None, [
             f"missing {missing[:5]}{' ...' if len(missing) > 5 else ''}" if missing else "",
             f"unexpected {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}" if unexpected else "",
             f"shape mismatch {bad_shape[:5]}" if bad_shape else ""]))
-        raise CsakdError(f"The model weights '{st_path}' do not fit the network described by "
-                         f"'{json_path}' ({detail}): the checkpoint and card do not belong together.")
+        raise CsakdError(f"The model weights '{st_path}' do not fit the network config of the card '{json_path}' "
+                         f"({detail}): the weights and card do not belong together.")
+
+
+def load_model(path: str | os.PathLike, device: str = "cpu", verify_checksum: bool = True
+               ) -> tuple[Any, dict[str, Any]]:
+    """Load (model in eval mode, card) from a stem, .json or .safetensors path.
+
+    Checks, before allocating anything: the card schema, its config's sizes, the weights file (beside the card)
+    and every tensor name and shape of its header against the network the config describes (built on torch's
+    meta device, which allocates no memory; the checksum before that), then the values. Each failure is a CsakdError.
+    """
+    import torch
+    from safetensors import SafetensorError
+    from safetensors.torch import load as st_load
+
+    card = read_card(path)
+    json_path, st_path = model_paths(path)
+    _check_config_bounds(card["config"], json_path)
+    st_path = weights_path(card, json_path, st_path)
+    if not st_path.is_file():
+        raise CsakdError(f"The model weights '{st_path}' named by the card '{json_path}' do not exist: "
+                         "copy the .safetensors file beside its .json card.")
+    try:
+        header = read_safetensors_header(st_path)
+        shapes = {k: tuple(int(n) for n in v["shape"]) for k, v in header.items()}
+    except (OSError, ValueError, KeyError, TypeError, struct.error) as exc:
+        raise CsakdError(f"The model weights '{st_path}' cannot be read ({exc}): the file is corrupt or "
+                         "not a safetensors file.") from None
+    if sum(math.prod(v) for v in shapes.values()) > MAX_PARAMS:
+        raise CsakdError(f"The model weights '{st_path}' hold more than {MAX_PARAMS} values: not a csakd_qgis model.")
+    blob = st_path.read_bytes()
+    expected = card["weights"].get("sha256") if isinstance(card["weights"], dict) else None
+    if verify_checksum and expected and hashlib.sha256(blob).hexdigest() != expected:
+        raise CsakdError(f"The model weights '{st_path}' do not match the checksum in their card: the file "
+                         "is corrupt or belongs to another model. Re-export or re-download it.")
+    with torch.device("meta"):
+        skeleton = _build_network(card, json_path)
+    _check_weights_fit(shapes, {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}, st_path, json_path)
+    del skeleton
+    try:
+        tensors = st_load(blob)
+    except (SafetensorError, ValueError, RuntimeError, OSError) as exc:
+        raise CsakdError(f"The model weights '{st_path}' cannot be read ({exc}): the file is corrupt or "
+                         "not a safetensors file.") from None
+    model = _build_network(card, json_path)
+    ref = model.state_dict()
+    _check_weights_fit({k: tuple(v.shape) for k, v in tensors.items()}, {k: tuple(v.shape) for k, v in ref.items()},
+                       st_path, json_path)
     state = {k: v.to(ref[k].dtype) for k, v in tensors.items()}
     if any(not torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
         raise CsakdError(f"The model weights '{st_path}' contain NaN or infinite values: the model is broken.")
@@ -302,6 +358,11 @@ def validate_card(card: dict[str, Any], hsi_wavelengths: Sequence[float | None] 
         if n_data != n_model:
             problems.append(f"the hyperspectral input has {n_data} bands but {name} expects {n_model} "
                             "(drop bad bands or choose a model trained for this sensor)")
+        elif (not isinstance(hsi_wavelengths, int) and want.get("wavelengths")
+              and all(w is None for w in hsi_wavelengths)):
+            problems.append(f"the hyperspectral input has no band wavelengths in its metadata, so its bands cannot be "
+                            f"checked against {name}'s (trained on {want.get('sensor') or 'specific'} band centres); "
+                            "add wavelength band tags (or an ENVI header) or use a classical method (glp)")
         elif not isinstance(hsi_wavelengths, int) and want.get("wavelengths"):
             diffs = [(i, float(a), float(b)) for i, (a, b) in enumerate(zip(hsi_wavelengths, want["wavelengths"],
                                                                           strict=True))

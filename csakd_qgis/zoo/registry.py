@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from csakd_qgis.errors import CsakdError
-from csakd_qgis.zoo.card import model_paths, read_card, validate_card
+from csakd_qgis.zoo.card import model_paths, read_card, read_safetensors_header, validate_card
 
 MODEL_DIRS_ENV = "CSAKD_MODEL_PATH"  # extra model folders (os.pathsep-separated), searched first
 
@@ -25,6 +25,26 @@ def model_dirs() -> list[Path]:
     dirs = [Path(p) for p in os.environ.get(MODEL_DIRS_ENV, "").split(os.pathsep) if p]
     dirs += [here / "models", here.parent / "models"]
     return dirs
+
+
+def check_not_overwriting(outputs: Sequence[str | os.PathLike], inputs: Sequence[str | os.PathLike] = (),
+                          models: Sequence[str | os.PathLike] = ()) -> None:
+    """Refuse outputs that are an input raster, a model the run starts from (weights or card) or an installed
+    zoo model: a run must never destroy what it reads, nor the zoo."""
+    protected = [(Path(str(i)), "one of the inputs") for i in inputs if i]
+    protected += [(q, "the model this run starts from (its weights or card)")
+                  for m in models if m for q in model_paths(m)]
+    zoo = {d.resolve() for d in model_dirs() if d.is_dir()}
+    for out in (Path(str(o)).expanduser() for o in outputs):
+        if not out.exists():
+            continue
+        for src, what in protected:
+            if src.exists() and os.path.samefile(out, src):
+                raise CsakdError(f"The output '{out}' is {what}: writing it would overwrite it. Choose another "
+                                 "output file name.")
+        if out.resolve().parent in zoo:
+            raise CsakdError(f"The output '{out}' is a model of the installed zoo ('{out.parent}'): writing it "
+                             "would replace that model. Choose a file outside the zoo folder (or a new name).")
 
 
 def _card_arch(card: Path) -> str:
@@ -181,14 +201,10 @@ CARD_METRIC_KEYS = ("psnr", "sam", "ergas")
 def safetensors_param_count(weights: Path) -> int | None:
     """Number of values in a .safetensors file, from its JSON header (None when unreadable)."""
     try:
-        with open(weights, "rb") as fh:
-            (n,) = struct.unpack("<Q", fh.read(8))
-            if n > 100 * 2 ** 20:
-                return None
-            header = json.loads(fh.read(n))
+        header = read_safetensors_header(weights)
     except (OSError, struct.error, ValueError):
         return None
-    return int(sum(math.prod(v.get("shape", [])) for k, v in header.items() if k != "__metadata__"))
+    return int(sum(math.prod(v.get("shape", [])) for v in header.values() if isinstance(v, dict)))
 
 
 def card_mean_metrics(per_scene: Any) -> dict[str, float] | None:

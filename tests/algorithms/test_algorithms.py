@@ -22,6 +22,8 @@ import rasterio
 from conftest import ROOT
 from qgis_helpers import assert_same_grid, leftovers, run_json, unwritable_folder
 
+from csakd_qgis.raster.io import is_temporary_name
+
 pytestmark = pytest.mark.qgis
 
 INTERIOR = (slice(None), slice(8, -8), slice(8, -8))  # HR pixels away from the image border
@@ -518,7 +520,7 @@ def test_cancel_midway_leaves_nothing(provider, synthetic_pair, tiny_model, tmp_
     assert "Cancelled" in log and "No output was written" in log, log
     assert max(seen["progress"]) < 50  # stopped midway: 16 tiles, cancelled after the first
     at_cancel = seen["files_at_cancel"]
-    assert len(at_cancel) == 1 and at_cancel[0].startswith(".cancelled.") and at_cancel[0].endswith(".tmp.tif")
+    assert len(at_cancel) == 1 and at_cancel[0].startswith(".cancelled.tif.") and is_temporary_name(at_cancel[0])
     assert leftovers(out_dir) == []  # neither the output nor the temporary file is left
 
 

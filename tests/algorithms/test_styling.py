@@ -132,14 +132,15 @@ def test_failed_styling_leaves_nothing(provider, pair, tmp_path, monkeypatch):
     import processing
     from csakd_qgis.algorithms import styling
 
-    real = styling._write_atomic
+    real = styling.write_files_atomic
 
-    def fail_on_qmd(path, text):
-        if path.endswith(".qmd"):
-            raise OSError(28, "No space left on device", path)
-        real(path, text)
+    def disk_full(tmp):
+        raise OSError(28, "No space left on device", str(tmp))
 
-    monkeypatch.setattr(styling, "_write_atomic", fail_on_qmd)
+    def fail_on_qmd(items):  # the .qml temporary is written, then writing the .qmd fails
+        real([(path, role, disk_full if str(path).endswith(".qmd") else data) for path, role, data in items])
+
+    monkeypatch.setattr(styling, "write_files_atomic", fail_on_qmd)
     with pytest.raises(QgsProcessingException):
         processing.run("csakd:fuse_classical", {"HSI": str(pair["hsi"]), "MSI": str(pair["msi"]),
                                                 "METHOD": "bicubic", "OUTPUT": str(tmp_path / "fused.tif")})
