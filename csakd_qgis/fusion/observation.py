@@ -39,6 +39,8 @@ PSF_SAMPLE_LR = 128  # PSF/SRF are fitted on a central window of at most this ma
 SRF_MAX_PIXELS = 20_000
 SRF_LAMBDAS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)  # smoothness strengths tried (relative to the data scale)
 MIN_FIT_PIXELS = 16
+PINV_EPS = 1e-3  # Tikhonov term of (D D^T + eps)^-1, relative to its peak: caps the gain at 1000 per axis
+MIN_LINEAR_R2 = 0.9  # an MSI band explained less than this by any HSI combination is not a linear view of it
 
 
 @dataclass(frozen=True)
@@ -137,10 +139,11 @@ def _gram_inverse(s: int, r: int, w: tuple[float, ...], eps: float) -> np.ndarra
     return inv[n // 2 - half: n // 2 + half + 1]
 
 
-def gram_inverse(psf: PSF, scale: int, axis: str, eps: float = 0.0) -> np.ndarray:
-    """LR kernel (odd length, centred) of (D D^T + eps)^-1 along ``axis``; its length bounds the projection's reach."""
+def gram_inverse(psf: PSF, scale: int, axis: str, eps: float = PINV_EPS) -> np.ndarray:
+    """LR kernel (odd length, centred) of (D D^T + eps peak)^-1 along ``axis``; its length bounds the projection's reach."""
     r, w = psf.kernel(scale, axis)
-    return _gram_inverse(int(scale), r, tuple(float(v) for v in w), float(eps))
+    peak = float(np.sum(w * w))
+    return _gram_inverse(int(scale), r, tuple(float(v) for v in w), float(eps) * peak)
 
 
 def _lr_filter(y: np.ndarray, k: np.ndarray, axis: int) -> np.ndarray:
@@ -149,8 +152,8 @@ def _lr_filter(y: np.ndarray, k: np.ndarray, axis: int) -> np.ndarray:
     return correlate1d(y, k.astype(np.float32), axis=axis, mode="reflect")
 
 
-def degrade_pinv(e: np.ndarray, psf: PSF, scale: int, eps: float = 0.0) -> np.ndarray:
-    """D^+ E = D^T (D D^T + eps)^-1 E: the smallest HR image whose degradation is the LR image ``e``."""
+def degrade_pinv(e: np.ndarray, psf: PSF, scale: int, eps: float = PINV_EPS) -> np.ndarray:
+    """D^+ E = D^T (D D^T + eps)^-1 E: the smallest HR image whose degradation is (about) the LR image ``e``."""
     e = np.asarray(e, np.float32)
     g = _lr_filter(_lr_filter(e, gram_inverse(psf, scale, "x", eps), -1), gram_inverse(psf, scale, "y", eps), -2)
     return degrade_adjoint(g, psf, scale)
@@ -458,19 +461,43 @@ def estimate_observation(lr: np.ndarray, msi: np.ndarray, scale: int, psf: str |
                          "to fuse. Check the nodata values and that both images show the same place.")
     p = parse_psf(psf, s)
     info: dict[str, Any] = {}
+    given_spectral = spectral is not None
     if p == "auto":
         p, info = estimate_psf(lr_s, msi_s, s)
         psf_source = "estimated"
     else:
         psf_source = "wald" if p == PSF.wald(s) else "given"
     if spectral is None:
-        m_lr = degrade(np.nan_to_num(fill_nan_nearest(msi_s)) if not np.isfinite(msi_s).all() else msi_s, p, s)
-        m_lr[:, ~(degrade(np.isfinite(msi_s).all(0).astype(np.float32), p, s) > 0.999)] = np.nan
-        spectral = estimate_srf(lr_s, m_lr, prior, mode=srf)
+        spectral = estimate_srf(lr_s, msi_to_lr(msi_s, p, s), prior, mode=srf)
+    warnings = []
+    linear = spectral.r2 is None or float(np.min(spectral.r2)) >= MIN_LINEAR_R2
+    at_bound = psf_source == "estimated" and not (SIGMA_BOUNDS[0] * s * 1.01 < p.sigma < SIGMA_BOUNDS[1] * s * 0.99)
+    if psf_source == "estimated" and (at_bound or not linear or max(abs(p.dx), abs(p.dy)) > 1.0):
+        warnings.append(f"The PSF estimate (sigma {p.sigma:.2f} HR px, shift {p.dx:+.2f}, {p.dy:+.2f} LR px) is "
+                        "unreliable" + ("" if linear else " (the MSI is not a linear view of the HSI)") +
+                        ": the Wald PSF (sigma = s/2, no shift) is used instead.")
+        info["psf_rejected"] = p.summary(s)
+        p, psf_source = PSF.wald(s), "wald (estimate rejected)"
+        spectral = estimate_srf(lr_s, msi_to_lr(msi_s, p, s), prior, mode=srf) if not given_spectral else spectral
+        linear = spectral.r2 is None or float(np.min(spectral.r2)) >= MIN_LINEAR_R2
+    if not linear:
+        warnings.append(f"The MSI is not a linear view of the HSI (SRF fit R^2 down to {np.min(spectral.r2):.2f} < "
+                        f"{MIN_LINEAR_R2}): consistency with the MSI is not enforced by 'auto'.")
+    info["msi_linear"] = bool(linear)
+    if warnings:
+        info["warnings"] = warnings
     wl = None if wavelengths is None else np.asarray(wavelengths, np.float64)
     return ObservationModel(s, p, spectral, psf_source, wl, info)
 
 
+def msi_to_lr(msi: np.ndarray, psf: PSF, s: int) -> np.ndarray:
+    """The MSI degraded to LR by ``psf``; NaN where any HR pixel it reads is nodata."""
+    ok = np.isfinite(msi).all(0)
+    m_lr = degrade(msi if ok.all() else np.nan_to_num(fill_nan_nearest(msi)), psf, s)
+    m_lr[:, ~(degrade(ok.astype(np.float32), psf, s) > 0.999)] = np.nan
+    return m_lr
+
+
 __all__ = ["PSF", "ObservationModel", "SpectralModel", "check_pair", "degrade", "degrade_adjoint",
-           "degrade_pinv", "estimate_observation", "estimate_psf", "estimate_srf", "gram_inverse", "parse_psf",
+           "degrade_pinv", "estimate_observation", "msi_to_lr", "estimate_psf", "estimate_srf", "gram_inverse", "parse_psf",
            "pinv_margin_lr", "sensor_prior"]
