@@ -29,12 +29,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from csakd_qgis.core.corpus import TEST_TILES, enmap_block  # noqa: E402
-from csakd_qgis.core.degrade import crop_to_multiple, simulate_pair, synthesize_msi  # noqa: E402
-from csakd_qgis.core.metrics import compute_metrics  # noqa: E402
-from csakd_qgis.core.srf import load_srf, srf_matrix  # noqa: E402
 from csakd_qgis.fusion.observation import PSF, degrade, estimate_observation  # noqa: E402
 from csakd_qgis.fusion.select import fuse_model_based  # noqa: E402
+from csakd_qgis.quality.metrics import compute_metrics  # noqa: E402
+from csakd_qgis.raster.scene import read_mat_cube  # noqa: E402
+from csakd_qgis.spectral.degrade import crop_to_multiple, simulate_pair, synthesize_msi  # noqa: E402
+from csakd_qgis.spectral.srf import load_srf, srf_matrix  # noqa: E402
+from csakd_qgis.training.corpus import TEST_TILES, VAL_TILES, enmap_block  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 EXTRA = DATA / "extra_hsi"
@@ -53,6 +54,18 @@ SCENES = {
     "pavia_u": ("paviaU", "S2A:B2,B3,B4,B5,B6,B7", 3, "ROSIS Pavia University: urban"),
     "muufl": ("muufl", S2, 3, "CASI-1500 Gulfport campus: trees, grass, roofs"),
     "houston2018_real": ("houston", None, 4, "CASI-1500 + real RGB camera (real cross-sensor pair)"),
+}
+# Development scenes: the only ones used to choose thresholds and auto's candidates (never the held-apart ones)
+DEV_SCENES = {
+    "dev_enmap_val_x4": ("enmap_val", S2, 4, "EnMAP Potsdam corpus VAL tiles"),
+    "dev_jasper": ("jasper", S2, 4, "AVIRIS Jasper Ridge (columns 0-69)"),
+    "dev_urban": ("urban", L8, 3, "HYDICE Urban (jasper_urban crop)"),
+    "dev_abu_airport_1": ("abu-airport-1", S2, 4, "AVIRIS-C airport"),
+    "dev_sandiego_plane": ("sandiego_plane_100x100", S2, 4, "AVIRIS-C San Diego airport"),
+}
+DEV_MISMATCH = {
+    "dev_enmap_val_x4_blur035": ("dev_enmap_val_x4", 0.35, (0.3, 0.2)),
+    "dev_jasper_blur070": ("dev_jasper", 0.7, (-0.3, 0.15)),
 }
 # mismatched blur: (scene, true sigma / s, true shift (dx, dy) in LR px)
 MISMATCH = {
@@ -82,9 +95,13 @@ def load_scene(key: str) -> tuple[np.ndarray, np.ndarray]:
     """(cube (C, H, W) reflectance-like, wavelengths nm) of a fixed scene."""
     import scipy.io
 
-    if key == "enmap_test":
-        cube, wl, _, _ = enmap_block(TEST_TILES)
+    if key in ("enmap_test", "enmap_val"):
+        cube, wl, _, _ = enmap_block(TEST_TILES if key == "enmap_test" else VAL_TILES)
         return cube, wl
+    if key in ("jasper", "urban"):
+        cube, wl, _, _ = read_mat_cube(DATA / "jasper_urban" / ("jasperRidge2_R198.mat" if key == "jasper"
+                                                                else "subimage_Urban_R162.mat"))
+        return (_norm(cube[:, :, :70]) if key == "jasper" else _norm(cube)), np.asarray(wl)
     if key == "samson":
         v = scipy.io.loadmat(EXTRA / "samson" / "samson_1.mat")["V"]
         return _norm(v.T.reshape((95, 95, 156), order="F").transpose(2, 0, 1)), np.linspace(401, 889, 156)
@@ -94,7 +111,7 @@ def load_scene(key: str) -> tuple[np.ndarray, np.ndarray]:
     if key == "cuprite":
         c = scipy.io.loadmat(EXTRA / "cuprite" / "Rcuprite50x90x188.mat")["Rcuprite50x90x188"]
         return _norm(c.transpose(2, 0, 1)), _aviris_wl(188)
-    if key.startswith("abu-"):
+    if key.startswith(("abu-", "sandiego")):
         c = scipy.io.loadmat(EXTRA / "abu" / f"{key}.mat")["data"]
         return _norm(c.transpose(2, 0, 1)), _aviris_wl(c.shape[-1])
     if key == "paviaU":
@@ -112,7 +129,7 @@ def make_pair(name: str, sigma_over_s: float | None = None, shift: tuple[float, 
     """(lr, msi, reference, scale, info) of a fixed scene (Wald protocol, or the Houston reduced-scale pair)."""
     import scipy.io
 
-    key, sensor, s, cover = SCENES[name]
+    key, sensor, s, cover = {**SCENES, **DEV_SCENES}[name]
     if key == "houston":
         d = scipy.io.loadmat(DATA / "real_pairs" / "houston2018" / "houston_dataset.mat")
         ref = _norm(d["hyprImg"].astype(np.float32).transpose(2, 0, 1))
@@ -161,7 +178,7 @@ def evaluate(name: str, methods, sigma_over_s=None, shift=None, base=None) -> di
 
 def timing(methods, size: int = 512, bands: int = 200, s: int = 4) -> dict[str, float]:
     """Seconds per 1000 x 1000 HR px x 200 bands (from one size x size x bands run, scaled by pixel count)."""
-    from csakd_qgis.core.srf import gaussian_srf
+    from csakd_qgis.spectral.srf import gaussian_srf
 
     rng = np.random.default_rng(0)
     wl = np.linspace(420, 2400, bands)
@@ -228,17 +245,19 @@ def main(argv=None) -> int:
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--scenes", default="")
     ap.add_argument("--no-timing", action="store_true")
+    ap.add_argument("--dev", action="store_true", help="the development scenes instead of the held-apart ones")
     a = ap.parse_args(argv)
     if not DATA.is_dir():
         print(f"{DATA} is absent: nothing to evaluate.", file=sys.stderr)
         return 1
     methods = [m for m in a.methods.split(",") if m]
     pick = {s for s in re.split(r"[,\s]+", a.scenes) if s}
-    res = {"methods": methods, "scenes": [], "mismatch": []}
-    for name in SCENES:
+    res = {"methods": methods, "scenes": [], "mismatch": [], "dev": a.dev}
+    scenes, mismatch = (DEV_SCENES, DEV_MISMATCH) if a.dev else (SCENES, MISMATCH)
+    for name in scenes:
         if not pick or name in pick:
             res["scenes"].append(evaluate(name, methods))
-    for name, (base, sig, sh) in MISMATCH.items():
+    for name, (base, sig, sh) in mismatch.items():
         if not pick or name in pick:
             res["mismatch"].append(evaluate(name, methods, sig, sh, base=base))
     if not a.no_timing:

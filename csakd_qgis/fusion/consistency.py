@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from ..core.degrade import check_scale, fill_nan_nearest
-from .observation import ObservationModel, degrade, degrade_pinv, pinv_margin_lr
+from csakd_qgis.fusion.observation import ObservationModel, degrade, degrade_pinv, pinv_margin_lr
+from csakd_qgis.spectral.degrade import check_scale, fill_nan_nearest
 
 MSI_RIDGE = 1e-6  # relative ridge on R R^T (keeps the per-pixel solve well-posed for near-collinear rows)
 
@@ -38,11 +38,17 @@ def _filled(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (x if ok.all() else np.nan_to_num(fill_nan_nearest(x))), ok
 
 
-def residuals(x: np.ndarray, lr: np.ndarray, msi: np.ndarray, model: ObservationModel) -> dict[str, float]:
-    """Relative RMS misfits ||D X - Y|| / ||Y|| and ||R X + o - M|| / ||M|| over valid pixels."""
+def residuals(x: np.ndarray, lr: np.ndarray, msi: np.ndarray, model: ObservationModel,
+              border_lr: int | None = None) -> dict[str, float]:
+    """Relative RMS misfits ||D X - Y|| / ||Y|| and ||R X + o - M|| / ||M|| over valid pixels at least
+    ``border_lr`` LR px (default: the PSF's reach) inside the image, where D X does not depend on the border rule."""
     s = model.scale
+    b = model.psf.margin_lr(s) if border_lr is None else int(border_lr)
     ry = degrade(np.nan_to_num(x), model.psf, s) - lr
     rm = model.spectral.apply(np.nan_to_num(x)) - msi
+    if b:
+        ry, rm = ry[:, b:-b, b:-b], rm[:, b * s:-b * s, b * s:-b * s]
+        lr, msi, x = lr[:, b:-b, b:-b], msi[:, b * s:-b * s, b * s:-b * s], x[:, b * s:-b * s, b * s:-b * s]
     oky, okm = np.isfinite(ry), np.isfinite(rm) & np.isfinite(x).all(0)[None]
     return {"lr_hsi": float(np.sqrt(np.mean(ry[oky] ** 2) / np.mean(lr[oky] ** 2))),
             "msi": float(np.sqrt(np.mean(rm[okm] ** 2) / np.mean(msi[okm] ** 2)))}

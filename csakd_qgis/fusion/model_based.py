@@ -12,11 +12,18 @@ from typing import Any
 
 import numpy as np
 
-from ..core.classical import CLASSICAL_METHODS, apply_classical, fit_classical, upsample_bicubic
-from ..core.errors import CsakdError
-from .consistency import project
-from .observation import ObservationModel, msi_to_lr
-from .unmixing import apply_cnmf, fit_cnmf
+from csakd_qgis.errors import CsakdError
+from csakd_qgis.fusion.classical import (
+    CLASSICAL_METHODS,
+    apply_classical,
+    fit_classical,
+    margin_lr,
+    upsample_bicubic,
+)
+from csakd_qgis.fusion.consistency import project
+from csakd_qgis.fusion.observation import ObservationModel, msi_to_lr
+from csakd_qgis.fusion.unmixing import MARGIN_LR as CNMF_MARGIN_LR
+from csakd_qgis.fusion.unmixing import apply_cnmf, fit_cnmf
 
 BASES = (*CLASSICAL_METHODS, "cnmf")
 SUFFIXES = ("", "+c", "+cy")
@@ -43,6 +50,18 @@ def split_method(method: str) -> tuple[str, str]:
     raise CsakdError(f"Unknown fusion method '{method}': choose one of {', '.join(names)}.")
 
 
+def is_model_based(method: str) -> bool:
+    """Whether ``method`` names a model-based method (``auto``, ``cnmf``, or a base with ``+c`` / ``+cy``)."""
+    m = str(method).strip().lower()
+    if m == "auto":
+        return True
+    try:
+        base, suf = split_method(m)
+    except CsakdError:
+        return False
+    return bool(suf) or base == "cnmf"
+
+
 def base_key(method: str) -> str:
     """Cache key of a method's base output: 'glp' (classical) or 'glp@model' (degrades by the model's PSF)."""
     base, suf = split_method(method)
@@ -55,31 +74,50 @@ def needs_model(method: str) -> bool:
     return bool(suf) or base == "cnmf"
 
 
-def run_base(base: str, lr: np.ndarray, msi: np.ndarray, s: int, obs: ObservationModel | None,
-             seed: int = 0) -> tuple[np.ndarray, dict[str, Any]]:
-    """Output of one base method on the whole pair, plus what it fitted.
-
-    With ``obs`` GLP and GSA degrade the MSI by the model's PSF (not the Wald blur they assume otherwise), so
-    the injected detail is what the LR-HSI actually lacks.
-    """
+def fit_base(base: str, lr: np.ndarray, msi: np.ndarray, s: int, obs: ObservationModel | None,
+             seed: int = 0) -> Any:
+    """Per-scene parameters of a base method (classical coefficients or CNMF endmembers), fitted on (a sample of)
+    the pair. With ``obs`` GLP and GSA are fitted on the MSI degraded by the model's PSF (not the Wald blur)."""
     if base == "cnmf":
         if obs is None:
             raise CsakdError("CNMF needs the observation model (PSF and SRF).")
-        params = fit_cnmf(lr, msi, obs, seed=seed)
-        return apply_cnmf(lr, msi, obs, params), {"endmembers": int(params.endmembers.shape[1])}
+        return fit_cnmf(lr, msi, obs, seed=seed)
     if obs is None or base == "bicubic":
-        params = fit_classical(lr, msi, s, base)
-        return apply_classical(lr, msi, s, base, params), {}
+        return fit_classical(lr, msi, s, base)
+    return fit_classical(lr, None, s, base, msi_lr=msi_to_lr(msi[:, : lr.shape[1] * s, : lr.shape[2] * s],
+                                                             obs.psf, s))
+
+
+def apply_base(base: str, lr: np.ndarray, msi: np.ndarray, s: int, obs: ObservationModel | None,
+               params: Any) -> np.ndarray:
+    """Output of a base method on a (window of the) pair with parameters from :func:`fit_base`.
+
+    With ``obs`` GLP injects the detail the model's PSF removes (M - up(D M)), so it is what the LR-HSI lacks.
+    """
+    if base == "cnmf":
+        return apply_cnmf(lr, msi, obs, params)
+    if obs is None or base != "glp":
+        return apply_classical(lr, msi, s, base, params)
     msi_f = msi[:, : lr.shape[1] * s, : lr.shape[2] * s]
-    msi_lr = msi_to_lr(msi_f, obs.psf, s)
-    params = fit_classical(lr, None, s, base, msi_lr=msi_lr)
-    if base == "gsa":
-        return apply_classical(lr, msi_f, s, base, params), {}
-    detail = np.nan_to_num(msi_f - upsample_bicubic(msi_lr, s))  # glp with the model's PSF
+    detail = np.nan_to_num(msi_f - upsample_bicubic(msi_to_lr(msi_f, obs.psf, s), s))
     out = upsample_bicubic(lr, s) + np.einsum("bk,khw->bhw", params.coef[:, 1:].astype(np.float32), detail,
                                               optimize=True)
     out[:, ~np.isfinite(msi_f).all(0)] = np.nan
-    return out.astype(np.float32), {}
+    return out.astype(np.float32)
+
+
+def base_margin_lr(base: str, obs: ObservationModel | None) -> int:
+    """LR px of context :func:`apply_base` needs around a window."""
+    if base == "cnmf":
+        return CNMF_MARGIN_LR
+    return margin_lr(base) + (obs.psf.margin_lr(obs.scale) if obs is not None and base == "glp" else 0)
+
+
+def run_base(base: str, lr: np.ndarray, msi: np.ndarray, s: int, obs: ObservationModel | None,
+             seed: int = 0) -> tuple[np.ndarray, Any]:
+    """Output of one base method fitted and applied on the whole pair, and its parameters."""
+    params = fit_base(base, lr, msi, s, obs, seed)
+    return apply_base(base, lr, msi, s, obs, params), params
 
 
 def run_candidate(method: str, lr: np.ndarray, msi: np.ndarray, s: int, obs: ObservationModel | None,
@@ -94,4 +132,4 @@ def run_candidate(method: str, lr: np.ndarray, msi: np.ndarray, s: int, obs: Obs
     return project(x0, lr, msi, obs, use_msi=suf == "+c")
 
 
-__all__ = ["BASES", "METHOD_HELP", "base_key", "needs_model", "run_base", "run_candidate", "split_method"]
+__all__ = ["BASES", "METHOD_HELP", "apply_base", "base_key", "base_margin_lr", "fit_base", "is_model_based", "needs_model", "run_base", "run_candidate", "split_method"]

@@ -5,11 +5,11 @@ pixel i covers HR pixels [i*s, (i+1)*s)), and M = R X + o (each MSI band a non-n
 HSI bands plus an offset). Both hold up to noise, and the PSF's centre absorbs a sub-pixel shift between them.
 
 - :class:`PSF`: Gaussian width ``sigma`` (HR px) and centre, given as the HSI shift (dx, dy) in LR px with the
-  sign of :func:`core.coreg.estimate_shift_arrays` (HSI content moved by +dx relative to the MSI). B S is
+  sign of :func:`raster.coreg.estimate_shift_arrays` (HSI content moved by +dx relative to the MSI). B S is
   separable: one 1-D decimating kernel per axis (:meth:`PSF.kernel`), applied by :func:`degrade`, its adjoint
   :func:`degrade_adjoint` and the minimum-norm inverse :func:`degrade_pinv` (the kernel of (D D^T)^-1 is
   computed once by FFT and truncated where it falls below 1e-5, so everything stays local and tileable).
-  With no shift and ``sigma`` = s/2 this is exactly :func:`core.degrade.wald_degrade` away from the borders.
+  With no shift and ``sigma`` = s/2 this is exactly :func:`spectral.degrade.wald_degrade` away from the borders.
 - :func:`estimate_psf`: the shift from the existing phase correlation, then (sigma, dx, dy) by Nelder-Mead on
   the misfit between the MSI degraded by the candidate PSF and its regression on the HSI's principal
   components (the HSI's own view of each MSI band).
@@ -27,19 +27,20 @@ from typing import Any
 
 import numpy as np
 
-from ..core.coreg import estimate_shift_arrays, hsi_components
-from ..core.degrade import check_scale, fill_nan_nearest
-from ..core.errors import CsakdError
-from ..core.srf import SRF, load_srf, srf_matrix
+from csakd_qgis.errors import CsakdError
+from csakd_qgis.raster.coreg import estimate_shift_arrays, hsi_components
+from csakd_qgis.spectral.degrade import check_scale, fill_nan_nearest
+from csakd_qgis.spectral.srf import SRF, load_srf, srf_matrix
 
 TRUNCATE = 4.0  # Gaussian radius in sigmas (scipy's default, so sigma = s/2 matches wald_degrade)
 PINV_TOL = 1e-5  # the (D D^T)^-1 kernel is cut where it falls below this fraction of its peak
 SIGMA_BOUNDS = (0.05, 1.5)  # PSF search range, in units of s (HR px / s)
 PSF_SAMPLE_LR = 128  # PSF/SRF are fitted on a central window of at most this many LR px a side
 SRF_MAX_PIXELS = 20_000
-SRF_LAMBDAS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)  # smoothness strengths tried (relative to the data scale)
+SRF_LAMBDAS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)  # smoothness strengths tried (relative to the data scale)
 MIN_FIT_PIXELS = 16
 PINV_EPS = 1e-3  # Tikhonov term of (D D^T + eps)^-1, relative to its peak: caps the gain at 1000 per axis
+MIN_PSF_GAIN = 0.2  # the estimated PSF replaces the Wald one only if it lowers the misfit by this fraction
 MIN_LINEAR_R2 = 0.9  # an MSI band explained less than this by any HSI combination is not a linear view of it
 
 
@@ -345,6 +346,7 @@ def estimate_psf(lr: np.ndarray, msi: np.ndarray, scale: int, shift: tuple[float
 
     x0 = np.array([s / 2.0, shift[0], shift[1]] if fit_shift else [s / 2.0])
     info["misfit_start"] = round(f(x0), 6)
+    info["misfit_wald"] = round(_psf_misfit(z, m_f, valid, PSF.wald(s), s, inner), 6)
     best = None
     for start in (0.25 * s, 0.5 * s, 0.8 * s):  # several starts: the misfit is not convex in sigma
         x = x0.copy()
@@ -406,6 +408,36 @@ def parse_psf(spec: str | PSF | None, scale: int) -> PSF | str:
             return PSF(sigma)
     raise CsakdError(f"PSF '{spec}' is not understood: use auto (estimated from the pair), wald (Gaussian sigma "
                      "= scale/2 HR px) or gaussian:SIGMA (sigma in HR-MSI pixels, e.g. gaussian:1.6).")
+
+
+def parse_srf(spec: str | None) -> tuple[str, str | None]:
+    """(mode, sensor) of an SRF option: 'auto' -> estimated; 'auto:SENSOR' -> estimated within that sensor's
+    SRF support; a sensor ('S2A:B2,B3,B4,B8') or SRF file -> its published SRF with a fitted gain/offset."""
+    text = (spec or "auto").strip()
+    if text.lower() == "auto":
+        return "auto", None
+    if text.lower().startswith("auto:"):
+        return "auto", text.split(":", 1)[1].strip()
+    if text.lower() == "sensor":
+        raise CsakdError("--srf sensor needs the sensor's name and bands, e.g. --srf S2A:B2,B3,B4,B8 (or an SRF "
+                         "CSV file, or auto).")
+    return "sensor", text
+
+
+def check_msi_wavelengths(msi_wavelengths, hsi_wavelengths, tolerance_nm: float = 25.0) -> None:
+    """One clear CsakdError when an MSI band centre (from its metadata) lies outside the HSI's spectral range."""
+    if msi_wavelengths is None or hsi_wavelengths is None or len(msi_wavelengths) == 0:
+        return
+    hw = [float(w) for w in hsi_wavelengths if w is not None]
+    if not hw:
+        return
+    lo, hi = min(hw) - tolerance_nm, max(hw) + tolerance_nm
+    out = [(i + 1, float(w)) for i, w in enumerate(msi_wavelengths) if w is not None and not lo <= float(w) <= hi]
+    if out:
+        desc = ", ".join(f"band {i} ({w:.0f} nm)" for i, w in out)
+        raise CsakdError(f"HR-MSI {desc} lie(s) outside the hyperspectral range {min(hw):.0f}-{max(hw):.0f} nm: no "
+                         "spectral overlap, so the MSI cannot be explained by the HSI. Drop those MSI bands (e.g. "
+                         "gdal_translate -b) or use an HSI that covers them.")
 
 
 def sensor_prior(srf: SRF | str | None, wavelengths, fwhm=None) -> np.ndarray | None:
@@ -472,7 +504,12 @@ def estimate_observation(lr: np.ndarray, msi: np.ndarray, scale: int, psf: str |
     warnings = []
     linear = spectral.r2 is None or float(np.min(spectral.r2)) >= MIN_LINEAR_R2
     at_bound = psf_source == "estimated" and not (SIGMA_BOUNDS[0] * s * 1.01 < p.sigma < SIGMA_BOUNDS[1] * s * 0.99)
-    if psf_source == "estimated" and (at_bound or not linear or max(abs(p.dx), abs(p.dy)) > 1.0):
+    if psf_source == "estimated" and not at_bound and linear and info["misfit_end"] >= (1 - MIN_PSF_GAIN) * info[
+            "misfit_wald"]:  # the data do not tell the estimate from the Wald PSF: keep the standard model
+        info["psf_not_significant"] = p.summary(s)
+        p, psf_source = PSF.wald(s), "wald (estimate not significantly better)"
+        spectral = estimate_srf(lr_s, msi_to_lr(msi_s, p, s), prior, mode=srf) if not given_spectral else spectral
+    elif psf_source == "estimated" and (at_bound or not linear or max(abs(p.dx), abs(p.dy)) > 1.0):
         warnings.append(f"The PSF estimate (sigma {p.sigma:.2f} HR px, shift {p.dx:+.2f}, {p.dy:+.2f} LR px) is "
                         "unreliable" + ("" if linear else " (the MSI is not a linear view of the HSI)") +
                         ": the Wald PSF (sigma = s/2, no shift) is used instead.")
@@ -499,5 +536,5 @@ def msi_to_lr(msi: np.ndarray, psf: PSF, s: int) -> np.ndarray:
 
 
 __all__ = ["PSF", "ObservationModel", "SpectralModel", "check_pair", "degrade", "degrade_adjoint",
-           "degrade_pinv", "estimate_observation", "msi_to_lr", "estimate_psf", "estimate_srf", "gram_inverse", "parse_psf",
+           "degrade_pinv", "check_msi_wavelengths", "estimate_observation", "msi_to_lr", "parse_srf", "estimate_psf", "estimate_srf", "gram_inverse", "parse_psf",
            "pinv_margin_lr", "sensor_prior"]

@@ -5,7 +5,9 @@ the MSI degraded once more by the estimated PSF (the MSI to the LR grid) are fus
 LR-HSI itself. The candidate with the best mean PSNR there is used at full scale if it beats GLP by at least
 ``MIN_GAIN_DB``; otherwise GLP (the fallback). A pair too small for a reduced-scale score (fewer than
 ``MIN_REDUCED_LR`` LR px a side after the second degradation) gets ``DEFAULT``, the consistent GLP, which was
-never worse than GLP on any held-apart scene. The choice and the scores are reported.
+better than GLP on every development scene (bench/eval_model_based.py --dev); when the MSI is not a linear
+view of the HSI (SRF fit R^2 < 0.9, e.g. a real RGB camera) candidates that enforce the MSI are dropped and the
+default is ``DEFAULT_NONLINEAR``. The choice and the scores are reported.
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from ..core.metrics import psnr
-from .model_based import base_key, run_base, run_candidate, split_method
-from .observation import ObservationModel, degrade, estimate_observation
+from csakd_qgis.fusion.model_based import base_key, run_base, run_candidate, split_method
+from csakd_qgis.fusion.observation import ObservationModel, degrade, estimate_observation
+from csakd_qgis.quality.metrics import psnr
 
-AUTO_CANDIDATES = ("glp", "bicubic", "glp+c", "glp+cy", "gsa+c")
+AUTO_CANDIDATES = ("glp", "glp+c", "glp+cy")
 DEFAULT = "glp+c"
+DEFAULT_NONLINEAR = "glp+cy"  # an MSI that is not a linear view of the HSI: consistency with the LR-HSI only
 FALLBACK = "glp"
 MIN_GAIN_DB = 0.05
 MIN_REDUCED_LR = 8
@@ -30,9 +33,13 @@ def select_method(lr: np.ndarray, msi: np.ndarray, s: int, obs: ObservationModel
     """The method ``auto`` uses for this pair, and why (reduced-scale PSNR of each candidate)."""
     lr_r = degrade(np.nan_to_num(lr), obs.psf, s)
     msi_r = degrade(np.nan_to_num(msi[:, : lr.shape[1] * s, : lr.shape[2] * s]), obs.psf, s)
+    linear = bool(obs.info.get("msi_linear", True))
+    if not linear:
+        candidates = [c for c in candidates if not c.endswith("+c")]
+    default = DEFAULT if linear else DEFAULT_NONLINEAR
     if min(lr_r.shape[1:]) < MIN_REDUCED_LR:
-        return DEFAULT, {"reason": f"pair too small for a reduced-scale score ({lr.shape[1]} x {lr.shape[2]} LR px): "
-                                   f"default {DEFAULT}"}
+        return default, {"reason": f"pair too small for a reduced-scale score ({lr.shape[1]} x {lr.shape[2]} LR px): "
+                                   f"default {default}"}
     ref = np.asarray(lr, np.float32)[:, : lr_r.shape[1] * s, : lr_r.shape[2] * s]
     scores: dict[str, float] = {}
     bases: dict[str, np.ndarray] = {}

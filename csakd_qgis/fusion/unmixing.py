@@ -21,10 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core.classical import upsample_bicubic
-from ..core.degrade import check_scale, fill_nan_nearest
-from ..core.errors import CsakdError
-from .observation import ObservationModel, degrade
+from csakd_qgis.errors import CsakdError
+from csakd_qgis.fusion.classical import upsample_bicubic
+from csakd_qgis.fusion.observation import ObservationModel, degrade
+from csakd_qgis.spectral.degrade import check_scale, fill_nan_nearest
 
 N_ENDMEMBERS = 20
 DELTA = 0.1  # weight of the sum-to-one row (relative to the mean data level)
