@@ -41,7 +41,7 @@ DATA = ROOT.parent / "shared" / "data"
 EXTRA = DATA / "extra_hsi"
 S2 = "S2A:B2,B3,B4,B8"
 L8 = "L8:B1,B2,B3,B4,B5,B6,B7"
-METHODS = ("bicubic", "bicubic+c", "gsa", "gsa+c", "glp", "glp+c", "cnmf", "cnmf+c", "auto")
+METHODS = ("bicubic", "bicubic+c", "gsa", "gsa+c", "glp", "glp+c", "glp+cy", "cnmf", "cnmf+c", "auto")
 # name -> (loader key, MSI sensor, scale, land cover)
 SCENES = {
     "enmap_test_x3": ("enmap_test", S2, 3, "EnMAP Potsdam: urban, vegetation, water (corpus TEST tiles)"),
@@ -261,7 +261,8 @@ def main(argv=None) -> int:
         if not pick or name in pick:
             res["mismatch"].append(evaluate(name, methods, sig, sh, base=base))
     if not a.no_timing:
-        res["timing"] = timing([m for m in methods if m in ("bicubic", "gsa", "glp", "glp+c", "gsa+c", "auto", "cnmf")])
+        res["timing"] = timing([m for m in methods if m in ("bicubic", "gsa", "glp", "glp+c", "glp+cy", "gsa+c", "cnmf",
+                                                            "auto")])
     res["env"] = {"cpu_count": os.cpu_count(), "numpy": np.__version__}
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(res, indent=1))
