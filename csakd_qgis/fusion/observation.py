@@ -26,6 +26,8 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
+from scipy.ndimage import correlate1d
+from scipy.optimize import minimize, nnls
 
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.raster.coreg import estimate_shift_arrays, hsi_components
@@ -148,8 +150,6 @@ def gram_inverse(psf: PSF, scale: int, axis: str, eps: float = PINV_EPS) -> np.n
 
 
 def _lr_filter(y: np.ndarray, k: np.ndarray, axis: int) -> np.ndarray:
-    from scipy.ndimage import correlate1d
-
     return correlate1d(y, k.astype(np.float32), axis=axis, mode="reflect")
 
 
@@ -225,8 +225,6 @@ def _fit_pixels(lr: np.ndarray, msi_lr: np.ndarray, seed: int = 0) -> tuple[np.n
 
 
 def _nnls_smooth(a: np.ndarray, b: np.ndarray, lam: float, support: np.ndarray | None) -> np.ndarray:
-    from scipy.optimize import nnls
-
     n = a.shape[1]
     cols = np.arange(n) if support is None else np.nonzero(support)[0]
     sub = a[:, cols]
@@ -314,8 +312,6 @@ def estimate_psf(lr: np.ndarray, msi: np.ndarray, scale: int, shift: tuple[float
     Start: sigma = s/2 and the phase-correlation shift (or ``shift``); then Nelder-Mead on (sigma, dx, dy)
     (only sigma when ``fit_shift`` is False). Returns the PSF and diagnostics (misfit at start and end).
     """
-    from scipy.optimize import minimize
-
     s = check_scale(scale)
     lr = np.asarray(lr, np.float32)
     msi = np.asarray(msi, np.float32)[:, : lr.shape[1] * s, : lr.shape[2] * s]
