@@ -13,17 +13,12 @@ from typing import Any
 import numpy as np
 
 from csakd_qgis.errors import CsakdError
-from csakd_qgis.fusion.classical import (
-    CLASSICAL_METHODS,
-    apply_classical,
-    fit_classical,
-    margin_lr,
-    upsample_bicubic,
-)
+from csakd_qgis.fusion.classical import CLASSICAL_METHODS, apply_classical, fit_classical, margin_lr
 from csakd_qgis.fusion.consistency import project
 from csakd_qgis.fusion.observation import ObservationModel, msi_to_lr
 from csakd_qgis.fusion.unmixing import MARGIN_LR as CNMF_MARGIN_LR
 from csakd_qgis.fusion.unmixing import apply_cnmf, fit_cnmf
+from csakd_qgis.raster.resample import upsample_bicubic
 
 BASES = (*CLASSICAL_METHODS, "cnmf")
 SUFFIXES = ("", "+c", "+cy")

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from csakd_qgis.errors import CsakdError
-from csakd_qgis.fusion.classical import upsample_bicubic
 from csakd_qgis.fusion.observation import ObservationModel, degrade
+from csakd_qgis.raster.resample import upsample_bicubic
 from csakd_qgis.spectral.degrade import check_scale, fill_nan_nearest
 
 N_ENDMEMBERS = 20
