@@ -10,7 +10,8 @@ from csakd_qgis.zoo.registry import available_models
 def model_choices() -> list[str]:
     """Zoo models first (the default is the first), then the classical methods, then 'file'."""
 
-    return [*available_models(), "glp", "gsa", "bicubic", FILE_CHOICE]
+    return [*available_models(), "auto", "glp+c", "glp+cy", "gsa+c", "cnmf", "cnmf+c", "glp", "gsa", "bicubic",
+            FILE_CHOICE]
 
 
 class FuseAlgorithm(ModelFusionBase):
@@ -29,7 +30,9 @@ class FuseAlgorithm(ModelFusionBase):
             "with a trained network (a knowledge-distilled CSAKD student from the model zoo, or a model "
             "file you trained with 'csakd train') or a classical method.\n\n"
             "MODEL: a zoo model (its name says the sensors and scale, e.g. enmap_s2-4band_x3 = EnMAP + "
-            "Sentinel-2 B2,B3,B4,B8 at 3x), a classical method (glp, gsa, bicubic), or 'file' to use "
+            "Sentinel-2 B2,B3,B4,B8 at 3x), a model-based method (auto, glp+c, glp+cy, gsa+c, cnmf, cnmf+c: see "
+            "'Fuse hyperspectral + multispectral (classical)'; PSF and SRF set their observation model), a "
+            "classical method (glp, gsa, bicubic), or 'file' to use "
             "MODEL_FILE (a .safetensors file with its .json model card beside it). The model's card is "
             "checked against the inputs: HSI band count and wavelengths, MSI band count and scale.\n\n"
             "Grids: the HSI pixel size should be an integer multiple of the MSI pixel size (else it is rounded "

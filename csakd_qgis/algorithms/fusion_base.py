@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from qgis.core import (
     QgsProcessingException,
     QgsProcessingOutputNumber,
@@ -38,6 +40,7 @@ class FusionBase(CsakdAlgorithm):
     TILE, OVERLAP, BATCH, DEVICE, SHIFT_CORRECT, CREATION_OPTIONS = (
         "TILE", "OVERLAP", "BATCH", "DEVICE", "SHIFT_CORRECT", "CREATION_OPTIONS")
     RUNTIME, PRECISION = "RUNTIME", "PRECISION"
+    PSF, SRF = "PSF", "SRF"
     NEEDS_MSI = True
 
     def add_inputs(self) -> None:
@@ -72,6 +75,12 @@ class FusionBase(CsakdAlgorithm):
         if self.NEEDS_MSI:
             advanced.append(QgsProcessingParameterBoolean(
                 self.SHIFT_CORRECT, self.tr("Correct the estimated sub-pixel HSI shift"), defaultValue=False))
+            advanced.append(QgsProcessingParameterString(
+                self.PSF, self.tr("PSF of the HSI for model-based methods: auto, wald or gaussian:SIGMA"),
+                defaultValue="auto", optional=True))
+            advanced.append(QgsProcessingParameterString(
+                self.SRF, self.tr("MSI spectral response for model-based methods: auto, auto:SENSOR, SENSOR "
+                                  "(e.g. S2A:B2,B3,B4,B8) or an SRF CSV file"), defaultValue="auto", optional=True))
         advanced.append(QgsProcessingParameterString(
             self.CREATION_OPTIONS, self.tr("GDAL creation options (e.g. COMPRESS=LZW)"), defaultValue="",
             optional=True))
@@ -87,6 +96,10 @@ class FusionBase(CsakdAlgorithm):
         if self.NEEDS_MSI:
             self.addOutput(QgsProcessingOutputNumber("SHIFT_X", self.tr("Estimated HSI shift x (HSI pixels)")))
             self.addOutput(QgsProcessingOutputNumber("SHIFT_Y", self.tr("Estimated HSI shift y (HSI pixels)")))
+            self.addOutput(QgsProcessingOutputNumber("PSF_SIGMA", self.tr(
+                "PSF Gaussian sigma used by a model-based method (MSI pixels; 0 otherwise)")))
+            self.addOutput(QgsProcessingOutputString("OBSERVATION", self.tr(
+                "Observation model of a model-based method (JSON: PSF, shift, SRF gains/offsets, auto's choice)")))
 
     def checkParameterValues(self, parameters, context):  # noqa: N802
         ok, msg = super().checkParameterValues(parameters, context)
@@ -127,6 +140,9 @@ class FusionBase(CsakdAlgorithm):
             kwargs["precision"] = self.enum_string(parameters, self.PRECISION, context)
         if self.NEEDS_MSI:
             kwargs["shift_correct"] = self.parameterAsBool(parameters, self.SHIFT_CORRECT, context)
+            kwargs["model_options"] = {
+                "psf": self.parameterAsString(parameters, self.PSF, context) or "auto",
+                "srf": self.parameterAsString(parameters, self.SRF, context) or "auto"}
         progress, cancel = self.progress_bridge(feedback)
         with self.removed_on_failure([out]):
             result = self.run_core(feedback, self.core_function(), hsi, *([msi] if self.NEEDS_MSI else []), out,
@@ -140,7 +156,10 @@ class FusionBase(CsakdAlgorithm):
         outputs = {self.OUTPUT: out, "DEVICE_USED": device_used, "ELAPSED_S": result.elapsed_s,
                    "N_TILES": result.n_tiles}
         if self.NEEDS_MSI:
-            outputs.update({"SHIFT_X": result.shift_x, "SHIFT_Y": result.shift_y})
+            obs = result.observation.get("observation", {})
+            outputs.update({"SHIFT_X": result.shift_x, "SHIFT_Y": result.shift_y,
+                            "PSF_SIGMA": float(obs.get("sigma_hr_px", 0.0)),
+                            "OBSERVATION": json.dumps(result.observation) if result.observation else ""})
         return outputs
 
     def abstract(self, result, inputs: list[str | None]) -> str:

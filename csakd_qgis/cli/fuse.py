@@ -29,10 +29,21 @@ def add_fuse_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--hsi", required=True, metavar="HSI", help="low-resolution hyperspectral raster")
     p.add_argument("--msi", required=True, metavar="MSI", help="high-resolution multispectral raster")
     p.add_argument("--model", default="glp", metavar="M",
-                   help="classical method (glp, gsa, bicubic), zoo model name, or a .safetensors model file "
-                        "(default: %(default)s)")
+                   help="model-based method: auto (picks glp / glp+c / glp+cy at reduced scale on the pair), "
+                        "glp+c (GLP with the estimated blur + consistency with the HSI and the MSI; assumes the "
+                        "MSI is a linear view of the HSI; ~3x GLP's time), glp+cy (consistent with the HSI only, "
+                        "e.g. for an RGB camera), gsa+c, cnmf (coupled unmixing, 20 endmembers; ~5-10x GLP), "
+                        "cnmf+c; classical method: glp, gsa, bicubic (assume the Wald blur sigma = scale/2); a zoo "
+                        "model name, or a .safetensors model file (default: %(default)s)")
     p.add_argument("--out", required=True, metavar="OUT.tif", help="output GeoTIFF")
     add_run_arguments(p, "MSI pixels")
+    p.add_argument("--psf", default="auto", metavar="PSF",
+                   help="HSI blur for model-based methods: auto (Gaussian width and centre estimated from the pair), "
+                        "wald (sigma = scale/2 MSI px) or gaussian:SIGMA (in MSI pixels) (default: %(default)s)")
+    p.add_argument("--srf", default="auto", metavar="SRF",
+                   help="MSI spectral response for model-based methods: auto (smooth non-negative fit on the pair), "
+                        "auto:SENSOR (fit within e.g. S2A:B2,B3,B4,B8's bands), SENSOR or an SRF CSV file (the "
+                        "published response, gain/offset fitted) (default: %(default)s)")
     p.add_argument("--shift-correct", action="store_true",
                    help="remove the estimated sub-pixel HSI/MSI shift before fusing (always estimated and "
                         "reported)")
@@ -47,7 +58,8 @@ def run_fuse(args: argparse.Namespace, progress: Callable[[float, str], None] | 
     return run_job("fuse", args, progress, fuse, {"hsi": args.hsi, "msi": args.msi}, model=args.model,
                    device=args.device, tile=args.tile, overlap=args.overlap, batch=args.batch,
                    shift_correct=args.shift_correct, creation_options=creation_options(args.co),
-                   threads=args.threads, precision=args.precision, runtime=args.runtime)
+                   threads=args.threads, precision=args.precision, runtime=args.runtime,
+                   model_options={"psf": args.psf, "srf": args.srf})
 
 
 __all__ = ["add_fuse_parser", "run_fuse"]

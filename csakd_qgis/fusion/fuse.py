@@ -18,12 +18,13 @@ not fused but kept as all-nodata bands, so band indices stay those of the input 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -59,11 +60,16 @@ class FuseResult(RasterJobResult):
     shift_y: float = 0.0
     shift_corrected: bool = False
     shift_confidence: float = 0.0
+    observation: dict[str, Any] = field(default_factory=dict)  # model-based methods: PSF, shift, SRF, choice
 
     def summary(self) -> str:
         """One line for logs and the CLI."""
+        obs = self.observation.get("observation", {})
+        psf = (f", PSF sigma {obs['sigma_hr_px']:.3f} HR px ({obs['psf_source']}), PSF shift "
+               f"dx={obs['shift_dx_lr_px']:+.3f} dy={obs['shift_dy_lr_px']:+.3f} LR px, SRF {obs['srf']['source']}"
+               if obs else "")
         return (f"{super().summary()}, HSI shift dx={self.shift_x:+.3f} dy={self.shift_y:+.3f} LR px"
-                f"{' (corrected)' if self.shift_corrected else ''}")
+                f"{' (corrected)' if self.shift_corrected else ''}{psf}")
 
 
 def radiometry_check(lr: np.ndarray, msi: np.ndarray, factor: float = 10.0) -> str | None:
@@ -107,7 +113,7 @@ def fuse(hsi: str | os.PathLike, msi: str | os.PathLike, out: str | os.PathLike,
          progress: Callable[[float, str], None] | None = None, cancel: Callable[[], bool] | None = None,
          threads: int | None = None, precision: str = "fp32", edge: str = "shift",
          group_width: int | None = None, runtime: str = "auto",
-         part: tuple[int, int] | None = None) -> FuseResult:
+         part: tuple[int, int] | None = None, model_options: dict[str, Any] | None = None) -> FuseResult:
     """Fuse ``hsi`` (LR hyperspectral) and ``msi`` (HR multispectral) into ``out`` (GeoTIFF on the MSI grid).
 
     ``model``: a classical method ("bicubic", "gsa", "glp"), a zoo model name, a .safetensors/.json path or a
@@ -116,6 +122,10 @@ def fuse(hsi: str | os.PathLike, msi: str | os.PathLike, out: str | os.PathLike,
     :class:`errors.CancelledError`, nothing is left at ``out``). ``threads`` sets torch's CPU threads.
     ``group_width``: output column-group width in HR px (None: ``GROUP_WIDTH``, 0: no column groups).
     ``part`` = (k, n): write only the k-th of n column-group ranges (a block file of :mod:`distributed.blocks`).
+    ``model_options``: for model-based methods (``glp+c``, ``cnmf``, ``auto``...): ``psf`` (auto | wald |
+    gaussian:SIGMA) and ``srf`` (auto | auto:SENSOR | SENSOR | SRF file); the HSI FWHM and MSI wavelengths
+    are added from the rasters' metadata. Such predictors may raise the tile size and lower the batch
+    (``min_tile`` / ``max_batch``): their halo is wide.
     """
     t_start = time.perf_counter()
     out_path = check_output_path(out, [str(hsi), str(msi)], role="fused output")
@@ -129,7 +139,12 @@ def fuse(hsi: str | os.PathLike, msi: str | os.PathLike, out: str | os.PathLike,
     good = grid.hsi_bands
     predictor = make_predictor(model, scale=s, hsi_bands=len(good), msi_bands=len(grid.msi_bands),
                                hsi_wavelengths=[hsi_meta.wavelengths[i] for i in good], device=device,
-                               precision=precision, threads=opts.threads, runtime=runtime)
+                               precision=precision, threads=opts.threads, runtime=runtime,
+                               model_options={"fwhm": [hsi_meta.fwhm[i] for i in good],
+                                              "msi_wavelengths": list(grid.msi.wavelengths or []) or None,
+                                              **(model_options or {})})
+    opts = dataclasses.replace(opts, tile=max(opts.tile, int(getattr(predictor, "min_tile", 0))),
+                               batch=min(opts.batch, int(getattr(predictor, "max_batch", opts.batch))))
     prog.check_cancel()
     job = TiledRasterJob(out_path, OutputSpec(grid.hr_width, grid.hr_height, grid.crs, grid.hr_transform,
                                               hsi_meta.count, good, hsi_meta.wavelengths, hsi_meta.fwhm,
@@ -206,11 +221,13 @@ def fuse(hsi: str | os.PathLike, msi: str | os.PathLike, out: str | os.PathLike,
                 "hsi": os.path.basename(str(hsi)), "msi": os.path.basename(str(msi)), "model": predictor.name,
                 "scale": s, "shift_lr_px": [round(est.dx, 4), round(est.dy, 4)], "shift_corrected": corrected,
                 "device": predictor.device_used, "fused_bands": len(good), "tile": job.plan.tile,
-                "overlap": job.plan.overlap})
+                "overlap": job.plan.overlap, **({"observation": predictor.report} if getattr(predictor, "report", None)
+                                                else {})})
     finally:
         shift_pool.shutdown(wait=True, cancel_futures=True)
     return job.finish(FuseResult, predictor, t_start, messages, shift_x=est.dx, shift_y=est.dy,
-                      shift_corrected=corrected, shift_confidence=est.confidence)
+                      shift_corrected=corrected, shift_confidence=est.confidence,
+                      observation=dict(getattr(predictor, "report", None) or {}))
 
 
 __all__ = ["FuseResult", "fuse", "grid_layers", "radiometry_check"]

@@ -26,7 +26,18 @@ import numpy as np
 
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.fusion.classical import CLASSICAL_METHODS, apply_classical, fit_classical, margin_lr
+from csakd_qgis.fusion.consistency import margin_lr as consistency_margin_lr
+from csakd_qgis.fusion.consistency import project
+from csakd_qgis.fusion.model_based import apply_base, base_margin_lr, fit_base, is_model_based, split_method
+from csakd_qgis.fusion.observation import (
+    central_sample,
+    check_msi_wavelengths,
+    estimate_observation,
+    parse_psf,
+    parse_srf,
+)
 from csakd_qgis.fusion.runtime import open_runner
+from csakd_qgis.fusion.select import select_method
 from csakd_qgis.spectral.degrade import fill_nan_nearest
 from csakd_qgis.zoo.card import apply_normalization, invert_normalization, read_card, validate_card
 from csakd_qgis.zoo.registry import resolve_model_path
@@ -257,12 +268,102 @@ class CallablePredictor(Predictor):
         return apply_mask(out.copy() if mask is not None else out, mask)
 
 
+
+class ModelBasedPredictor(Predictor):
+    """Model-based fusion (``glp+c``, ``gsa+c``, ``glp+cy``, ``cnmf``, ``cnmf+c``, ``auto``, ...): the observation model,
+    the method choice (``auto``) and the base parameters are fitted once on the scene sample; each window gets the
+    base method and the consistency projection, with the halo the estimated PSF needs."""
+
+    MIN_TILE_LR = 96  # LR px: windows much smaller than the projection's halo would mostly compute context
+    MAX_BATCH = 1
+    AUTO_SAMPLE_LR = 128  # reduced-scale selection runs on a central window of at most this many LR px a side
+    CNMF_SAMPLE_LR = 64  # CNMF endmembers are fitted on a central window of at most this many LR px a side
+
+    def __init__(self, method: str, scale: int, hsi_bands: int, msi_bands: int, psf: str = "auto",
+                 srf: str = "auto", sensor: Any = None, wavelengths: Sequence[float] | None = None,
+                 fwhm: Sequence[float | None] | None = None, obs: Any = None,
+                 msi_wavelengths: Sequence[float | None] | None = None) -> None:
+        m = str(method).strip().lower()
+        if m != "auto":
+            split_method(m)  # a clear error for unknown names before any compute
+        parse_psf(psf, scale)
+        check_msi_wavelengths(msi_wavelengths, wavelengths)
+        srf, sensor = parse_srf(srf) if sensor is None else (srf, sensor)
+        self.method = m
+        self.name = m
+        self.scale, self.hsi_bands, self.msi_bands = int(scale), int(hsi_bands), int(msi_bands)
+        self.psf, self.srf, self.sensor, self.obs = psf, srf, sensor, obs
+        self.wavelengths = None if wavelengths is None else list(wavelengths)
+        self.fwhm = None if fwhm is None or any(f is None for f in fwhm) else list(fwhm)
+        self.device_used = "cpu"
+        self.min_tile = self.MIN_TILE_LR * self.scale
+        self.max_batch = self.MAX_BATCH
+        self.halo_lr = 0  # set by prepare() from the PSF
+        self.network_seconds = 0.0
+        self.messages: list[str] = []
+        self.report: dict[str, Any] = {}
+        self._used: tuple[str, str] | None = None
+        self._params: Any = None
+
+    @property
+    def needs_sample(self) -> bool:
+        """The observation model and the base are fitted on the scene sample."""
+        return True
+
+    def prepare(self, lr: np.ndarray, msi: np.ndarray) -> None:
+        """Estimate the observation model, choose the method (``auto``) and fit the base on the scene sample."""
+        t0 = time.perf_counter()
+        s = self.scale
+        if self.obs is None:
+            self.obs = estimate_observation(lr, msi, s, psf=self.psf, srf=self.srf, sensor=self.sensor,
+                                            wavelengths=self.wavelengths, fwhm=self.fwhm)
+        self.messages.append(self.obs.message())
+        self.messages += list(self.obs.info.get("warnings", []))
+        self.report = {"observation": self.obs.summary()}
+        method = self.method
+        if method == "auto":
+            method, why = select_method(*central_sample(lr, msi, s, self.AUTO_SAMPLE_LR), s, self.obs)
+            self.report.update(choice=method, **why)
+            self.messages.append(f"auto: {method} ({why['reason']}).")
+        base, suf = split_method(method)
+        obs_b = self.obs if (suf or base == "cnmf") else None
+        fit_lr, fit_msi = central_sample(lr, msi, s, self.CNMF_SAMPLE_LR) if base == "cnmf" else (lr, msi)
+        self._params = fit_base(base, fit_lr, fit_msi, s, obs_b)
+        self._used = (base, suf)
+        self.halo_lr = base_margin_lr(base, obs_b) + (consistency_margin_lr(self.obs) if suf else 0)
+        self.name = method if self.method != "auto" else f"auto ({method})"
+        self.messages.append(f"{method}: fitted on a {lr.shape[1]} x {lr.shape[2]} LR px sample in "
+                             f"{time.perf_counter() - t0:.2f} s; halo {self.halo_lr} LR px.")
+
+    def predict(self, lr: np.ndarray, msi: np.ndarray) -> np.ndarray:
+        """Base method then (for ``+c`` / ``+cy``) the consistency projection, window by window."""
+        self._check(lr, msi)
+        if self._used is None:
+            raise RuntimeError("ModelBasedPredictor.prepare() was not called")
+        base, suf = self._used
+        obs_b = self.obs if (suf or base == "cnmf") else None
+        t0 = time.perf_counter()
+        outs = []
+        for a, b in zip(lr, msi, strict=True):
+            x = apply_base(base, a, b, self.scale, obs_b, self._params)
+            if suf:
+                x = project(x, a, b, self.obs, use_msi=suf == "+c", pad=False)
+            outs.append(x)
+        out = np.stack(outs)
+        apply_mask(out, nodata_mask(lr, msi, self.scale))
+        self.network_seconds += time.perf_counter() - t0
+        return out.astype(np.float32, copy=False)
+
+
 def make_predictor(model: str | os.PathLike | Predictor, *, scale: int, hsi_bands: int, msi_bands: int,
                    hsi_wavelengths: Sequence[float | None] | None = None, device: str = "auto",
-                   precision: str = "fp32", threads: int | None = None, runtime: str = "auto") -> Predictor:
+                   precision: str = "fp32", threads: int | None = None, runtime: str = "auto",
+                   model_options: dict[str, Any] | None = None) -> Predictor:
     """A predictor for ``model``: a classical method name, a zoo model name, a .safetensors/.json path, or a
-    :class:`Predictor` (returned as is). Learned models are checked against the data (bands, wavelengths,
-    scale) before any compute; a missing model file is a CsakdError.
+    :class:`Predictor` (returned as is). Model-based names (``glp+c``, ``cnmf``, ``auto``...) take
+    ``model_options`` (psf, srf, sensor, fwhm, msi_wavelengths) of :class:`ModelBasedPredictor`. Learned models
+    are checked against the data (bands, wavelengths, scale) before any compute; a missing model file is a
+    CsakdError.
     """
 
     if isinstance(model, Predictor) or (hasattr(model, "predict") and hasattr(model, "scale")):
@@ -271,6 +372,9 @@ def make_predictor(model: str | os.PathLike | Predictor, *, scale: int, hsi_band
             raise CsakdError(f"The predictor works at scale {pred.scale} but the inputs have scale {scale}.")
         return pred  # type: ignore[return-value]
     text = str(model).strip()
+    if is_model_based(text):
+        return ModelBasedPredictor(text, scale, hsi_bands, msi_bands, **(model_options or {}),
+                                   wavelengths=hsi_wavelengths)
     if text.lower() in CLASSICAL_METHODS:
         d = (device or "auto").strip().lower()
         pred = ClassicalPredictor(text.lower(), scale, hsi_bands, msi_bands)
@@ -283,6 +387,6 @@ def make_predictor(model: str | os.PathLike | Predictor, *, scale: int, hsi_band
     return pred_t
 
 
-__all__ = ["CallablePredictor", "ClassicalPredictor", "Predictor", "NetworkPredictor",
+__all__ = ["CallablePredictor", "ClassicalPredictor", "ModelBasedPredictor", "Predictor", "NetworkPredictor",
            "all_finite", "apply_mask", "fill_nodata", "make_predictor",
            "nodata_mask"]
