@@ -9,6 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# the fault suite's fixtures; a second conftest.py would shadow this one for `from conftest import ...`
+pytest_plugins = ["faults.fixtures_faults"]
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 QGIS_PROCESS = ROOT / "scripts" / "qgis_process.sh"
