@@ -83,7 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         shipped = loss <= INT8_MAX_LOSS_DB
         if not shipped:
             onnx_path(card_path, "int8").unlink(missing_ok=True)
-        results[name] = {"export": rep.to_dict(), "test_metrics": metrics, "int8_psnr_loss_db": round(loss, 4),
+        export = rep.to_dict()
+        for v in export["variants"]:  # paths inside the repository, not of this machine
+            v["path"] = str(Path(v["path"]).relative_to(ROOT))
+        results[name] = {"export": export, "test_metrics": metrics, "int8_psnr_loss_db": round(loss, 4),
                          "int8_shipped": shipped, "test_scenes": [s.name for s in scenes]}
         print(f"{name}: TEST PSNR torch {mean(metrics['torch_fp32'], 'psnr'):.3f} | onnx fp32 "
               f"{mean(metrics['onnx_fp32'], 'psnr'):.3f} | int8 {mean(metrics['onnx_int8'], 'psnr'):.3f} "
