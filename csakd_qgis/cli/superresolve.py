@@ -13,12 +13,10 @@ from csakd_qgis.cli.common import (
     add_cluster_arguments,
     add_run_arguments,
     creation_options,
-    int_at_least,
     run_job,
+    scale_arg,
 )
 from csakd_qgis.fusion.superresolve import superresolve
-
-_scale = int_at_least(2, "an integer scale >= 2")
 
 
 def add_superresolve_parser(subparsers) -> argparse.ArgumentParser:
@@ -35,7 +33,7 @@ def add_superresolve_parser(subparsers) -> argparse.ArgumentParser:
                    help="zoo super-resolution model name (e.g. enmap_x4_sr), a .safetensors model file with "
                         "its .json card beside it, or 'bicubic' (needs --scale)")
     p.add_argument("--out", required=True, metavar="OUT.tif", help="output GeoTIFF")
-    p.add_argument("--scale", type=_scale, default=None, metavar="S",
+    p.add_argument("--scale", type=scale_arg, default=None, metavar="S",
                    help="scale factor: required for bicubic; for a model, checked against its card")
     add_run_arguments(p, "output pixels")
     add_cluster_arguments(p, blocks=True)

@@ -17,6 +17,7 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,15 +36,18 @@ from csakd_qgis.spectral.degrade import check_scale, crop_to_multiple, wald_degr
 _METRIC_KEYS = ("psnr", "sam", "ergas", "rmse", "ssim", "uiqi")
 
 
-def json_safe(obj):
-    """Recursively convert numpy types and non-finite floats ('inf', '-inf', 'nan' strings) for strict JSON."""
+def json_safe(obj: Any, non_finite: str = "string") -> Any:
+    """Recursively convert numpy types for strict JSON; non-finite floats become 'inf'/'-inf'/'nan' strings
+    (``non_finite="string"``, metrics files) or null (``"null"``, model cards)."""
     if isinstance(obj, dict):
-        return {str(k): json_safe(v) for k, v in obj.items()}
+        return {str(k): json_safe(v, non_finite) for k, v in obj.items()}
     if isinstance(obj, list | tuple | np.ndarray):
-        return [json_safe(v) for v in (obj.tolist() if isinstance(obj, np.ndarray) else obj)]
+        return [json_safe(v, non_finite) for v in (obj.tolist() if isinstance(obj, np.ndarray) else obj)]
     if isinstance(obj, np.generic):
         obj = obj.item()
     if isinstance(obj, float) and not math.isfinite(obj):
+        if non_finite == "null":
+            return None
         return "nan" if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
     return obj
 

@@ -16,7 +16,6 @@ and card are written only at the end (both removed if either write fails); the c
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import datetime as _dt
 import logging
@@ -35,6 +34,7 @@ from csakd_qgis.fusion.fuse import fuse, radiometry_check
 from csakd_qgis.fusion.predictors import _base_method
 from csakd_qgis.nets.pairs import CSAKDPair
 from csakd_qgis.quality.metrics import PSNR_CAP_DB
+from csakd_qgis.quality.report import json_safe
 from csakd_qgis.raster.coreg import plan_grid
 from csakd_qgis.raster.io import check_output_path, check_writable_folder
 from csakd_qgis.raster.scene import read_scene
@@ -51,7 +51,7 @@ from csakd_qgis.training.scenes import (
     split_scene,
 )
 from csakd_qgis.training.validation import attached_base_metrics, baseline_metrics
-from csakd_qgis.zoo.card import load_model, model_paths, read_card, save_model, validate_card
+from csakd_qgis.zoo.card import load_model, read_card, save_model, validate_card
 from csakd_qgis.zoo.registry import ZooCandidate, check_not_overwriting, closest_zoo_model, resolve_model_path
 
 log = logging.getLogger("csakd_qgis.adapt")
@@ -213,31 +213,8 @@ def check_model_output(path: str | os.PathLike, inputs: Sequence[str | os.PathLi
 
 
 def save_model_files(path: Path, model: Any, card: dict[str, Any]) -> tuple[Path, Path]:
-    """``modelcard.save_model`` that leaves neither file behind when one of the two writes fails."""
-
-    json_path, st_path = model_paths(path)
-    existed = {q: q.exists() for q in (json_path, st_path)}
-    try:
-        return save_model(path, model, _json_safe(card))
-    except BaseException:
-        for q, was in existed.items():
-            if not was and q.exists():
-                with contextlib.suppress(OSError):
-                    q.unlink()
-        raise
-
-
-def _json_safe(obj: Any) -> Any:
-    """A copy with numpy scalars as Python numbers and NaN/inf as None (cards are strict JSON)."""
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
+    """``zoo.card.save_model`` of a card that may hold numpy numbers or NaN (written as null); both files or neither."""
+    return save_model(path, model, json_safe(card, non_finite="null"))
 
 
 # --------------------------------------------------------------------------------------------- data
