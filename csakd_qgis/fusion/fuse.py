@@ -101,10 +101,10 @@ def _needs_sample(predictor: Any) -> bool:
 def grid_layers(grid: FusionGrid) -> list[Layer]:
     """The job's inputs of a fusion: the LR-HSI (LR grid) and the HR-MSI (s x), context beyond mirrored."""
     (lr_block, lr_phase), (hr_block, hr_phase) = grid.block_rows()
-    return [Layer(lambda r, c, h, w: grid.read_lr(r, c, h, w, outside=OUTSIDE), len(grid.hsi_bands), 1,
-                  grid.lr_height, lr_block, lr_phase),
-            Layer(lambda r, c, h, w: grid.read_hr(r, c, h, w, outside=OUTSIDE), len(grid.msi_bands), grid.scale,
-                  grid.hr_height, hr_block, hr_phase)]
+    return [Layer(lambda r, c, h, w, out=None: grid.read_lr(r, c, h, w, outside=OUTSIDE, out=out),
+                  len(grid.hsi_bands), 1, grid.lr_height, lr_block, lr_phase, reads_into=True),
+            Layer(lambda r, c, h, w, out=None: grid.read_hr(r, c, h, w, outside=OUTSIDE, out=out),
+                  len(grid.msi_bands), grid.scale, grid.hr_height, hr_block, hr_phase, reads_into=True)]
 
 
 def fuse(hsi: str | os.PathLike, msi: str | os.PathLike, out: str | os.PathLike, model: Any = "glp",

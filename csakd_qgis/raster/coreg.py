@@ -157,11 +157,11 @@ class FusionGrid:
 
     # ---- reads
     def read_lr(self, row: int, col: int, height: int, width: int, bands: Sequence[int] | None = None,
-                outside: str = "fill") -> np.ndarray:
+                outside: str = "fill", out: np.ndarray | None = None) -> np.ndarray:
         """(C_h, height, width) HSI reflectance on a LR grid window; NaN = nodata / outside.
 
         ``outside="edge"`` / ``"symmetric"``: pixels beyond the HSI (or its warped grid) replicate its edge /
-        mirror it about its edge instead of NaN (:func:`io.read_window_raw`).
+        mirror it about its edge instead of NaN (:func:`io.read_window_raw`); ``out``: an array to fill.
         """
         from rasterio.windows import Window
 
@@ -170,23 +170,25 @@ class FusionGrid:
         idx = list(self.hsi_bands if bands is None else bands)
         if self.hsi_source.kind == "direct":
             win = Window(col + self.hsi_source.col_off, row + self.hsi_source.row_off, width, height)
-            raw = read_window_raw(self._hsi_ds, win, [i + 1 for i in idx], outside=outside)
+            raw = read_window_raw(self._hsi_ds, win, [i + 1 for i in idx], outside=outside, out=out)
             return to_reflectance(raw, self.hsi, idx, copy=False)
-        raw = read_window_raw(self._hsi_ds, Window(col, row, width, height), [i + 1 for i in idx], outside=outside)
+        raw = read_window_raw(self._hsi_ds, Window(col, row, width, height), [i + 1 for i in idx], outside=outside,
+                              out=out)
         return to_reflectance(raw, dataclasses.replace(self.hsi, nodata=None), idx, copy=False)
 
-    def read_hr(self, row: int, col: int, height: int, width: int, outside: str = "fill") -> np.ndarray:
+    def read_hr(self, row: int, col: int, height: int, width: int, outside: str = "fill",
+                out: np.ndarray | None = None) -> np.ndarray:
         """(C_m, height, width) MSI reflectance on a HR grid window; NaN = nodata / outside.
 
         ``outside="edge"`` / ``"symmetric"``: pixels beyond the MSI file replicate its edge / mirror it
-        about its edge instead of NaN (:func:`io.read_window_raw`).
+        about its edge instead of NaN (:func:`io.read_window_raw`); ``out``: an array to fill.
         """
         from rasterio.windows import Window
 
         if self._msi_ds is None:
             raise RuntimeError("FusionGrid is not open: use 'with grid:' first")
         win = Window(col + int(self.msi_window.col_off), row + int(self.msi_window.row_off), width, height)
-        raw = read_window_raw(self._msi_ds, win, [i + 1 for i in self.msi_bands], outside=outside)
+        raw = read_window_raw(self._msi_ds, win, [i + 1 for i in self.msi_bands], outside=outside, out=out)
         return to_reflectance(raw, self.msi, self.msi_bands, copy=False)
 
     def read_tile(self, row: int, col: int, height: int, width: int, halo_lr: int = 0, outside: str = "fill"

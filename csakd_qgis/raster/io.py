@@ -174,9 +174,10 @@ def to_reflectance(raw: np.ndarray, meta: RasterMeta, bands: Sequence[int] | Non
     idx = list(range(meta.count)) if bands is None else list(bands)
     out = raw.astype(np.float32, copy=copy)
     if meta.nodata is not None and not np.isnan(meta.nodata):
-        bad = raw == meta.nodata
-        if bad.any():
-            out[bad] = np.nan
+        for b in range(raw.shape[0]):  # band by band: the mask stays one band, not a copy of the block
+            bad = raw[b] == meta.nodata
+            if bad.any():
+                out[b][bad] = np.nan
     scales = np.asarray([meta.scales[i] for i in idx], np.float32)[:, None, None]
     offsets = np.asarray([meta.offsets[i] for i in idx], np.float32)[:, None, None]
     if np.any(scales != 1) or np.any(offsets != 0):
@@ -242,8 +243,8 @@ def _outside_index(idx: np.ndarray, n: int, mode: str) -> np.ndarray:
     return np.where(m < n, m, 2 * n - 1 - m)
 
 
-def read_window_raw(ds, window, indexes: Sequence[int], fill: float = np.nan, outside: str = "fill"
-                    ) -> np.ndarray:
+def read_window_raw(ds, window, indexes: Sequence[int], fill: float = np.nan, outside: str = "fill",
+                    out: np.ndarray | None = None) -> np.ndarray:
     """Read an integer ``window`` of 1-based band ``indexes`` from an open dataset as float32, boundless.
 
     Only the part of the window inside the dataset is read (so it works on WarpedVRTs, which refuse
@@ -254,6 +255,7 @@ def read_window_raw(ds, window, indexes: Sequence[int], fill: float = np.nan, ou
     extension commutes with the s x s block mean of the LR/HR pixel grid (an HR raster mirrored about an LR
     pixel edge block-averages to the mirrored LR raster), so an LR-HSI and its HR-MSI extended this way stay
     a consistent pair; edge replication does not (the replicated HR edge row is not the LR edge pixel).
+    ``out``: a float32 (bands, height, width) array (a view is fine) to fill and return instead of a new one.
     """
     from rasterio.windows import Window
 
@@ -263,22 +265,36 @@ def read_window_raw(ds, window, indexes: Sequence[int], fill: float = np.nan, ou
     h, w = int(round(window.height)), int(round(window.width))
     r0, r1 = max(row0, 0), min(row0 + h, ds.height)
     c0, c1 = max(col0, 0), min(col0 + w, ds.width)
+    if out is None:
+        out = np.empty((len(indexes), h, w), np.float32)
+    elif out.shape != (len(indexes), h, w) or out.dtype != np.float32:
+        raise ValueError(f"out must be float32 of shape {(len(indexes), h, w)}, not {out.dtype} {out.shape}")
     if (r0, r1, c0, c1) == (row0, row0 + h, col0, col0 + w) and len(indexes) and h > 0 and w > 0:
         # inside the raster: read straight into the result (no fill, no copy)
-        out = np.empty((len(indexes), h, w), np.float32)
         ds.read(list(indexes), window=Window(c0, r0, w, h), out=out)
         return out
     if outside != "fill" and len(indexes) and h > 0 and w > 0 and ds.height > 0 and ds.width > 0:
-        rows = _outside_index(np.arange(row0, row0 + h), ds.height, outside)
-        cols = _outside_index(np.arange(col0, col0 + w), ds.width, outside)
-        lo_r, lo_c = int(rows.min()), int(cols.min())
-        data = ds.read(list(indexes), window=Window(lo_c, lo_r, int(cols.max()) - lo_c + 1,
-                                                    int(rows.max()) - lo_r + 1), out_dtype=np.float32)
-        return np.ascontiguousarray(data[:, (rows - lo_r)[:, None], (cols - lo_c)[None, :]])
-    out = np.full((len(indexes), h, w), fill, np.float32)
+        rows = _outside_index(np.arange(row0, row0 + h), ds.height, outside) - row0
+        cols = _outside_index(np.arange(col0, col0 + w), ds.width, outside) - col0
+        inner_r, inner_c = slice(r0 - row0, r1 - row0), slice(c0 - col0, c1 - col0)
+        if (r1 > r0 and c1 > c0 and rows.min() >= inner_r.start and rows.max() < inner_r.stop
+                and cols.min() >= inner_c.start and cols.max() < inner_c.stop):
+            # the mirrored context comes from the part inside: read that in place, then copy rows and columns
+            ds.read(list(indexes), window=Window(c0, r0, c1 - c0, r1 - r0), out=out[:, inner_r, inner_c])
+            for i in np.flatnonzero(rows != np.arange(h)):
+                out[:, i, inner_c] = out[:, rows[i], inner_c]
+            for j in np.flatnonzero(cols != np.arange(w)):
+                out[:, :, j] = out[:, :, cols[j]]
+            return out
+        lo_r, lo_c = int(rows.min()) + row0, int(cols.min()) + col0
+        data = ds.read(list(indexes), window=Window(lo_c, lo_r, int(cols.max()) + col0 - lo_c + 1,
+                                                    int(rows.max()) + row0 - lo_r + 1), out_dtype=np.float32)
+        out[...] = data[:, (rows + row0 - lo_r)[:, None], (cols + col0 - lo_c)[None, :]]
+        return out
+    out.fill(fill)
     if r1 > r0 and c1 > c0 and len(indexes):
-        data = ds.read(list(indexes), window=Window(c0, r0, c1 - c0, r1 - r0))
-        out[:, r0 - row0:r1 - row0, c0 - col0:c1 - col0] = data
+        ds.read(list(indexes), window=Window(c0, r0, c1 - c0, r1 - r0), out=out[:, r0 - row0:r1 - row0,
+                                                                                  c0 - col0:c1 - col0])
     return out
 
 

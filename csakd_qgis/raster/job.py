@@ -142,12 +142,13 @@ class Layer:
     ``phase`` (the file row of layer row 0 modulo it) let the reader cut its chunks on the file's block rows.
     """
 
-    read: Callable[[int, int, int, int], np.ndarray]
+    read: Callable[..., np.ndarray]
     bands: int
     factor: int
     n_rows: int
     block_rows: int = 1
     phase: int = 0
+    reads_into: bool = False  # read(..., out=array) fills a given (bands, height, width) array in place
 
 
 def raster_layer(ds: Any, meta: RasterMeta, bands: Sequence[int], factor: int = 1) -> Layer:
@@ -157,11 +158,12 @@ def raster_layer(ds: Any, meta: RasterMeta, bands: Sequence[int], factor: int = 
 
     from rasterio.windows import Window
 
-    def read(row: int, col: int, height: int, width: int) -> np.ndarray:
-        raw = read_window_raw(ds, Window(col, row, width, height), indexes, outside=OUTSIDE)
+    def read(row: int, col: int, height: int, width: int, out: np.ndarray | None = None) -> np.ndarray:
+        raw = read_window_raw(ds, Window(col, row, width, height), indexes, outside=OUTSIDE, out=out)
         return to_reflectance(raw, meta, idx, copy=False)
 
-    return Layer(read, len(idx), int(factor), int(ds.height), max(1, int(ds.block_shapes[0][0])), 0)
+    return Layer(read, len(idx), int(factor), int(ds.height), max(1, int(ds.block_shapes[0][0])), 0,
+                 reads_into=True)
 
 
 class EmptyPart(Exception):
@@ -171,25 +173,27 @@ class EmptyPart(Exception):
 def shifted_layer(layer: Layer, cols: int) -> Layer:
     """``layer`` read ``cols`` LR px further right (a job part's inputs: its columns start at its offset)."""
     f = layer.factor
-    return replace(layer, read=lambda r, c, h, w: layer.read(r, c + cols * f, h, w))
+    return replace(layer, read=lambda r, c, h, w, **kw: layer.read(r, c + cols * f, h, w, **kw))
 
 
 class _RowChunks:
     """Rows of one input over a fixed column range, read in chunks cut on the file's block rows.
 
     ``get(row, col, h, w)`` returns a view of rows [row, row + h) and columns [col, col + w) (inside the
-    chunk's column range). Requests must come with non-decreasing ``row`` (a column group's windows in plan
+    chunk's column range), valid until the next ``get``. Requests must come with non-decreasing ``row`` (a column group's windows in plan
     order); a chunk ends on a block-row boundary of the file, so each compressed block is decoded about once
     per column group whatever GDAL's block cache holds (the output's dirty blocks share that cache and would
-    otherwise evict the input blocks between two windows: every window re-decoded them).
+    otherwise evict the input blocks between two windows: every window re-decoded them). The chunk lives in
+    one buffer: rows still needed move to its top and the next rows are read in below them (in place for a
+    layer that ``reads_into``), so memory stays one chunk instead of old + new + their concatenation.
     """
 
-    def __init__(self, read: Callable[[int, int, int, int], np.ndarray], col0: int, width: int,
-                 block_rows: int, phase: int, max_rows: int, n_rows: int) -> None:
-        self.read, self.col0, self.width, self.n_rows = read, int(col0), int(width), int(n_rows)
-        self.block_rows, self.phase, self.max_rows = max(1, int(block_rows)), int(phase), int(max_rows)
+    def __init__(self, layer: Layer, col0: int, width: int, max_rows: int) -> None:
+        self.layer, self.col0, self.width = layer, int(col0), int(width)
+        self.block_rows, self.phase = max(1, int(layer.block_rows)), int(layer.phase)
+        self.max_rows, self.n_rows = int(max_rows), int(layer.n_rows)
         self.r0 = self.r1 = 0
-        self.data: np.ndarray | None = None
+        self.buf: np.ndarray | None = None
         self.reads = 0
 
     def _end(self, row: int, need_end: int) -> int:
@@ -198,19 +202,34 @@ class _RowChunks:
         end = min(-(-(need_end + ph) // b) * b - ph, max(need_end, self.n_rows))  # not past the raster
         return end if end - row <= self.max_rows else need_end
 
+    def _read_into(self, row: int, n: int, at: int) -> None:
+        """Rows [row, row + n) into buffer rows [at, at + n)."""
+        dst = self.buf[:, at:at + n]
+        if self.layer.reads_into:
+            got = self.layer.read(row, self.col0, n, self.width, out=dst)
+            if got is not dst and not np.shares_memory(got, dst):
+                dst[...] = got
+        else:
+            dst[...] = self.layer.read(row, self.col0, n, self.width)
+
     def get(self, row: int, col: int, h: int, w: int) -> np.ndarray:
         """A view of the requested window, reading the next chunk when it is not in the current one."""
-        if self.data is None or row < self.r0 or row + h > self.r1:
+        if self.buf is None or row < self.r0 or row + h > self.r1:
             end = self._end(row, row + h)
-            if self.data is not None and self.r0 <= row < self.r1:  # keep the rows still needed, read the rest
-                tail = self.data[:, row - self.r0:].copy()
-                self.data = None  # the old chunk is freed before the next one is read
-                self.data = np.concatenate([tail, self.read(self.r1, self.col0, end - self.r1, self.width)], axis=1)
-            else:
-                self.data = self.read(row, self.col0, end - row, self.width)
+            keep = self.r1 - row if self.buf is not None and self.r0 <= row < self.r1 else 0
+            if self.buf is None or end - row > self.buf.shape[1]:
+                old = self.buf
+                rows = max(end - row, min(self.max_rows, self.n_rows))  # later chunks fit: no regrowth
+                self.buf = np.empty((self.layer.bands, rows, self.width), np.float32)
+                if keep:
+                    self.buf[:, :keep] = old[:, row - self.r0:]
+                del old
+            elif keep:  # overlapping move of the rows still needed to the top of the buffer
+                self.buf[:, :keep] = self.buf[:, row - self.r0:self.r1 - self.r0]
+            self._read_into(row + keep, end - row - keep, keep)
             self.r0, self.r1 = row, end
             self.reads += 1
-        return self.data[:, row - self.r0:row - self.r0 + h, col - self.col0:col - self.col0 + w]
+        return self.buf[:, row - self.r0:row - self.r0 + h, col - self.col0:col - self.col0 + w]
 
 
 class WindowReader:
@@ -244,7 +263,7 @@ class WindowReader:
             f = ly.factor
             width, win = (c1 - c0) * f, win_lr * f
             rows = min(win + ly.block_rows, max(win, int(self.max_bytes // (4 * ly.bands * width))))
-            self.chunks.append(_RowChunks(ly.read, c0 * f, width, ly.block_rows, ly.phase, rows, ly.n_rows))
+            self.chunks.append(_RowChunks(ly, c0 * f, width, rows))
 
     def read(self, t: Any) -> tuple[np.ndarray, ...]:
         """One (bands, rows, cols) array per layer: window ``t`` padded to the tile shape, plus the halo."""
@@ -407,7 +426,13 @@ class TiledRasterJob:
 
         def read(tiles):
             ta, ca = time.perf_counter(), time.thread_time()
-            data = tuple(np.stack(arrays) for arrays in zip(*(reader.read(t) for t in tiles), strict=True))
+            data: tuple[np.ndarray, ...] = ()
+            for k, t in enumerate(tiles):  # copied window by window: the reader's views are into reused buffers
+                arrays = reader.read(t)
+                if not data:
+                    data = tuple(np.empty((len(tiles), *a.shape), np.float32) for a in arrays)
+                for d, a in zip(data, arrays, strict=True):
+                    d[k] = a
             timings["read_s"] += time.perf_counter() - ta
             timings["read_cpu_s"] += time.thread_time() - ca
             return data

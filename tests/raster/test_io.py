@@ -6,9 +6,11 @@ import os
 
 import numpy as np
 import pytest
+import rasterio
 from _helpers_raster import enmap_tile, read_all, requires_shared
 from affine import Affine
 from rasterio.crs import CRS
+from rasterio.transform import from_origin
 from rasterio.windows import Window
 
 from csakd_qgis.errors import CsakdError
@@ -127,3 +129,25 @@ def test_written_files_get_normal_permissions(tmp_path):
     mask = os.umask(0o022)
     os.umask(mask)
     assert stat.S_IMODE(os.stat(p).st_mode) == 0o666 & ~mask
+
+
+def test_read_window_raw_into_out_equals_numpy_mirror(tmp_path):
+    """Any window (inside, across an edge, beyond the raster) read into a given view equals numpy's symmetric pad."""
+    rng = np.random.default_rng(0)
+    a = rng.random((2, 13, 11), dtype=np.float32)
+    path = tmp_path / "m.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=11, height=13, count=2, dtype="float32",
+                       crs="EPSG:32633", transform=from_origin(0, 0, 1, 1)) as ds:
+        ds.write(a)
+    ref = np.pad(a, ((0, 0), (60, 60), (60, 60)), mode="symmetric")
+    with rasterio.open(path) as ds:
+        for _ in range(300):
+            r, c = (int(v) for v in rng.integers(-30, 30, 2))
+            h, w = (int(v) for v in rng.integers(1, 30, 2))
+            buf = np.full((2, h + 4, w), -1.0, np.float32)
+            got = read_window_raw(ds, Window(c, r, w, h), [1, 2], outside="symmetric", out=buf[:, 2:2 + h])
+            assert np.shares_memory(got, buf)
+            np.testing.assert_array_equal(buf[:, 2:2 + h], ref[:, r + 60:r + 60 + h, c + 60:c + 60 + w])
+            assert (buf[:, :2] == -1).all() and (buf[:, 2 + h:] == -1).all()  # nothing written outside the view
+        with pytest.raises(ValueError, match="float32 of shape"):
+            read_window_raw(ds, Window(0, 0, 4, 4), [1], out=np.empty((1, 4, 5), np.float32))

@@ -183,3 +183,30 @@ def test_pipeline_keeps_at_most_queue_plus_one_batches_alive():
     n = run_tiles(plan, task, SlowWriter(plan, 1, lambda *a: None, block_rows=8), batch=4,
                   read=lambda tiles: None, background_write=True, queue_batches=1)
     assert n == 64 and peak[0] == 2 and alive[0] == 0
+
+
+@pytest.mark.parametrize("reads_into", [True, False])
+def test_row_chunks_reuse_one_buffer_and_match_the_raster(reads_into):
+    """Row chunks roll inside one buffer (no old + new + concatenation) and every view equals the mirrored raster."""
+    from csakd_qgis.raster.job import Layer, _RowChunks
+
+    a = np.random.default_rng(1).random((3, 100, 40), dtype=np.float32)
+    padded = np.pad(a, ((0, 0), (50, 50), (50, 50)), mode="symmetric")
+
+    def read(r, c, h, w, out=None):
+        block = padded[:, r + 50:r + 50 + h, c + 50:c + 50 + w].copy()
+        if out is None:
+            return block
+        out[...] = block
+        return out
+
+    for block_rows in (1, 7, 16):
+        chunks = _RowChunks(Layer(read, 3, 1, 100, block_rows, 0, reads_into=reads_into), -4, 48, 30)
+        buffers = set()
+        for row in range(-4, 92, 5):
+            view = chunks.get(row, -2, 12, 20)
+            buffers.add(id(chunks.buf))
+            np.testing.assert_array_equal(view, padded[:, row + 50:row + 62, 48:68])
+        assert len(buffers) == 1 and chunks.buf.shape[1] <= 30
+        if block_rows == 16:
+            assert chunks.reads < 10  # chunks cut on 16-row blocks, not one read per window
