@@ -221,7 +221,7 @@ def build_desis(folder: Path, version: str = "0210", quality: bool = True) -> di
                 offsets=offsets, crs=crs, transform=transform, masked=masked, snow=q2[2] == 1)
 
 
-PRISMA_SCALE = {"Vnir": (0.001, 0.95), "Swir": (0.0005, 0.75), "Pan": (0.0, 0.9)}
+PRISMA_SCALE = {"Vnir": (0.001, 0.8), "Swir": (0.0005, 1.0), "Pan": (0.0, 0.9)}
 N_VNIR_ZERO, N_SWIR_ZERO = 3, 2  # unused bands: zero centres at the start of VNIR's and the end of SWIR's list
 
 
