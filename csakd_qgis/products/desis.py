@@ -24,6 +24,7 @@ from csakd_qgis.products.sidecar import (
     flag_rows,
     folder_has,
     name_matches,
+    nodata_value,
     parse_xml,
     product_folder,
     raster_info,
@@ -92,9 +93,7 @@ def read(path: Path) -> list[ProductRaster]:
     notes = [f"processing version {version}" if version else "processing version not in the product name"]
     background = next((el.text.strip() for el in root.iter("backgroundValue") if el.text and el.text.strip()),
                       None)
-    nodata = float(background) if background is not None else info.nodata
-    if nodata is None:
-        notes.append("no background value in the metadata or the image: no nodata value")
+    nodata = nodata_value(info.nodata, background, None, notes)
     layer = _quality_layer(folder, info, notes)
     return [ProductRaster(
         product=NAME, role="HSI", source=str(folder), width=info.width, height=info.height, crs=info.crs,

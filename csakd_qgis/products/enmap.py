@@ -2,9 +2,9 @@
 
 A product folder ``ENMAP01-____L2A-DT..._V01xxxx_...`` holds ``*-SPECTRAL_IMAGE`` (GeoTIFF, or ENVI
 BSQ/BIL/BIP with a header), ``*-METADATA.XML`` (per band centre, FWHM, gain and offset; the background
-value; the delivered format) and the quality layers ``*-QL_QUALITY_*``; cloud, cloud shadow, haze and
-cirrus pixels become nodata. Bands stay in the delivered order: VNIR then SWIR, with the detectors'
-overlap (about 900-1000 nm) present in both.
+value; the delivered format) and the quality layers ``*-QL_QUALITY_*``: cloud, cloud shadow, haze and
+cirrus pixels become nodata (snow is a surface and stays). Bands stay in the delivered order, VNIR
+then SWIR, with the detectors' overlap (about 900-1000 nm) present in both.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from csakd_qgis.products.sidecar import (
     flag_rows,
     folder_has,
     name_matches,
+    nodata_value,
     parse_xml,
     product_folder,
     raster_info,
@@ -42,6 +43,7 @@ IMAGE_PATTERNS = {
 # quality layer -> raw values that flag a pixel (cirrus: thin, medium, thick; 0 clear, 255 fill are kept)
 MASK_LAYERS = {"QL_QUALITY_CLOUD": (1,), "QL_QUALITY_CLOUDSHADOW": (1,), "QL_QUALITY_HAZE": (1,),
                "QL_QUALITY_CIRRUS": (1, 2, 3)}
+LAYER_EXTENSIONS = ("TIF", "TIFF", "BSQ", "BIL", "BIP")  # quality layers come in the image's format
 VERSION_PATTERN = r"_V(\d{2})(\d{2})(\d{2})_"
 KNOWN_MAJORS = (1,)
 DEFAULT_NODATA = -32768.0
@@ -67,12 +69,6 @@ def _spectral_image(folder: Path, fmt: str | None, meta: Path) -> Path:
         raise CsakdError(f"The {NAME} product '{folder}' has no spectral image (looked for "
                          f"{', '.join(patterns)}): give the complete product folder or zip as delivered.")
     image = hits[0]
-    if image.suffix.upper() in (".BSQ", ".BIL", ".BIP"):
-        stem = image.with_suffix("").name.upper()
-        if not any(h.with_suffix("").name.upper() == stem and h.suffix.upper() == ".HDR"
-                   for h in image.parent.iterdir()):
-            raise CsakdError(f"The {NAME} spectral image '{image}' has no ENVI header ({image.stem}.HDR) beside "
-                             "it: give the complete product folder or zip as delivered.")
     return image
 
 
@@ -136,17 +132,10 @@ def read(path: Path) -> list[ProductRaster]:
                          f"'{meta.name}' describes {len(bands)}: the folder mixes files of different products.")
     notes = [f"processing version {version}" if version else "processing version not in the product name",
              f"format {fmt or image.suffix.lstrip('.').upper()}"]
-    background = xml_text(root, "specific/backgroundValue")
-    if background is not None:
-        nodata = float(background)
-    elif info.nodata is not None:
-        nodata = float(info.nodata)
-    else:
-        nodata = DEFAULT_NODATA
-        notes.append(f"no background value in the metadata: {DEFAULT_NODATA:g} assumed")
+    nodata = nodata_value(info.nodata, xml_text(root, "specific/backgroundValue"), DEFAULT_NODATA, notes)
     layers, found = [], []
     for key, values in MASK_LAYERS.items():
-        hits = find_files(folder, (f"*-{key}.TIF", f"*-{key}.TIFF"))
+        hits = find_files(folder, tuple(f"*-{key}.{ext}" for ext in LAYER_EXTENSIONS))
         if hits:
             check_layer_grid(hits[0], info, f"quality layer {key}", NAME)
             layers.append(FlagLayer(hits[0], (1,), values, key))

@@ -55,10 +55,12 @@ def detect(path: Path) -> bool:
 
 
 def _text(value) -> str:
+    """An HDF5 string attribute as str."""
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
 def _attr(f, key: str, he5: Path):
+    """Root attribute ``key``, or one clear error naming it."""
     if key not in f.attrs:
         raise CsakdError(f"The {NAME} file '{he5}' lacks the root attribute '{key}': it is not laid out as a "
                          "PRISMA L2D product (or is damaged); download it again.")
@@ -66,6 +68,7 @@ def _attr(f, key: str, he5: Path):
 
 
 def _dataset(f, key: str, ndim: int, he5: Path):
+    """The ``ndim``-D dataset at ``key``, or one clear error naming the path."""
     ds = f.get(key)
     if ds is None or not hasattr(ds, "shape") or len(ds.shape) != ndim:
         found = "absent" if ds is None else f"shape {getattr(ds, 'shape', '?')}"

@@ -17,6 +17,8 @@ import numpy as np
 
 from csakd_qgis.errors import CsakdError
 
+ENVI_EXTENSIONS = (".BSQ", ".BIL", ".BIP")
+
 
 def name_matches(path: Path, patterns: Iterable[str]) -> bool:
     """True when the file name of ``path`` matches one of the globs (case-insensitive)."""
@@ -90,6 +92,24 @@ def check_version(name: str, pattern: str, known_majors: Sequence[int], product:
     return version
 
 
+def nodata_value(image: float | None, metadata: str | None, default: float | None, notes: list[str]
+                 ) -> float | None:
+    """The raw nodata: the spectral image's own, else the metadata's background value, else ``default``.
+
+    A disagreement between image and metadata, and a fallback to ``default``, are noted.
+    """
+    xml_value = float(metadata) if metadata is not None else None
+    if image is not None:
+        if xml_value is not None and xml_value != image:
+            notes.append(f"image nodata {image:g} used; the metadata's background value is {xml_value:g}")
+        return float(image)
+    if xml_value is not None:
+        return xml_value
+    notes.append(f"no nodata in the image or the metadata: {default:g} assumed" if default is not None
+                 else "no nodata in the image or the metadata: none used")
+    return default
+
+
 @dataclass(frozen=True)
 class RasterInfo:
     """Grid, band count, raw dtype and nodata of a GDAL-readable raster."""
@@ -108,6 +128,10 @@ def raster_info(path: Path, what: str, product: str) -> RasterInfo:
     """Open ``path`` once for its header; a clear error when GDAL cannot read it."""
     import rasterio
 
+    if path.suffix.upper() in ENVI_EXTENSIONS and not any(
+            h.stem.upper() == path.stem.upper() and h.suffix.upper() == ".HDR" for h in path.parent.iterdir()):
+        raise CsakdError(f"The {product} {what} '{path}' has no ENVI header ({path.stem}.HDR) beside it: give "
+                         "the complete product folder or zip as delivered.")
     try:
         with rasterio.open(str(path)) as ds:
             return RasterInfo(path, ds.width, ds.height, ds.count, ds.crs, ds.transform, ds.dtypes[0], ds.nodata)

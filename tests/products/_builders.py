@@ -86,12 +86,25 @@ def _write_tif(path: Path, data: np.ndarray, crs, transform, nodata=None, driver
         ds.write(data)
 
 
+def _write_enmap_file(prod: Path, stem: str, data: np.ndarray, fmt: str, crs, transform, nodata=None) -> None:
+    """One EnMAP raster as DLR names it: ``stem.TIF``, or ``stem.<BSQ|BIL|BIP>`` with ``stem.HDR``."""
+    if fmt == "GeoTIFF":
+        _write_tif(prod / f"{stem}.TIF", data, crs, transform, nodata)
+        return
+    _write_tif(prod / f"{stem}.{fmt}", data, crs, transform, nodata, driver="ENVI", interleave=fmt)
+    (prod / f"{stem}.hdr").rename(prod / f"{stem}.HDR")
+    for extra in prod.glob("*.aux.xml"):
+        extra.unlink()
+
+
 def build_enmap(folder: Path, fmt: str = "GeoTIFF", version: str = "010302", level: str = "L2A",
-                offset_dn: int = 0, metadata: bool = True, image: bool = True) -> dict:
+                offset_dn: int = 0, metadata: bool = True, image: bool = True, image_nodata: bool = True,
+                background: int = ENMAP_NODATA) -> dict:
     """An EnMAP L2A product folder: spectral image in ``fmt`` (GeoTIFF/BSQ/BIL/BIP), XML, quality layers.
 
     ``offset_dn`` shifts the stored values by that many DN and writes OffsetOfBand = -offset_dn * gain,
-    so the reflectance stays that of the real tile.
+    so the reflectance stays that of the real tile. ``image_nodata`` False leaves the nodata tag out of the
+    image (the metadata's ``background`` value then tells it); quality layers share the image's format.
     """
     name = ENMAP_NAME.replace("_V010302_", f"_V{version}_")
     prod = folder / name
@@ -101,14 +114,8 @@ def build_enmap(folder: Path, fmt: str = "GeoTIFF", version: str = "010302", lev
     stored = raw.copy()
     stored[raw != ENMAP_NODATA] += offset_dn
     if image:
-        if fmt == "GeoTIFF":
-            _write_tif(prod / f"{name}-SPECTRAL_IMAGE.TIF", stored, crs, transform, ENMAP_NODATA)
-        else:
-            img = prod / f"{name}-SPECTRAL_IMAGE.{fmt}"
-            _write_tif(img, stored, crs, transform, ENMAP_NODATA, driver="ENVI", interleave=fmt)
-            (prod / f"{name}-SPECTRAL_IMAGE.hdr").rename(prod / f"{name}-SPECTRAL_IMAGE.HDR")
-            for extra in prod.glob("*.aux.xml"):
-                extra.unlink()
+        _write_enmap_file(prod, f"{name}-SPECTRAL_IMAGE", stored, fmt, crs, transform,
+                          ENMAP_NODATA if image_nodata else None)
     h, w = raw.shape[1:]
     cloud = np.zeros((h, w), np.uint8)
     cloud[4:10, 10:18] = 1
@@ -123,8 +130,8 @@ def build_enmap(folder: Path, fmt: str = "GeoTIFF", version: str = "010302", lev
     for key, layer in (("CLOUD", cloud), ("CLOUDSHADOW", shadow), ("HAZE", haze), ("CIRRUS", cirrus),
                        ("SNOW", snow), ("CLASSES", np.ones((h, w), np.uint8)),
                        ("TESTFLAGS", np.zeros((h, w), np.uint8))):
-        _write_tif(prod / f"{name}-QL_QUALITY_{key}.TIF", layer, crs, transform)
-    _write_tif(prod / f"{name}-QL_PIXELMASK.TIF", np.zeros(raw.shape, np.uint8), crs, transform)
+        _write_enmap_file(prod, f"{name}-QL_QUALITY_{key}", layer, fmt, crs, transform)
+    _write_enmap_file(prod, f"{name}-QL_PIXELMASK", np.zeros(raw.shape, np.uint8), fmt, crs, transform)
     meta = prod / f"{name}-METADATA.XML"
     if metadata:
         root = ET.Element("level_X")
@@ -141,7 +148,7 @@ def build_enmap(folder: Path, fmt: str = "GeoTIFF", version: str = "010302", lev
         _sub(processing, "productFormat", f"{fmt}+Metadata")
         specific = _sub(root, "specific")
         _sub(specific, "code", level)
-        _sub(specific, "backgroundValue", ENMAP_NODATA)
+        _sub(specific, "backgroundValue", background)
         for det, numbers in (("vnir", range(1, N_VNIR_ENMAP + 1)), ("swir", range(N_VNIR_ENMAP + 1, 225))):
             q = _sub(specific, f"{det}ProductQuality")
             _sub(q, "expectedChannelsList", ",".join(str(n) for n in numbers))

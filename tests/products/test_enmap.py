@@ -26,6 +26,7 @@ def _written(tmp_path, raster):
 @pytest.mark.parametrize("fmt", ["GeoTIFF", "BSQ", "BIL", "BIP"])
 def test_every_delivered_format_reads_to_the_tile_reflectance(tmp_path, fmt):
     src = build_enmap(tmp_path / "p", fmt=fmt)
+    assert len(list(src["folder"].glob(f"*-QL_QUALITY_CLOUD.{'TIF' if fmt == 'GeoTIFF' else fmt}"))) == 1
     (hsi,) = enmap.read(src["folder"])
     assert (hsi.product, hsi.role, hsi.count, hsi.width, hsi.height) == ("EnMAP L2A", "HSI", 224, 32, 32)
     assert hsi.dtype == "int16" and hsi.nodata == ENMAP_NODATA
@@ -84,7 +85,7 @@ def test_gain_and_offset_are_applied(tmp_path):
 
 def test_missing_quality_layers_mask_nothing_and_say_so(tmp_path):
     src = build_enmap(tmp_path / "p")
-    for layer in src["folder"].glob("*QL_QUALITY_*"):
+    for layer in src["folder"].glob("*QL_QUALITY_*.TIF"):
         layer.unlink()
     (hsi,) = enmap.read(src["folder"])
     assert hsi.invalid_rows is None
@@ -121,8 +122,14 @@ def test_missing_spectral_image(tmp_path):
 
 def test_envi_image_without_header(tmp_path):
     src = build_enmap(tmp_path / "p", fmt="BIL")
-    next(src["folder"].glob("*.HDR")).unlink()
-    with pytest.raises(CsakdError, match=r"has no ENVI header \(.*SPECTRAL_IMAGE.HDR\)"):
+    header = next(src["folder"].glob("*-SPECTRAL_IMAGE.HDR"))
+    text = header.read_text()
+    header.unlink()
+    with pytest.raises(CsakdError, match=r"spectral image .* has no ENVI header \(.*SPECTRAL_IMAGE.HDR\)"):
+        enmap.read(src["folder"])
+    next(src["folder"].glob("*-QL_QUALITY_HAZE.HDR")).unlink()
+    header.write_text(text)
+    with pytest.raises(CsakdError, match=r"quality layer QL_QUALITY_HAZE .* has no ENVI header"):
         enmap.read(src["folder"])
 
 
@@ -151,3 +158,15 @@ def test_damaged_metadata_and_band_count_mismatch(tmp_path):
     src["metadata"].write_text(text[:cut] + text[text.index("</bandID>", cut) + len("</bandID>"):])
     with pytest.raises(CsakdError, match="has 224 bands but its metadata .* describes 223"):
         enmap.read(src["folder"])
+
+
+def test_nodata_comes_from_the_metadata_when_the_image_has_none(tmp_path):
+    src = build_enmap(tmp_path / "a", image_nodata=False)
+    (hsi,) = enmap.read(src["folder"])
+    assert hsi.nodata == ENMAP_NODATA and not any("nodata" in n and "image" in n for n in hsi.notes)
+    _, refl = _written(tmp_path, hsi)
+    assert np.isnan(refl[:, EDGE_PIXEL[0], EDGE_PIXEL[1]]).all()
+    src = build_enmap(tmp_path / "b", background=0)
+    (hsi,) = enmap.read(src["folder"])
+    assert hsi.nodata == ENMAP_NODATA
+    assert "image nodata -32768 used; the metadata's background value is 0" in hsi.notes
