@@ -16,12 +16,12 @@ from csakd_qgis.products.base import ProductRaster, find_one
 from csakd_qgis.products.registry import Reader
 from csakd_qgis.products.sidecar import (
     FlagLayer,
-    band_rows,
     check_layer_grid,
     check_version,
     find_files,
     flag_rows,
     folder_has,
+    image_rows,
     name_matches,
     nodata_value,
     parse_xml,
@@ -145,7 +145,7 @@ def read(path: Path) -> list[ProductRaster]:
     return [ProductRaster(
         product=NAME, role="HSI", source=str(folder), width=info.width, height=info.height, crs=info.crs,
         transform=info.transform, wavelengths=wl, fwhm=fw, scales=gains, offsets=offsets, nodata=nodata,
-        dtype=info.dtype, read_rows=band_rows(image, info.width),
+        dtype=info.dtype, read_rows=image_rows(image, info.width),
         invalid_rows=flag_rows(layers, info.width) if layers else None,
         bbl=_bad_bands(root, len(bands)), band_names=_detector_names(root, len(bands)), notes=notes)]
 

@@ -140,7 +140,7 @@ def raster_info(path: Path, what: str, product: str) -> RasterInfo:
                          "again.") from None
 
 
-def band_rows(path: Path, width: int) -> Callable[[int, int], np.ndarray]:
+def image_rows(path: Path, width: int) -> Callable[[int, int], np.ndarray]:
     """``read_rows(row0, n)``: the raw (C, n, width) block of every band of the raster at ``path``."""
 
     def read_rows(row0: int, n: int) -> np.ndarray:

@@ -30,6 +30,7 @@ def test_every_delivered_format_reads_to_the_tile_reflectance(tmp_path, fmt):
     (hsi,) = enmap.read(src["folder"])
     assert (hsi.product, hsi.role, hsi.count, hsi.width, hsi.height) == ("EnMAP L2A", "HSI", 224, 32, 32)
     assert hsi.dtype == "int16" and hsi.nodata == ENMAP_NODATA
+    assert hsi.summary().startswith("EnMAP L2A HSI: 32 x 32 px, 224 bands 418-2446 nm, 30 m pixels (")
     assert np.array_equal(hsi.read_rows(0, 32), src["raw"])
     assert f"format {fmt}+Metadata" in hsi.notes and "processing version 01.03.02" in hsi.notes
     meta, refl = _written(tmp_path, hsi)
@@ -65,6 +66,10 @@ def test_cloud_shadow_haze_cirrus_become_nodata_and_snow_does_not(tmp_path):
     assert not mask[src["snow"]].any()
     assert "masked as nodata: cloud, cloudshadow, haze, cirrus" in hsi.notes
     assert np.array_equal(hsi.invalid_rows(4, 2), src["masked"][4:6])
+    nodata = src["masked"].copy()
+    nodata[EDGE_PIXEL] = True
+    blocks = read_reflectance(write_geotiff(hsi, tmp_path / "blocks.tif", block_rows=3))  # 11 uneven blocks
+    assert np.array_equal(np.isnan(blocks[0]), nodata)
     _, refl = _written(tmp_path, hsi)
     assert np.isnan(refl[:, src["masked"]]).all()
     assert np.isnan(refl[:, EDGE_PIXEL[0], EDGE_PIXEL[1]]).all()  # background pixel

@@ -47,6 +47,8 @@ def test_hsi_bands_sorted_overlap_dropped_scaling_and_grid(tmp_path):
     assert max(w for w, n in zip(hsi.wavelengths, hsi.band_names, strict=True) if n.startswith("VNIR")) < 943.0
     assert "VNIR/SWIR overlap 943-973 nm: SWIR bands kept, 3 VNIR bands dropped" in hsi.notes
     assert hsi.nodata == 0 and hsi.crs == src["crs"] and hsi.transform == src["transform"]
+    assert hsi.summary().startswith("PRISMA L2D HSI: 32 x 32 px, 231 bands 402-2497 nm, 30 m pixels (")
+    assert pan.summary().startswith("PRISMA L2D PAN: 192 x 192 px, 1 bands 550-550 nm, 5 m pixels (")
     out = write_geotiff(hsi, tmp_path / "hsi.tif")
     meta = read_meta(out)
     assert meta.crs == src["crs"] and meta.transform == src["transform"] and meta.nodata == 0
@@ -72,6 +74,9 @@ def test_error_matrix_and_cloud_mask(tmp_path):
     assert not mask[10, 10] and not mask[12, 12] and not mask[14, 14] and not mask[2, 2]
     assert np.array_equal(hsi.invalid_rows(5, 2), src["masked"][5:7])
     assert any("VNIR/SWIR error matrices; Cloud_Mask clouds" in n for n in hsi.notes)
+    whole = read_reflectance(write_geotiff(hsi, tmp_path / "whole.tif"))
+    blocks = read_reflectance(write_geotiff(hsi, tmp_path / "blocks.tif", block_rows=5))  # 7 uneven blocks
+    assert np.array_equal(whole, blocks, equal_nan=True) and np.isnan(blocks[:, src["masked"]]).all()
     src2 = build_prisma(tmp_path / "q", cloud=False)
     hsi2, _ = prisma.read(src2["he5"])
     assert hsi2.invalid_rows(0, 32).sum() == 2
