@@ -19,7 +19,6 @@ from csakd_qgis.products.sidecar import (
     FlagLayer,
     check_layer_grid,
     check_version,
-    find_files,
     flag_rows,
     folder_has,
     image_rows,
@@ -28,13 +27,14 @@ from csakd_qgis.products.sidecar import (
     parse_xml,
     product_folder,
     raster_info,
+    siblings,
     xml_float,
 )
 
 NAME = "DESIS L2A"
 METADATA_PATTERNS = ("DESIS-HSI-L2A*METADATA.XML",)
-IMAGE_PATTERNS = ("DESIS-HSI-L2A*SPECTRAL_IMAGE.TIF", "DESIS-HSI-L2A*SPECTRAL_IMAGE.TIFF")
-QUALITY_PATTERNS = ("DESIS-HSI-L2A*QL_QUALITY-2.TIF", "DESIS-HSI-L2A*QL_QUALITY-2.TIFF")
+IMAGE_NAMES = ("SPECTRAL_IMAGE.TIF", "SPECTRAL_IMAGE.TIFF")
+QUALITY_NAMES = ("QL_QUALITY-2.TIF", "QL_QUALITY-2.TIFF")
 MASK_BANDS = {1: "shadow", 4: "haze over land", 5: "haze over water", 6: "cloud over land", 7: "cloud over water"}
 VERSION_PATTERN = r"[-_]V(\d{2})(\d{2})(?=[-_.])"
 KNOWN_MAJORS = (1, 2, 3)
@@ -48,9 +48,9 @@ def detect(path: Path) -> bool:
     return folder_has(p, METADATA_PATTERNS)
 
 
-def _quality_layer(folder: Path, image, notes: list[str]) -> FlagLayer | None:
+def _quality_layer(meta: Path, image, notes: list[str]) -> FlagLayer | None:
     """The shadow/haze/cloud flags of ``*-QL_QUALITY-2.tif``, or None (noted) when the layer is absent."""
-    hits = find_files(folder, QUALITY_PATTERNS)
+    hits = siblings(meta, QUALITY_NAMES)
     if not hits:
         notes.append("no QL_QUALITY-2 layer found: nothing masked")
         return None
@@ -82,10 +82,11 @@ def read(path: Path) -> list[ProductRaster]:
         fw.append(xml_float(el, "wavelengthWidthOfBand", what, meta, NAME))
         gains.append(xml_float(el, "gainOfBand", what, meta, NAME))
         offsets.append(xml_float(el, "offsetOfBand", what, meta, NAME))
-    hits = find_files(folder, IMAGE_PATTERNS)
+    hits = siblings(meta, IMAGE_NAMES)
     if not hits:
-        raise CsakdError(f"The {NAME} product '{folder}' has no spectral image (looked for "
-                         f"{', '.join(IMAGE_PATTERNS)}): give the complete product folder or zip as delivered.")
+        raise CsakdError(f"The {NAME} product '{meta.parent}' has no spectral image (looked for *-"
+                         f"{', *-'.join(IMAGE_NAMES)} beside {meta.name}): give the complete product folder or "
+                         "zip as delivered.")
     info = raster_info(hits[0], "spectral image", NAME)
     if info.count != len(bands):
         raise CsakdError(f"The {NAME} spectral image '{hits[0]}' has {info.count} bands but its metadata "
@@ -94,9 +95,9 @@ def read(path: Path) -> list[ProductRaster]:
     background = next((el.text.strip() for el in root.iter("backgroundValue") if el.text and el.text.strip()),
                       None)
     nodata = nodata_value(info.nodata, background, None, notes)
-    layer = _quality_layer(folder, info, notes)
+    layer = _quality_layer(meta, info, notes)
     return [ProductRaster(
-        product=NAME, role="HSI", source=str(folder), width=info.width, height=info.height, crs=info.crs,
+        product=NAME, role="HSI", source=str(meta.parent), width=info.width, height=info.height, crs=info.crs,
         transform=info.transform, wavelengths=wl, fwhm=fw, scales=gains, offsets=offsets, nodata=nodata,
         dtype=info.dtype, read_rows=image_rows(hits[0], info.width),
         invalid_rows=flag_rows([layer], info.width) if layer else None, notes=notes)]

@@ -18,7 +18,6 @@ from csakd_qgis.products.sidecar import (
     FlagLayer,
     check_layer_grid,
     check_version,
-    find_files,
     flag_rows,
     folder_has,
     image_rows,
@@ -27,6 +26,7 @@ from csakd_qgis.products.sidecar import (
     parse_xml,
     product_folder,
     raster_info,
+    siblings,
     xml_float,
     xml_text,
 )
@@ -34,11 +34,11 @@ from csakd_qgis.products.sidecar import (
 NAME = "EnMAP L2A"
 METADATA_PATTERNS = ("ENMAP*L2A*-METADATA.XML",)
 # productFormat value -> spectral image name patterns (matched case-insensitively)
-IMAGE_PATTERNS = {
-    "GeoTIFF+Metadata": ("*-SPECTRAL_IMAGE.TIF", "*-SPECTRAL_IMAGE.TIFF", "*-SPECTRAL_IMAGE_COG.TIF"),
-    "BSQ+Metadata": ("*-SPECTRAL_IMAGE.BSQ",),
-    "BIL+Metadata": ("*-SPECTRAL_IMAGE.BIL",),
-    "BIP+Metadata": ("*-SPECTRAL_IMAGE.BIP",),
+IMAGE_NAMES = {
+    "GeoTIFF+Metadata": ("SPECTRAL_IMAGE.TIF", "SPECTRAL_IMAGE.TIFF", "SPECTRAL_IMAGE_COG.TIF"),
+    "BSQ+Metadata": ("SPECTRAL_IMAGE.BSQ",),
+    "BIL+Metadata": ("SPECTRAL_IMAGE.BIL",),
+    "BIP+Metadata": ("SPECTRAL_IMAGE.BIP",),
 }
 # quality layer -> raw values that flag a pixel (cirrus: thin, medium, thick; 0 clear, 255 fill are kept)
 MASK_LAYERS = {"QL_QUALITY_CLOUD": (1,), "QL_QUALITY_CLOUDSHADOW": (1,), "QL_QUALITY_HAZE": (1,),
@@ -58,18 +58,18 @@ def detect(path: Path) -> bool:
     return folder_has(p, METADATA_PATTERNS)
 
 
-def _spectral_image(folder: Path, fmt: str | None, meta: Path) -> Path:
+def _spectral_image(fmt: str | None, meta: Path) -> Path:
     """The spectral image of the delivered format (any supported one when the XML does not say)."""
-    if fmt is not None and fmt not in IMAGE_PATTERNS:
-        raise CsakdError(f"The {NAME} product '{folder}' is delivered as '{fmt}' (metadata {meta.name}), which "
-                         f"this reader does not read: order it as {', '.join(IMAGE_PATTERNS)}.")
-    patterns = IMAGE_PATTERNS[fmt] if fmt else tuple(p for pats in IMAGE_PATTERNS.values() for p in pats)
-    hits = find_files(folder, patterns)
+    if fmt is not None and fmt not in IMAGE_NAMES:
+        raise CsakdError(f"The {NAME} product '{meta.parent}' is delivered as '{fmt}' (metadata {meta.name}), "
+                         f"which this reader does not read: order it as {', '.join(IMAGE_NAMES)}.")
+    names = IMAGE_NAMES[fmt] if fmt else tuple(n for ns in IMAGE_NAMES.values() for n in ns)
+    hits = siblings(meta, names)
     if not hits:
-        raise CsakdError(f"The {NAME} product '{folder}' has no spectral image (looked for "
-                         f"{', '.join(patterns)}): give the complete product folder or zip as delivered.")
-    image = hits[0]
-    return image
+        raise CsakdError(f"The {NAME} product '{meta.parent}' has no spectral image (looked for *-"
+                         f"{', *-'.join(names)} beside {meta.name}): give the complete product folder or zip "
+                         "as delivered.")
+    return hits[0]
 
 
 def _detector_names(root, count: int) -> list[str] | None:
@@ -113,7 +113,7 @@ def read(path: Path) -> list[ProductRaster]:
         raise CsakdError(f"The EnMAP product '{meta}' is processing level {level}, not L2A: this reader needs "
                          "surface reflectance; order the L2A product.")
     fmt = xml_text(root, "processing/productFormat")
-    image = _spectral_image(folder, fmt, meta)
+    image = _spectral_image(fmt, meta)
     bands = sorted(root.findall("specific/bandCharacterisation/bandID"),
                    key=lambda el: int(el.get("number", "0")))
     if not bands:
@@ -135,7 +135,7 @@ def read(path: Path) -> list[ProductRaster]:
     nodata = nodata_value(info.nodata, xml_text(root, "specific/backgroundValue"), DEFAULT_NODATA, notes)
     layers, found = [], []
     for key, values in MASK_LAYERS.items():
-        hits = find_files(folder, tuple(f"*-{key}.{ext}" for ext in LAYER_EXTENSIONS))
+        hits = siblings(meta, [f"{key}.{ext}" for ext in LAYER_EXTENSIONS])
         if hits:
             check_layer_grid(hits[0], info, f"quality layer {key}", NAME)
             layers.append(FlagLayer(hits[0], (1,), values, key))
@@ -143,7 +143,7 @@ def read(path: Path) -> list[ProductRaster]:
     notes.append(f"masked as nodata: {', '.join(found)}" if found else
                  "no cloud/shadow/haze/cirrus quality layers found: nothing masked")
     return [ProductRaster(
-        product=NAME, role="HSI", source=str(folder), width=info.width, height=info.height, crs=info.crs,
+        product=NAME, role="HSI", source=str(meta.parent), width=info.width, height=info.height, crs=info.crs,
         transform=info.transform, wavelengths=wl, fwhm=fw, scales=gains, offsets=offsets, nodata=nodata,
         dtype=info.dtype, read_rows=image_rows(image, info.width),
         invalid_rows=flag_rows(layers, info.width) if layers else None,

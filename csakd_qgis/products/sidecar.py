@@ -35,9 +35,16 @@ def folder_has(folder: Path, patterns: Iterable[str]) -> bool:
     return any(c.is_file() and name_matches(c, patterns) for c in candidates)
 
 
-def find_files(folder: Path, patterns: Iterable[str]) -> list[Path]:
-    """Files under ``folder`` (recursively) whose names match one of the globs, case-insensitive, sorted."""
-    return sorted(p for p in folder.rglob("*") if p.is_file() and name_matches(p, patterns))
+def siblings(meta: Path, suffixes: Iterable[str]) -> list[Path]:
+    """Files beside metadata file ``meta`` named ``<its product name>-<suffix>`` (or ``_<suffix>``), sorted.
+
+    The product name is ``meta``'s name without ``-METADATA.XML``; case is ignored, so a folder holding
+    several products never mixes their files.
+    """
+    prefix = re.sub(r"[-_]METADATA\.XML$", "", meta.name.upper())
+    prefix = "".join(f"[{c}]" if c in "*?[" else c for c in prefix)
+    return sorted(p for p in meta.parent.iterdir()
+                  if p.is_file() and name_matches(p, [f"{prefix}[-_]{s}" for s in suffixes]))
 
 
 def product_folder(path: Path) -> Path:
@@ -98,7 +105,11 @@ def nodata_value(image: float | None, metadata: str | None, default: float | Non
 
     A disagreement between image and metadata, and a fallback to ``default``, are noted.
     """
-    xml_value = float(metadata) if metadata is not None else None
+    try:
+        xml_value = float(metadata) if metadata is not None else None
+    except ValueError:
+        notes.append(f"the metadata's background value {metadata!r} is not a number: ignored")
+        xml_value = None
     if image is not None:
         if xml_value is not None and xml_value != image:
             notes.append(f"image nodata {image:g} used; the metadata's background value is {xml_value:g}")

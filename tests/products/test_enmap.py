@@ -175,3 +175,19 @@ def test_nodata_comes_from_the_metadata_when_the_image_has_none(tmp_path):
     (hsi,) = enmap.read(src["folder"])
     assert hsi.nodata == ENMAP_NODATA
     assert "image nodata -32768 used; the metadata's background value is 0" in hsi.notes
+
+
+def test_a_folder_of_several_products_never_mixes_their_files(tmp_path):
+    first = build_enmap(tmp_path / "a" / "x", version="010302")
+    second = build_enmap(tmp_path / "a" / "y", version="010400", offset_dn=7)
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for src in (first, second):
+        for f in src["folder"].iterdir():
+            f.rename(mixed / f.name)
+    (hsi,) = enmap.read(mixed / second["metadata"].name)
+    assert "processing version 01.04.00" in hsi.notes and hsi.source == str(mixed)
+    assert np.array_equal(hsi.read_rows(0, 32), second["raw"])
+    (hsi,) = enmap.read(mixed)  # the folder: its first product by name
+    assert "processing version 01.03.02" in hsi.notes
+    assert np.array_equal(hsi.read_rows(0, 32), first["raw"])
