@@ -219,6 +219,10 @@ def read(path: Path) -> list[ProductRaster]:
             raise CsakdError(f"The {NAME} file '{he5}' has a VNIR cube of {w} x {h} px and a SWIR cube of "
                              f"{w2} x {h2}: the file is damaged; download it again.")
         vnir, swir = dets
+        for d in dets:
+            if not d.wavelengths:
+                raise CsakdError(f"The {NAME} file '{he5}' lists no {d.name} band with a non-zero centre "
+                                 f"(List_Cw_{d.name.capitalize()}): the file is damaged; download it again.")
         first_swir = min(swir.wavelengths)
         dropped = [i for i, c in enumerate(vnir.wavelengths) if c >= first_swir]
         notes = [f"VNIR/SWIR overlap {first_swir:.0f}-{max(vnir.wavelengths):.0f} nm: SWIR bands kept, "

@@ -139,6 +139,11 @@ def test_bad_inputs_each_give_one_clear_line(tmp_path):
         f.attrs["List_Cw_Swir"] = f.attrs["List_Cw_Swir"][:-N_SWIR_ZERO]
     with pytest.raises(CsakdError, match="lists 171 SWIR centres and 173 FWHM but its SWIR_Cube has 173 bands"):
         prisma.read(src["he5"])
+    src = build_prisma(tmp_path / "z")
+    with h5py.File(str(src["he5"]), "a") as f:
+        f.attrs["List_Cw_Vnir"] = np.zeros_like(f.attrs["List_Cw_Vnir"])
+    with pytest.raises(CsakdError, match="lists no VNIR band with a non-zero centre"):
+        prisma.read(src["he5"])
     broken = tmp_path / "b" / "PRS_L2D_STD_20200101000000_20200101000004_0001.he5"
     broken.parent.mkdir()
     broken.write_bytes(b"not hdf5")
