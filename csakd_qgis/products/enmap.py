@@ -46,7 +46,7 @@ MASK_LAYERS = {"QL_QUALITY_CLOUD": (1,), "QL_QUALITY_CLOUDSHADOW": (1,), "QL_QUA
 LAYER_EXTENSIONS = ("TIF", "TIFF", "BSQ", "BIL", "BIP")  # quality layers come in the image's format
 VERSION_PATTERN = r"_V(\d{2})(\d{2})(\d{2})_"
 KNOWN_MAJORS = (1,)
-DEFAULT_NODATA = -32768.0
+DEFAULT_NODATA = -32768.0  # the L2A fill value
 NODATA_BAND_MEAN = -1000000.0  # bandStatistics mean DLR writes for a band that is all background
 
 
@@ -132,7 +132,9 @@ def read(path: Path) -> list[ProductRaster]:
                          f"'{meta.name}' describes {len(bands)}: the folder mixes files of different products.")
     notes = [f"processing version {version}" if version else "processing version not in the product name",
              f"format {fmt or image.suffix.lstrip('.').upper()}"]
-    nodata = nodata_value(info.nodata, xml_text(root, "specific/backgroundValue"), DEFAULT_NODATA, notes)
+    # L2A background values in the XML have been missing or wrong, so the fill value -32768 comes first
+    nodata = nodata_value(info.nodata, xml_text(root, "specific/backgroundValue"), DEFAULT_NODATA, notes,
+                          metadata_first=False)
     layers, found = [], []
     for key, values in MASK_LAYERS.items():
         hits = siblings(meta, [f"{key}.{ext}" for ext in LAYER_EXTENSIONS])

@@ -99,26 +99,31 @@ def check_version(name: str, pattern: str, known_majors: Sequence[int], product:
     return version
 
 
-def nodata_value(image: float | None, metadata: str | None, default: float | None, notes: list[str]
-                 ) -> float | None:
+def nodata_value(image: float | None, metadata: str | None, default: float | None, notes: list[str],
+                 metadata_first: bool = True) -> float | None:
     """The raw nodata: the spectral image's own, else the metadata's background value, else ``default``.
 
-    A disagreement between image and metadata, and a fallback to ``default``, are noted.
+    ``metadata_first`` False puts ``default`` before the metadata (for products whose background value is
+    known to be unreliable). Whatever is used, a differing metadata value and a fallback are noted.
     """
     try:
         xml_value = float(metadata) if metadata is not None else None
     except ValueError:
         notes.append(f"the metadata's background value {metadata!r} is not a number: ignored")
         xml_value = None
-    if image is not None:
-        if xml_value is not None and xml_value != image:
-            notes.append(f"image nodata {image:g} used; the metadata's background value is {xml_value:g}")
-        return float(image)
-    if xml_value is not None:
-        return xml_value
-    notes.append(f"no nodata in the image or the metadata: {default:g} assumed" if default is not None
-                 else "no nodata in the image or the metadata: none used")
-    return default
+    candidates = [("image nodata", image), ("the metadata's background value", xml_value),
+                  ("the product's documented fill value", default)]
+    if not metadata_first:
+        candidates[1], candidates[2] = candidates[2], candidates[1]
+    label, value = next(((k, v) for k, v in candidates if v is not None), ("", None))
+    if value is None:
+        notes.append("no nodata in the image or the metadata: none used")
+        return None
+    if label != "image nodata":
+        notes.append(f"no nodata in the image: {label} {value:g} used")
+    if xml_value is not None and xml_value != value:
+        notes.append(f"the metadata's background value {xml_value:g} differs from the nodata {value:g} used")
+    return float(value)
 
 
 @dataclass(frozen=True)

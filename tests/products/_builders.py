@@ -174,7 +174,7 @@ def build_enmap(folder: Path, fmt: str = "GeoTIFF", version: str = "010302", lev
                 | (cirrus > 0), snow=snow == 1)
 
 
-def build_desis(folder: Path, version: str = "0210", quality: bool = True) -> dict:
+def build_desis(folder: Path, version: str = "0210", quality: bool = True, image_nodata: bool = True) -> dict:
     """A DESIS L2A product folder: SPECTRAL_IMAGE.tif, METADATA.xml, QL_QUALITY-2.tif (+ the L1 layers)."""
     name = DESIS_NAME.replace("-V0210", f"-V{version}")
     prod = folder / name
@@ -187,7 +187,7 @@ def build_desis(folder: Path, version: str = "0210", quality: bool = True) -> di
     raw[:, edge] = ENMAP_NODATA
     # gains as DESIS writes them per band (here 1e-4, with a small per-band offset to test it is applied)
     offsets = [round(-0.0005 * (i % 3), 6) for i in range(len(wl))]
-    _write_tif(prod / f"{name}-SPECTRAL_IMAGE.tif", raw, crs, transform, ENMAP_NODATA)
+    _write_tif(prod / f"{name}-SPECTRAL_IMAGE.tif", raw, crs, transform, ENMAP_NODATA if image_nodata else None)
     h, w = raw.shape[1:]
     q2 = np.zeros((10, h, w), np.uint8)
     q2[1] = 1  # land

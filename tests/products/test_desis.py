@@ -52,6 +52,15 @@ def test_shadow_haze_cloud_flags_mask_and_snow_aot_water_vapour_do_not(tmp_path)
     assert any(n.startswith("masked as nodata: shadow, haze over land") for n in hsi.notes)
 
 
+def test_nodata_falls_back_to_the_metadata_background_value(tmp_path):
+    src = build_desis(tmp_path / "p", image_nodata=False)
+    (hsi,) = desis.read(src["folder"])
+    assert hsi.nodata == ENMAP_NODATA
+    assert "no nodata in the image: the metadata's background value -32768 used" in hsi.notes
+    meta = read_meta(write_geotiff(hsi, tmp_path / "d.tif"))
+    assert meta.nodata == ENMAP_NODATA
+
+
 def test_without_quality_layer_nothing_is_masked(tmp_path):
     src = build_desis(tmp_path / "p", quality=False)
     (hsi,) = desis.read(src["folder"])

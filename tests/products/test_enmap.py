@@ -165,16 +165,25 @@ def test_damaged_metadata_and_band_count_mismatch(tmp_path):
         enmap.read(src["folder"])
 
 
-def test_nodata_comes_from_the_metadata_when_the_image_has_none(tmp_path):
+def test_nodata_is_the_image_s_else_the_l2a_fill_value_and_a_differing_background_is_noted(tmp_path):
     src = build_enmap(tmp_path / "a", image_nodata=False)
     (hsi,) = enmap.read(src["folder"])
-    assert hsi.nodata == ENMAP_NODATA and not any("nodata" in n and "image" in n for n in hsi.notes)
+    assert hsi.nodata == ENMAP_NODATA
+    assert "no nodata in the image: the product's documented fill value -32768 used" in hsi.notes
     _, refl = _written(tmp_path, hsi)
     assert np.isnan(refl[:, EDGE_PIXEL[0], EDGE_PIXEL[1]]).all()
     src = build_enmap(tmp_path / "b", background=0)
     (hsi,) = enmap.read(src["folder"])
     assert hsi.nodata == ENMAP_NODATA
-    assert "image nodata -32768 used; the metadata's background value is 0" in hsi.notes
+    assert "the metadata's background value 0 differs from the nodata -32768 used" in hsi.notes
+    src = build_enmap(tmp_path / "c", image_nodata=False, background=0)
+    (hsi,) = enmap.read(src["folder"])
+    assert hsi.nodata == ENMAP_NODATA
+    assert [n for n in hsi.notes if n.startswith(("no nodata", "the metadata's"))] == [
+        "no nodata in the image: the product's documented fill value -32768 used",
+        "the metadata's background value 0 differs from the nodata -32768 used"]
+    (hsi,) = enmap.read(build_enmap(tmp_path / "d")["folder"])
+    assert not [n for n in hsi.notes if n.startswith(("no nodata", "the metadata's"))]
 
 
 def test_a_folder_of_several_products_never_mixes_their_files(tmp_path):
