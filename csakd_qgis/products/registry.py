@@ -23,7 +23,9 @@ class Reader:
 def readers() -> list[Reader]:
     """Every known product reader, in detection order."""
     # each reader module defines READER; imported here so the formats stay independent of each other
-    return []
+    from csakd_qgis.products import desis, enmap, prisma
+
+    return [enmap.READER, desis.READER, prisma.READER]
 
 
 def product_names() -> list[str]:
