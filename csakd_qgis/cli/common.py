@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -10,9 +11,13 @@ from typing import Any
 from csakd_qgis.distributed.blocks import LAYOUTS, run_blocks
 from csakd_qgis.fusion.runtime import RUNTIME_CHOICES
 from csakd_qgis.nets.device import PRECISIONS
+from csakd_qgis.products.inputs import product_inputs
 from csakd_qgis.raster.io import parse_creation_options
 
 log = logging.getLogger("csakd")
+# what --hsi / --msi accept besides rasters (folder, zip or main metadata file of a delivered product)
+PRODUCT_HELP = ("EnMAP L2A or DESIS L2A folder/zip/METADATA.XML, PRISMA L2D .he5, EMIT L2A .nc, Sentinel-2 L2A "
+                ".SAFE, Landsat 8/9 C2 L2 folder (scale/offset, band centres and cloud masks from the product)")
 
 
 def int_at_least(minimum: int, what: str) -> Callable[[str], int]:
@@ -103,12 +108,19 @@ def add_cluster_arguments(p: argparse.ArgumentParser, blocks: bool = False) -> N
 def run_job(name: str, args: argparse.Namespace, progress: Callable[[float, str], None] | None,
             entry: Callable[..., Any], inputs: dict[str, str], **options: Any) -> int:
     """``entry(**inputs, out=args.out, **options)`` with a bar: in this process, or as Dask block tasks when
-    ``--workers`` > 1 or ``--scheduler`` is given (:func:`distributed.blocks.run_blocks`)."""
-    if args.scheduler or (args.workers or 1) > 1:
-        return run_with_bar(name, args, progress, lambda prog: run_blocks(
-            entry, inputs, args.out, scheduler=args.scheduler, workers=args.workers, parts=args.parts,
-            layout=args.layout, retries=args.retries, progress=prog, **options))
-    return run_with_bar(name, args, progress, lambda prog: entry(**inputs, out=args.out, progress=prog, **options))
+    ``--workers`` > 1 or ``--scheduler`` is given (:func:`distributed.blocks.run_blocks`).
+
+    Inputs that are sensor products (folder, zip, metadata file) are read into GeoTIFFs first
+    (:func:`products.inputs.product_inputs`)."""
+    takes_msi20 = "msi20" in inspect.signature(entry).parameters
+    with product_inputs(inputs, args.out, takes_msi20=takes_msi20, log=log.info) as (paths, notes):
+        for line in notes:
+            log.info(line)
+        if args.scheduler or (args.workers or 1) > 1:
+            return run_with_bar(name, args, progress, lambda prog: run_blocks(
+                entry, paths, args.out, scheduler=args.scheduler, workers=args.workers, parts=args.parts,
+                layout=args.layout, retries=args.retries, progress=prog, **options))
+        return run_with_bar(name, args, progress, lambda prog: entry(**paths, out=args.out, progress=prog, **options))
 
 
 def run_with_bar(name: str, args: argparse.Namespace, progress: Callable[[float, str], None] | None,

@@ -11,7 +11,13 @@ import argparse
 import logging
 from collections.abc import Callable
 
-from csakd_qgis.cli.common import add_cluster_arguments, add_run_arguments, creation_options, run_job
+from csakd_qgis.cli.common import (
+    PRODUCT_HELP,
+    add_cluster_arguments,
+    add_run_arguments,
+    creation_options,
+    run_job,
+)
 from csakd_qgis.fusion.fuse import fuse
 
 log = logging.getLogger("csakd")
@@ -26,8 +32,11 @@ def add_fuse_parser(subparsers) -> argparse.ArgumentParser:
                     "overlap). The HSI is reprojected/resampled onto the MSI grid when needed; the pixel-size "
                     "ratio must be about an integer >= 2. The output keeps the HSI's bands (bad bands as "
                     "nodata), wavelengths and FWHM; nodata -9999.")
-    p.add_argument("--hsi", required=True, metavar="HSI", help="low-resolution hyperspectral raster")
-    p.add_argument("--msi", required=True, metavar="MSI", help="high-resolution multispectral raster")
+    p.add_argument("--hsi", required=True, metavar="HSI",
+                   help="low-resolution hyperspectral raster, or a product: " + PRODUCT_HELP)
+    p.add_argument("--msi", required=True, metavar="MSI",
+                   help="high-resolution multispectral raster, or a product (its PAN or finest bands; the same "
+                        "PRISMA .he5 as --hsi gives its 5 m PAN)")
     p.add_argument("--model", default="glp", metavar="M",
                    help="model-based method: auto (picks glp / glp+c / glp+cy at reduced scale on the pair), "
                         "glp+c (GLP with the estimated blur + consistency with the HSI and the MSI; assumes the "

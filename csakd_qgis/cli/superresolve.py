@@ -10,6 +10,7 @@ import argparse
 from collections.abc import Callable
 
 from csakd_qgis.cli.common import (
+    PRODUCT_HELP,
     add_cluster_arguments,
     add_run_arguments,
     creation_options,
@@ -28,7 +29,8 @@ def add_superresolve_parser(subparsers) -> argparse.ArgumentParser:
                     "needed here) or bicubic. The output is a GeoTIFF on the HSI grid with s times smaller "
                     "pixels (same origin and CRS), the HSI's bands (bad bands as nodata), wavelengths, FWHM "
                     "and band names, and the HSI's nodata value (else -9999).")
-    p.add_argument("--hsi", required=True, metavar="HSI", help="low-resolution hyperspectral raster")
+    p.add_argument("--hsi", required=True, metavar="HSI",
+                   help="low-resolution hyperspectral raster, or a product: " + PRODUCT_HELP)
     p.add_argument("--model", required=True, metavar="M",
                    help="zoo super-resolution model name (e.g. enmap_x4_sr), a .safetensors model file with "
                         "its .json card beside it, or 'bicubic' (needs --scale)")

@@ -1,0 +1,109 @@
+"""Product inputs of a job: delivered products replaced by GeoTIFFs the raster job reads, for as long as it runs.
+
+An HSI input that is a product gives its hyperspectral raster; an MSI input gives its panchromatic raster
+(PRISMA: the same .he5 as the HSI gives the 5 m PAN) or its finest multispectral raster (Sentinel-2: the 10 m
+bands), and a Sentinel-2 product's 20 m bands go to the ``msi20`` input when the job takes one. Plain rasters
+pass through untouched. The GeoTIFFs live in a hidden folder beside the output, removed when the job ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from csakd_qgis.errors import CsakdError
+from csakd_qgis.products.base import ProductRaster, write_geotiff
+from csakd_qgis.products.registry import is_product, open_product
+
+ROLE_NAMES = {"hsi": "hyperspectral (HSI) input", "msi": "multispectral (MSI) input",
+              "msi20": "20 m multispectral input"}
+
+
+def pick_hsi(rasters: list[ProductRaster], path: str) -> ProductRaster:
+    """The hyperspectral raster of a product, or one clear error for a multispectral-only product."""
+    for r in rasters:
+        if r.role == "HSI":
+            return r
+    names = ", ".join(r.role for r in rasters)
+    raise CsakdError(f"The hyperspectral (HSI) input '{path}' is a {rasters[0].product} product, which has no "
+                     f"hyperspectral raster (it has: {names}): give it as the MSI input and a hyperspectral "
+                     "product or raster as the HSI.")
+
+
+def pick_msi(rasters: list[ProductRaster], path: str) -> tuple[ProductRaster, ProductRaster | None]:
+    """(the HR raster to fuse with, the 20 m raster or None) of a product given as the MSI input."""
+    pan = [r for r in rasters if r.role == "PAN"]
+    if pan:
+        return pan[0], None
+    msi = sorted((r for r in rasters if r.role.startswith("MSI")), key=lambda r: abs(r.transform.a))
+    if not msi:
+        raise CsakdError(f"The multispectral (MSI) input '{path}' is a {rasters[0].product} product without a "
+                         "multispectral or panchromatic raster: give a multispectral product (e.g. Sentinel-2 "
+                         "L2A, Landsat C2 L2) or raster as the MSI.")
+    coarse = [r for r in msi[1:] if r.role == "MSI 20 m"]
+    return msi[0], coarse[0] if coarse else None
+
+
+def _folder_beside(out: str | os.PathLike) -> Path:
+    out = Path(str(out))
+    folder = out.parent if str(out.parent) else Path(".")
+    try:
+        return Path(tempfile.mkdtemp(prefix=f".{out.name}.products.", dir=str(folder)))
+    except OSError as exc:
+        raise CsakdError(f"Cannot create a work folder for the products beside the output '{out}' ({exc}): "
+                         "choose an output folder you can write to.") from None
+
+
+@contextlib.contextmanager
+def product_inputs(inputs: dict[str, str | None], out: str | os.PathLike, takes_msi20: bool = False,
+                   log: Callable[[str], None] | None = None) -> Iterator[tuple[dict[str, str | None], list[str]]]:
+    """``inputs`` ({"hsi", "msi", "msi20"} -> path) with every product replaced by a GeoTIFF of it.
+
+    Yields (inputs, messages: one summary line per product raster used). ``takes_msi20``: the job accepts a
+    20 m MSI, so a Sentinel-2 product's 20 m bands are passed on when no 20 m input was given.
+    """
+    resolved: dict[str, str | None] = dict(inputs)
+    messages: list[str] = []
+    if not any(v and is_product(v) for v in inputs.values()):
+        yield resolved, messages
+        return
+    work = _folder_beside(out)
+    try:
+        opened: dict[str, list[ProductRaster]] = {}
+
+        def rasters_of(path: str) -> list[ProductRaster]:
+            key = os.path.abspath(path)
+            if key not in opened:
+                opened[key] = open_product(path, work / f"unzipped{len(opened)}")
+            return opened[key]
+
+        chosen: dict[str, ProductRaster] = {}
+        for key, path in inputs.items():
+            if not path or not is_product(path):
+                continue
+            rasters = rasters_of(str(path))
+            if key == "hsi":
+                chosen[key] = pick_hsi(rasters, str(path))
+            elif key == "msi":
+                chosen[key], coarse = pick_msi(rasters, str(path))
+                if coarse is not None and takes_msi20 and not inputs.get("msi20"):
+                    chosen["msi20"] = coarse
+            else:
+                chosen[key] = pick_msi(rasters, str(path))[0]
+        for key, raster in chosen.items():
+            target = work / f"{key}.tif"
+            if log:
+                log(f"writing the {ROLE_NAMES.get(key, key)} from {raster.product} ({raster.role})")
+            write_geotiff(raster, target)
+            resolved[key] = str(target)
+            messages.append(f"{ROLE_NAMES.get(key, key)}: {raster.summary()}")
+        yield resolved, messages
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+__all__ = ["pick_hsi", "pick_msi", "product_inputs"]
