@@ -23,7 +23,9 @@ class Reader:
 def readers() -> list[Reader]:
     """Every known product reader, in detection order."""
     # each reader module defines READER; imported here so the formats stay independent of each other
-    return []
+    from csakd_qgis.products import emit, landsat, sentinel2
+
+    return [sentinel2.READER, landsat.READER, emit.READER]
 
 
 def product_names() -> list[str]:
