@@ -60,7 +60,8 @@ def gather_glt(var, glt_x: np.ndarray, glt_y: np.ndarray, band: int | None = Non
     """Values of the (downtrack, crosstrack[, bands]) ``var`` at the GLT's map pixels: (C, h, w), ``fill`` outside.
 
     ``band`` picks one band of a 3-D variable (result (1, h, w)). Source lines are read in runs of at most
-    ``RUN_LINES`` lines, so memory stays bounded however the swath is rotated on the map.
+    ``RUN_LINES`` lines, each only over the crosstrack span the block needs, so memory stays bounded however
+    the swath is rotated on the map.
     """
     h, w = glt_x.shape
     n_bands = 1 if band is not None or var.ndim == 2 else var.shape[2]
@@ -81,14 +82,15 @@ def gather_glt(var, glt_x: np.ndarray, glt_y: np.ndarray, band: int | None = Non
         first = lines[start]
         stop = int(np.searchsorted(lines, first + RUN_LINES, side="left"))
         last = lines[stop - 1]
-        if var.ndim == 2:
-            slab = np.asarray(var[first:last + 1, :], np.float32)[..., None]
-        elif band is not None:
-            slab = np.asarray(var[first:last + 1, :, band], np.float32)[..., None]
-        else:
-            slab = np.asarray(var[first:last + 1, :, :], np.float32)
         sel = slice(start, stop)
-        out[:, rows[sel], cols[sel]] = slab[lines[sel] - first, samples[sel], :].T
+        s0, s1 = int(samples[sel].min()), int(samples[sel].max()) + 1  # only the crosstrack span needed
+        if var.ndim == 2:
+            slab = np.asarray(var[first:last + 1, s0:s1], np.float32)[..., None]
+        elif band is not None:
+            slab = np.asarray(var[first:last + 1, s0:s1, band], np.float32)[..., None]
+        else:
+            slab = np.asarray(var[first:last + 1, s0:s1, :], np.float32)
+        out[:, rows[sel], cols[sel]] = slab[lines[sel] - first, samples[sel] - s0, :].T
         start = stop
     return out
 
@@ -130,8 +132,11 @@ def read(path: Path) -> list[ProductRaster]:
         wl = np.asarray(_var(ds, nc, "sensor_band_parameters", "wavelengths")[:], np.float64)
         fwhm = np.asarray(_var(ds, nc, "sensor_band_parameters", "fwhm")[:], np.float64)
         good = np.asarray(_var(ds, nc, "sensor_band_parameters", "good_wavelengths")[:])
-        gx = _var(ds, nc, "location", "glt_x")
+        gx, gy = _var(ds, nc, "location", "glt_x"), _var(ds, nc, "location", "glt_y")
         height, width = gx.shape
+        if gy.shape != gx.shape:
+            raise CsakdError(f"The {PRODUCT} GLT of '{nc.name}' has glt_x {gx.shape} but glt_y {gy.shape}: "
+                             "download the product again.")
         try:
             transform = Affine.from_gdal(*[float(v) for v in np.ravel(ds.getncattr("geotransform"))])
             crs = CRS.from_wkt(str(ds.getncattr("spatial_ref")))

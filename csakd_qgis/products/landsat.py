@@ -16,7 +16,7 @@ import numpy as np
 
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.products.base import ProductRaster, find_one
-from csakd_qgis.products.msi_bands import band_rows, sensor_centres, shared_grid
+from csakd_qgis.products.msi_bands import StripCache, band_rows, sensor_centres, shared_grid
 from csakd_qgis.products.registry import Reader
 
 PRODUCT = "Landsat 8/9 C2 L2"
@@ -104,8 +104,6 @@ def _band_file(folder: Path, contents: dict[str, str], key: str, suffix: str) ->
 
 def read(path: Path, mask_snow: bool = False) -> list[ProductRaster]:
     """The 30 m surface reflectance raster of a Landsat 8/9 C2 L2 product (folder or its MTL file)."""
-    import rasterio
-
     path = Path(path)
     mtl = _mtl_file(path)
     folder = mtl.parent
@@ -135,9 +133,10 @@ def read(path: Path, mask_snow: bool = False) -> list[ProductRaster]:
                          "'pyrsr' package: pip install --no-deps pyrsr")
     bits = sum(1 << b for b in QA_BITS) | ((1 << QA_SNOW_BIT) if mask_snow else 0)
 
+    qa_rows = StripCache([qa], width, "uint16")
+
     def invalid_rows(row0: int, n: int) -> np.ndarray:
-        with rasterio.open(str(qa)) as ds:
-            return (ds.read(1, window=((row0, row0 + n), (0, width))).astype(np.uint16) & bits) != 0
+        return (qa_rows.rows(0, row0, n) & bits) != 0
 
     product = f"Landsat {sensor[1]} C2 L2"
     notes = [contents.get("LANDSAT_PRODUCT_ID", mtl.name[:-8]),

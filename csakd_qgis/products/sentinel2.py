@@ -16,7 +16,7 @@ import numpy as np
 
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.products.base import ProductRaster, find_one
-from csakd_qgis.products.msi_bands import band_rows, sensor_centres, shared_grid, srf_centres
+from csakd_qgis.products.msi_bands import StripCache, band_rows, sensor_centres, shared_grid, srf_centres
 from csakd_qgis.products.registry import Reader
 from csakd_qgis.spectral.srf import SRF, canonical_band
 
@@ -141,10 +141,11 @@ def _scl_reader(scl: Path, width: int, height: int, transform, invalid: tuple[in
         raise CsakdError(f"The {PRODUCT} scene classification '{scl.name}' is not on a grid nested with the "
                          f"{transform.a:g} m bands: the product is damaged; download it again.")
 
+    cache = StripCache([scl], sw, "uint8")
+
     def invalid_rows(row0: int, n: int) -> np.ndarray:
         r0, r1 = row0 // k, -(-(row0 + n) // k)
-        with rasterio.open(str(scl)) as ds:
-            classes = ds.read(1, window=((r0, r1), (0, -(-width // k))))
+        classes = cache.rows(0, r0, r1 - r0)
         if k > 1:
             classes = np.repeat(np.repeat(classes, k, axis=0), k, axis=1)
         classes = classes[row0 - r0 * k: row0 - r0 * k + n, :width]
