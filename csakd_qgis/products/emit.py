@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -55,7 +56,7 @@ def _var(ds, path: Path, group: str | None, name: str):
                          "product as delivered; download it again.") from None
 
 
-def gather_glt(var, glt_x: np.ndarray, glt_y: np.ndarray, band: int | None = None,
+def gather_glt(var: Any, glt_x: np.ndarray, glt_y: np.ndarray, band: int | None = None,
                fill: float = FILL) -> np.ndarray:
     """Values of the (downtrack, crosstrack[, bands]) ``var`` at the GLT's map pixels: (C, h, w), ``fill`` outside.
 
