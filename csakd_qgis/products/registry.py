@@ -23,9 +23,9 @@ class Reader:
 def readers() -> list[Reader]:
     """Every known product reader, in detection order."""
     # each reader module defines READER; imported here so the formats stay independent of each other
-    from csakd_qgis.products import desis, enmap, prisma
+    from csakd_qgis.products import desis, emit, enmap, landsat, prisma, sentinel2
 
-    return [enmap.READER, desis.READER, prisma.READER]
+    return [enmap.READER, desis.READER, prisma.READER, sentinel2.READER, landsat.READER, emit.READER]
 
 
 def product_names() -> list[str]:
