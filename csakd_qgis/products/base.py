@@ -56,8 +56,9 @@ class ProductRaster:
     def summary(self) -> str:
         """One line for logs and the CLI: product, role, size, bands, range and pixel size."""
         res = abs(self.transform.a)
+        unit = "deg" if getattr(self.crs, "is_geographic", False) else "m"
         return (f"{self.product} {self.role}: {self.width} x {self.height} px, {self.count} bands "
-                f"{min(self.wavelengths):.0f}-{max(self.wavelengths):.0f} nm, {res:g} m pixels"
+                f"{min(self.wavelengths):.0f}-{max(self.wavelengths):.0f} nm, {res:g} {unit} pixels"
                 + (f" ({'; '.join(self.notes)})" if self.notes else ""))
 
 

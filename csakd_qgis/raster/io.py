@@ -112,18 +112,18 @@ def _band_spectral_meta(ds) -> tuple[list[float | None], list[float | None], lis
             except ValueError:
                 pass
         units[i] = tags.get("wavelength_units")
-    if any(w is None for w in wl):
-        envi = {k.lower(): v for k, v in ds.tags(ns="ENVI").items()}
-        envi_wl = _parse_envi_list(envi.get("wavelength"))
-        if envi_wl and len(envi_wl) == n:
-            wl = list(envi_wl)
-            units = [envi.get("wavelength_units")] * n
-            envi_fw = _parse_envi_list(envi.get("fwhm"))
-            if envi_fw and len(envi_fw) == n:
-                fw = list(envi_fw)
-            envi_bbl = _parse_envi_list(envi.get("bbl"))
-            if envi_bbl and len(envi_bbl) == n:
-                bbl = [int(b) for b in envi_bbl]
+    envi = {k.lower(): v for k, v in ds.tags(ns="ENVI").items()} if n else {}
+    envi_wl = _parse_envi_list(envi.get("wavelength"))
+    if any(w is None for w in wl) and envi_wl and len(envi_wl) == n:
+        wl = list(envi_wl)
+        units = [envi.get("wavelength_units")] * n
+    if envi_wl and len(envi_wl) == n:  # GDAL copies ENVI wavelengths to band tags but not always fwhm / bbl
+        envi_fw = _parse_envi_list(envi.get("fwhm"))
+        if envi_fw and len(envi_fw) == n and any(f is None for f in fw):
+            fw = list(envi_fw)
+        envi_bbl = _parse_envi_list(envi.get("bbl"))
+        if envi_bbl and len(envi_bbl) == n and all(b == 1 for b in bbl):
+            bbl = [int(b) for b in envi_bbl]
     if any(w is None for w in wl):
         for i, desc in enumerate(ds.descriptions):
             m = _DESC_WAVELENGTH.search(desc or "")

@@ -43,9 +43,10 @@ QA_STAMPS = [((3, 7), (10, 16), (1 << 1) | (1 << 3) | (3 << 8) | (1 << 10) | (1 
 QA_MASK_BITS = 0b11111
 
 
-def _msi(sensor: str, bands: tuple[str, ...]) -> np.ndarray:
-    """(C, 64, 96) reflectance of ``bands`` synthesised from the real EnMAP mosaic through the sensor's SRF."""
-    ref = enmap_reference()
+def _msi(sensor: str, bands: tuple[str, ...], ref: dict | None = None) -> np.ndarray:
+    """(C, H, W) reflectance of ``bands`` synthesised from ``ref`` (default: the real EnMAP mosaic, 64 x 96)
+    through the sensor's SRF."""
+    ref = enmap_reference() if ref is None else ref
     R = srf_matrix(load_srf(f"{sensor}:{','.join(bands)}"), ref["wavelengths"], ref["fwhm"])
     return synthesize_msi(ref["cube"], R).astype(np.float64)
 
@@ -243,15 +244,21 @@ def write_mtl(folder: Path, stem: str, groups: dict[str, dict[str, str]], txt: b
 
 
 def build_landsat(folder: Path, spacecraft: str = "LANDSAT_8", txt: bool = True, xml: bool = True,
-                  collection: str = "02", sr_group: bool = True) -> dict:
-    """A Landsat 8/9 C2 L2SP folder (64 x 96 px, 30 m: the EnMAP grid itself) and what its reader must return."""
-    ref = enmap_reference()
+                  collection: str = "02", sr_group: bool = True, ref: dict | None = None) -> dict:
+    """A Landsat 8/9 C2 L2SP folder and what its reader must return.
+
+    Pixels and grid from ``ref`` ({'cube', 'wavelengths', 'fwhm', 'transform', 'crs'}; NaN pixels become
+    fill), by default the real EnMAP mosaic on its own grid (64 x 96 px, 30 m).
+    """
+    ref = enmap_reference() if ref is None else ref
     sensor = "L9" if spacecraft.endswith("9") else "L8"
-    refl = _msi(sensor, tuple(f"B{b}" for b in range(1, 8)))
-    dn = np.clip(np.round((refl - L_ADD) / L_MULT), 1, 65535).astype(np.uint16)
-    dn[:, :, 0] = 0  # fill
+    refl = _msi(sensor, tuple(f"B{b}" for b in range(1, 8)), ref)
+    fill = ~np.isfinite(refl).all(0)
+    fill[:, 0] = True
+    dn = np.clip(np.round((np.nan_to_num(refl) - L_ADD) / L_MULT), 1, 65535).astype(np.uint16)
+    dn[:, fill] = 0  # fill
     qa = np.where(refl[4] < 0.05, QA_WATER, QA_CLEAR).astype(np.uint16)
-    qa[:, 0] = 1
+    qa[fill] = 1
     for (r0, r1), (c0, c1), v in QA_STAMPS:
         qa[r0:r1, c0:c1] = v
     pid = f"LC0{sensor[1]}_L2SP_193023_20220724_20220802_{collection}_T1"
@@ -305,10 +312,11 @@ def _glt(n_down: int, n_cross: int, angle_deg: float, pad: int) -> tuple[np.ndar
     return gx, gy
 
 
-def build_emit(folder: Path, with_mask: bool = True, drop: tuple[str, ...] = ()) -> dict:
+def build_emit(folder: Path, with_mask: bool = True, drop: tuple[str, ...] = (),
+               corner: tuple[float, float] = (13.0512, 52.4093)) -> dict:
     """EMIT_L2A_RFL_001_*.nc (+ EMIT_L2A_MASK_001_*.nc) from the real EMIT cube, its swath rotated 30 degrees.
 
-    ``drop`` leaves out variables ('reflectance', 'glt_x', ...). Returns {'path', 'mask_path', 'cube', 'glt_x',
+    ``drop`` leaves out variables ('reflectance', 'glt_x', ...); ``corner``: (lon, lat) of the grid's corner. Returns {'path', 'mask_path', 'cube', 'glt_x',
     'glt_y', 'transform', 'wavelengths', 'fwhm', 'bbl', 'flag' (source pixels with aggregate flag 1),
     'bad_pixel' (a source pixel set to the fill value)}.
     """
@@ -320,7 +328,7 @@ def build_emit(folder: Path, with_mask: bool = True, drop: tuple[str, ...] = ())
     bad_pixel = (4, 6)
     cube[bad_pixel] = -9999.0
     gx, gy = _glt(n_down, n_cross, 30.0, 1)
-    lon0, lat0 = 13.0512, 52.4093
+    lon0, lat0 = corner  # upper-left (lon, lat) of the ortho grid
     gt = [lon0, EMIT_RES, 0.0, lat0, 0.0, -EMIT_RES]
     wkt = ('GEOGCS["WGS 84",DATUM["WGS_1984",SPHEROID["WGS 84",6378137,298.257223563,AUTHORITY["EPSG","7030"]],'
            'AUTHORITY["EPSG","6326"]],PRIMEM["Greenwich",0,AUTHORITY["EPSG","8901"]],UNIT["degree",'

@@ -62,3 +62,77 @@ def test_superresolve_takes_an_enmap_product(tmp_path):
     valid = band[~cloud & (band != meta.nodata)]
     assert 0 < np.median(valid) < 1  # reflectance, not DN
     assert _leftovers(tmp_path) == []
+
+
+def test_enmap_l2a_with_sentinel2_safe_fuses_on_the_10m_grid(tmp_path):
+    """EnMAP L2A folder + S2 L2A .SAFE: output on the S2 10 m grid, EnMAP's bands, reflectance, clouds as nodata."""
+    from _builders_msi import build_sentinel2
+
+    enmap = build_enmap(tmp_path / "enmap")
+    s2 = build_sentinel2(tmp_path / "s2")
+    out = tmp_path / "out" / "fused.tif"
+    out.parent.mkdir()
+    assert main(["fuse", "--hsi", str(enmap["folder"]), "--msi", str(s2["path"]), "--model", "glp", "--out", str(out),
+                 "--no-progress"]) == 0
+    meta = read_meta(out)
+    assert meta.res == (10.0, 10.0) and meta.crs == s2["crs"]
+    assert (meta.transform.c, meta.transform.f) == (s2["transform10"].c, s2["transform10"].f)
+    h, w = meta.height, meta.width
+    assert (h, w) == (63, 96)  # the overlap, cropped to whole EnMAP pixels
+    assert meta.count == 224 and np.allclose(meta.wavelengths, enmap["wavelengths"], atol=1e-3)
+    good = [i for i, b in enumerate(meta.bbl) if b]
+    with rasterio.open(out) as ds:
+        data = ds.read([good[0] + 1, good[len(good) // 2] + 1])
+    nodata = data[0] == meta.nodata
+    hsi_cloud = np.repeat(np.repeat(enmap["masked"] | (enmap["raw"][0] == -32768), 3, 0), 3, 1)[:h, :w]
+    assert nodata[hsi_cloud].all() and nodata[s2["invalid10"][:h, :w]].all()  # cloudy in either: nodata
+    clear = ~hsi_cloud & ~s2["invalid10"][:h, :w]
+    assert clear.mean() > 0.6 and not nodata[clear].any()
+    assert 0.0 < float(np.median(data[1][clear])) < 1.0  # reflectance (gain / quantification applied)
+    assert _leftovers(out.parent) == []
+
+
+def test_emit_with_landsat_fuses_on_the_landsat_grid(tmp_path):
+    """EMIT L2A .nc (orthorectified through its GLT) + a Landsat C2 L2 folder on a grid twice as fine."""
+    from _builders_msi import build_emit, build_landsat
+    from rasterio.crs import CRS
+    from rasterio.transform import array_bounds
+    from rasterio.warp import Resampling, calculate_default_transform, reproject
+
+    from csakd_qgis.products.emit import READER
+
+    (tmp_path / "emit").mkdir()
+    emit = build_emit(tmp_path / "emit", corner=(33.0, 1.0))  # near the equator: ~60 x 60 m pixels
+    (emit_raster,) = READER.read(emit["path"])
+    cube = emit_raster.read_rows(0, emit_raster.height).astype(np.float32)
+    cube[cube == emit_raster.nodata] = np.nan
+    if emit_raster.invalid_rows is not None:
+        cube[:, emit_raster.invalid_rows(0, emit_raster.height)] = np.nan
+    good = [i for i, b in enumerate(emit_raster.bbl) if b]
+    # Landsat's own UTM grid at 30 m over the EMIT scene (EMIT ~60 m in degrees): the EMIT spectra warped there
+    utm = CRS.from_epsg(32636)
+    t_utm, w_utm, h_utm = calculate_default_transform(emit_raster.crs, utm, emit_raster.width, emit_raster.height,
+                                                      *array_bounds(emit_raster.height, emit_raster.width,
+                                                                    emit_raster.transform), resolution=30.0)
+    warped = np.full((len(good), h_utm, w_utm), np.nan, np.float32)
+    reproject(cube[good], warped, src_transform=emit_raster.transform, src_crs=emit_raster.crs,
+              dst_transform=t_utm, dst_crs=utm, resampling=Resampling.nearest, src_nodata=np.nan, dst_nodata=np.nan)
+    ref = {"cube": warped, "wavelengths": [emit_raster.wavelengths[i] for i in good],
+           "fwhm": [emit_raster.fwhm[i] for i in good], "crs": utm, "transform": t_utm}
+    landsat = build_landsat(tmp_path / "landsat", ref=ref)
+    out = tmp_path / "fused.tif"
+    assert main(["fuse", "--hsi", str(emit["path"]), "--msi", str(landsat["path"]), "--model", "glp",
+                 "--out", str(out), "--no-progress"]) == 0
+    meta = read_meta(out)
+    assert meta.crs == utm and meta.res == (30.0, 30.0)
+    assert (meta.transform.c - t_utm.c) % 30 == 0 and (meta.transform.f - t_utm.f) % 30 == 0  # Landsat's grid
+    assert meta.count == emit_raster.count and sum(meta.bbl) == len(good)
+    with rasterio.open(out) as ds:
+        band = ds.read(good[10] + 1)
+    r0, c0 = int(round((t_utm.f - meta.transform.f) / 30)), int(round((meta.transform.c - t_utm.c) / 30))
+    fill = landsat["invalid"][r0:r0 + meta.height, c0:c0 + meta.width]
+    assert (band[fill] == meta.nodata).all()  # Landsat fill / QA, EMIT outside its swath or flagged
+    assert (band[~fill] != meta.nodata).mean() > 0.5 and (~fill).sum() > 50
+    valid = band[band != meta.nodata]
+    assert 0.0 < float(np.median(valid)) < 1.0
+    assert _leftovers(tmp_path) == []
