@@ -139,8 +139,9 @@ def fit_classical(lr: np.ndarray, msi: np.ndarray | None, s: int, method: str,
     n_valid = int(valid.sum())
     c_h, c_m = lr.shape[0], msi_lr.shape[0]
     if n_valid < c_m + 2:
-        raise CsakdError(f"Only {n_valid} valid LR pixels to fit '{m}' ({c_m} MSI bands): the HSI and MSI overlap "
-                         "too little or are mostly nodata.")
+        raise CsakdError(f"Only {n_valid} LR pixels are valid in both the HSI and the MSI, too few to fit '{m}' "
+                         f"({c_m} MSI bands): the images overlap too little or are nodata (e.g. cloud-masked) "
+                         "where they overlap. Choose a pair with more clear common area.")
     lv = lr[:, valid].T  # (n, C_h)
     mv = msi_lr[:, valid].T  # (n, C_m)
     if n_valid > MAX_FIT_PIXELS:

@@ -99,17 +99,19 @@ def _write_enmap_file(prod: Path, stem: str, data: np.ndarray, fmt: str, crs, tr
 
 def build_enmap(folder: Path, fmt: str = "GeoTIFF", version: str = "010302", level: str = "L2A",
                 offset_dn: int = 0, metadata: bool = True, image: bool = True, image_nodata: bool = True,
-                background: int = ENMAP_NODATA) -> dict:
+                background: int = ENMAP_NODATA, tile: tuple[int, int] = (64, 0),
+                cloud_rows: tuple[int, int] = (4, 10)) -> dict:
     """An EnMAP L2A product folder: spectral image in ``fmt`` (GeoTIFF/BSQ/BIL/BIP), XML, quality layers.
 
     ``offset_dn`` shifts the stored values by that many DN and writes OffsetOfBand = -offset_dn * gain,
-    so the reflectance stays that of the real tile. ``image_nodata`` False leaves the nodata tag out of the
+    so the reflectance stays that of the real tile. ``tile``: which real tile (col, row); ``cloud_rows``: the
+    rows of the cloud stamp (columns 10-17). ``image_nodata`` False leaves the nodata tag out of the
     image (the metadata's ``background`` value then tells it); quality layers share the image's format.
     """
     name = ENMAP_NAME.replace("_V010302_", f"_V{version}_")
     prod = folder / name
     prod.mkdir(parents=True)
-    raw, crs, transform = enmap_raw()
+    raw, crs, transform = enmap_raw(*tile)
     wl, fw, bbl = enmap_bands()
     stored = raw.copy()
     stored[raw != ENMAP_NODATA] += offset_dn
@@ -118,7 +120,7 @@ def build_enmap(folder: Path, fmt: str = "GeoTIFF", version: str = "010302", lev
                           ENMAP_NODATA if image_nodata else None)
     h, w = raw.shape[1:]
     cloud = np.zeros((h, w), np.uint8)
-    cloud[4:10, 10:18] = 1
+    cloud[cloud_rows[0]:cloud_rows[1], 10:18] = 1
     shadow = np.zeros((h, w), np.uint8)
     shadow[20:24, 2:6] = 1
     haze = np.zeros((h, w), np.uint8)

@@ -136,3 +136,29 @@ def test_emit_with_landsat_fuses_on_the_landsat_grid(tmp_path):
     valid = band[band != meta.nodata]
     assert 0.0 < float(np.median(valid)) < 1.0
     assert _leftovers(tmp_path) == []
+
+
+def test_products_that_do_not_overlap_or_are_cloudy_everywhere_are_refused(tmp_path, capsys):
+    """A SAFE beside the EnMAP scene (no common footprint) and an overlap under cloud: one line each, exit 1."""
+    from _builders_msi import build_sentinel2
+
+    s2 = build_sentinel2(tmp_path / "s2")
+    apart = build_enmap(tmp_path / "apart", tile=(160, 160))  # 4.8 km south-east of the S2 miniature
+    cloudy = build_enmap(tmp_path / "cloudy", cloud_rows=(0, 32))  # cloud over columns 10-17 only ...
+    for prod, expect in ((apart, "overlap"), (cloudy, "valid")):
+        if prod is cloudy:  # ... so crop the S2 footprint to those columns: every common pixel is cloudy
+            import rasterio as rio
+            for jp2 in sorted((s2["path"]).rglob("*.jp2")):
+                with rio.open(jp2, "r+") as ds:
+                    keep = np.zeros((ds.height, ds.width), bool)
+                    f = 3 if ds.res[0] == 10 else 1.5
+                    keep[:, int(10 * f):int(18 * f)] = True
+                    data = ds.read(1)
+                    data[~keep] = 0
+                    ds.write(data, 1)
+        out = tmp_path / f"{expect}.tif"
+        code = main(["fuse", "--hsi", str(prod["folder"]), "--msi", str(s2["mtd"]), "--model", "glp",
+                     "--out", str(out), "--no-progress"])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 1 and len(err) == 1 and expect in err[0].lower(), err
+        assert not out.exists() and _leftovers(tmp_path) == []
