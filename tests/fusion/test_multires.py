@@ -167,3 +167,21 @@ def test_cli_fuse_with_msi20_and_bad_inputs(rasters, capsys):
         write_raster(five, z[:5], CRS32633, zm.transform)
         fuse(p["lr"], p["msi"], d / "o5.tif", "glp+cy", msi20=five, model_options={"srf": "S2A:B2,B3,B4,B8"})
     assert not (d / "o5.tif").exists()
+
+
+def test_csakd_fuse_bad_msi20_is_one_line_exit_1(rasters, capsys):
+    from csakd_qgis.cli import main
+
+    d, p = rasters
+    z = read_reflectance(p["z"])
+    odd = d / "px15_cli.tif"
+    write_raster(odd, z, CRS32633, from_origin(500000.0, 4000000.0, 15.0, 15.0))
+    out = d / "never.tif"
+    for bad, model in ((odd, "glp"), (p["z"], "enmap_s2-4band_x3")):
+        capsys.readouterr()
+        rc = main(["fuse", "--hsi", str(p["lr"]), "--msi", str(p["msi"]), "--msi20", str(bad), "--out", str(out),
+                   "--model", model, "--no-progress"])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 1 and len(err) == 1 and err[0].startswith("csakd: error:")
+        assert ("not an integer multiple >= 2" if model == "glp" else "not with the learned model") in err[0]
+        assert "--msi20" in err[0] and not out.exists()
