@@ -185,3 +185,18 @@ def test_csakd_fuse_bad_msi20_is_one_line_exit_1(rasters, capsys):
         assert rc == 1 and len(err) == 1 and err[0].startswith("csakd: error:")
         assert ("not an integer multiple >= 2" if model == "glp" else "not with the learned model") in err[0]
         assert "--msi20" in err[0] and not out.exists()
+
+
+def test_plan_msi20_places_an_offset_hsi(rasters):
+    from csakd_qgis.fusion.fuse import plan_msi20
+    from csakd_qgis.raster.coreg import plan_grid
+
+    d, p = rasters
+    lm = read_meta(p["lr"])
+    sub = d / "lr_sub.tif"  # the HSI without its first/last LR row and column: starts at HR (3, 3)
+    write_raster(sub, read_reflectance(p["lr"])[:, 1:-1, 1:-1], CRS32633,
+                 from_origin(500030.0, 3999970.0, 30.0, 30.0), wavelengths=lm.wavelengths, fwhm=lm.fwhm)
+    pl = plan_msi20(plan_grid(sub, p["msi"]), p["z"])
+    # 20 m px 1..22 (rows) / 1..28 (cols) cover HR 2..46 / 2..58; the fusion grid starts 1 HR px into them
+    assert (pl.factor, pl.row0, pl.col0, pl.rows, pl.cols) == (2, 1, 1, 22, 28)
+    assert (pl.off_row, pl.off_col, pl.msi_row, pl.msi_col) == (1, 1, 2, 2)
