@@ -125,9 +125,12 @@ def grid_layers(grid: FusionGrid) -> list[Layer]:
 
 @dataclass(frozen=True)
 class Msi20Plan:
-    """Where the 20 m raster's pixels fall on the fusion grid: ``factor`` HR px per 20 m px; the sharpened
-    window covers 20 m rows/cols [row0, row0 + rows) x [col0, col0 + cols), i.e. HR rows/cols from
-    ``hr_row``/``hr_col`` of the fusion grid minus ``off_row``/``off_col`` (0 <= off < factor)."""
+    """Where the 20 m raster falls on the fusion grid (``factor`` HR px per 20 m px).
+
+    The 20 m pixels sharpened are rows [row0, row0 + rows) and columns [col0, col0 + cols) of its file; their
+    HR grid starts ``off_row`` / ``off_col`` HR px (0 <= off < factor) above / left of the fusion grid's first
+    pixel, at row ``msi_row`` / column ``msi_col`` of the MSI file.
+    """
 
     meta: RasterMeta
     factor: int
@@ -137,7 +140,7 @@ class Msi20Plan:
     cols: int
     off_row: int
     off_col: int
-    msi_row: int  # MSI file row / col of the sharpened window's first HR pixel
+    msi_row: int
     msi_col: int
 
 
