@@ -36,7 +36,7 @@ class FusionBase(CsakdAlgorithm):
     """HSI + MSI in, fused GeoTIFF out, through ``fusion.fuse.fuse``."""
 
     GROUP, GROUP_ID = "Fusion", "fusion"
-    HSI, MSI, OUTPUT = "HSI", "MSI", "OUTPUT"
+    HSI, MSI, MSI20, OUTPUT = "HSI", "MSI", "MSI20", "OUTPUT"
     TILE, OVERLAP, BATCH, DEVICE, SHIFT_CORRECT, CREATION_OPTIONS = (
         "TILE", "OVERLAP", "BATCH", "DEVICE", "SHIFT_CORRECT", "CREATION_OPTIONS")
     RUNTIME, PRECISION = "RUNTIME", "PRECISION"
@@ -50,6 +50,8 @@ class FusionBase(CsakdAlgorithm):
         if self.NEEDS_MSI:
             self.addParameter(QgsProcessingParameterRasterLayer(
                 self.MSI, self.tr("High-resolution multispectral image (MSI)")))
+            self.addParameter(QgsProcessingParameterRasterLayer(
+                self.MSI20, self.tr("MSI bands at 20 m (optional)"), optional=True))
 
     def add_run_options(self, learned: bool) -> None:
         """Device (learned models only), advanced tiling/creation options, the output and numeric outputs."""
@@ -143,6 +145,8 @@ class FusionBase(CsakdAlgorithm):
             kwargs["model_options"] = {
                 "psf": self.parameterAsString(parameters, self.PSF, context) or "auto",
                 "srf": self.parameterAsString(parameters, self.SRF, context) or "auto"}
+            if parameters.get(self.MSI20):
+                kwargs["msi20"] = self.layer_path(self, parameters, self.MSI20, context, "MSI bands at 20 m")
         progress, cancel = self.progress_bridge(feedback)
         with self.removed_on_failure([out]):
             result = self.run_core(feedback, self.core_function(), hsi, *([msi] if self.NEEDS_MSI else []), out,

@@ -20,6 +20,7 @@ class SimulatePairAlgorithm(CsakdAlgorithm):
 
     GROUP, GROUP_ID = "Preparation", "preparation"
     HSI, SENSOR, SCALE, SNR, OUT_LR, OUT_MSI = "HSI", "SENSOR", "SCALE", "SNR", "OUTPUT_LR", "OUTPUT_MSI"
+    OUT_MSI20 = "OUTPUT_MSI20"
 
     def name(self) -> str:
         return "simulate_pair"
@@ -35,7 +36,10 @@ class SimulatePairAlgorithm(CsakdAlgorithm):
             "through the sensor's spectral response functions).\n\n"
             "SENSOR: 'S2A:B2,B3,B4,B8' (Sentinel-2A bands), 'S2B', 'L8', 'L9', 'RE' (RapidEye), a CSV file of "
             "spectral responses (wavelength column, one column per band), or 'gaussian:490/65,560/35' "
-            "(centre/FWHM in nm). Bad bands (bbl = 0) are dropped. SNR (dB, 0 = none) adds white noise.") + display_help()
+            "(centre/FWHM in nm). Bad bands (bbl = 0) are dropped. SNR (dB, 0 = none) adds white noise.\n\n"
+            "Optional: the Sentinel-2A 20 m bands (B5, B6, B7, B8A, B11, B12) at twice the MSI pixel size "
+            "(Gaussian MTF-like blur, sigma = 1 MSI pixel, then 2 x 2 mean; the reference is cropped to a "
+            "multiple of 2 and of the scale), for the fusion algorithms' 'MSI bands at 20 m' input.") + display_help()
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer(self.HSI, self.tr("Reference high-resolution HSI")))
@@ -49,13 +53,15 @@ class SimulatePairAlgorithm(CsakdAlgorithm):
         self.add_display_parameters()
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUT_LR, self.tr("Simulated LR-HSI")))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUT_MSI, self.tr("Simulated HR-MSI")))
+        self.addParameter(QgsProcessingParameterRasterDestination(
+            self.OUT_MSI20, self.tr("Simulated MSI bands at 20 m (optional)"), optional=True, createByDefault=False))
 
     def checkParameterValues(self, parameters, context):  # noqa: N802
         ok, msg = super().checkParameterValues(parameters, context)
         if not ok:
             return ok, msg
         src = str(parameters.get(self.HSI) or "")
-        for name in (self.OUT_LR, self.OUT_MSI):
+        for name in (self.OUT_LR, self.OUT_MSI) + ((self.OUT_MSI20,) if parameters.get(self.OUT_MSI20) else ()):
             ok, msg = self.check_output(self.parameterAsOutputLayer(parameters, name, context), [src])
             if not ok:
                 return ok, msg
@@ -66,18 +72,22 @@ class SimulatePairAlgorithm(CsakdAlgorithm):
         hsi = self.layer_path(self, parameters, self.HSI, context, "reference hyperspectral image")
         out_lr = self.parameterAsOutputLayer(parameters, self.OUT_LR, context)
         out_msi = self.parameterAsOutputLayer(parameters, self.OUT_MSI, context)
+        out20 = self.parameterAsOutputLayer(parameters, self.OUT_MSI20, context) if parameters.get(self.OUT_MSI20) \
+            else None
         snr = self.parameterAsDouble(parameters, self.SNR, context)
         sensor = self.parameterAsString(parameters, self.SENSOR, context).strip()
         if not sensor:
             raise QgsProcessingException("SENSOR is empty: give e.g. S2A:B2,B3,B4,B8.")
-        with self.removed_on_failure([out_lr, out_msi]):  # the LR raster is written before the MSI
+        with self.removed_on_failure([out_lr, out_msi] + ([out20] if out20 else [])):
             info = self.run_core(feedback, simulate_rasters, hsi, sensor,
                                  self.parameterAsInt(parameters, self.SCALE, context), out_lr, out_msi,
-                                 snr_db=snr if snr > 0 else None)
+                                 snr_db=snr if snr > 0 else None, out_msi20=out20 or None)
             feedback.pushInfo(str(info))
             facts = {"sensor": f"{info['sensor']} {', '.join(info['msi_bands'])}", "scale": info["scale"],
                      "SNR": f"{info['snr_db']:g} dB" if info.get("snr_db") else "no noise"}
             self.style_outputs(parameters, context, feedback, {
                 out_lr: provenance(self.id(), [hsi], {"output": "simulated low-resolution HSI", **facts}),
-                out_msi: provenance(self.id(), [hsi], {"output": "simulated multispectral image", **facts})})
-        return {self.OUT_LR: out_lr, self.OUT_MSI: out_msi}
+                out_msi: provenance(self.id(), [hsi], {"output": "simulated multispectral image", **facts}),
+                **({out20: provenance(self.id(), [hsi], {"output": "simulated 20 m multispectral bands", **facts})}
+                   if out20 else {})})
+        return {self.OUT_LR: out_lr, self.OUT_MSI: out_msi, **({self.OUT_MSI20: out20} if out20 else {})}

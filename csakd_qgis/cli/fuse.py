@@ -44,6 +44,11 @@ def add_fuse_parser(subparsers) -> argparse.ArgumentParser:
                         "e.g. for an RGB camera), gsa+c, cnmf (coupled unmixing, 20 endmembers; ~5-10x GLP), "
                         "cnmf+c; classical method: glp, gsa, bicubic (assume the Wald blur sigma = scale/2); a zoo "
                         "model name, or a .safetensors model file (default: %(default)s)")
+    p.add_argument("--msi20", default=None, metavar="MSI20",
+                   help="optional MSI at 2x coarser pixels, e.g. Sentinel-2 B5,B6,B7,B8A,B11,B12 at 20 m beside "
+                        "--msi B2,B3,B4,B8 at 10 m (same CRS, pixel edges on the MSI's, covering the HSI): its "
+                        "bands are sharpened to the MSI grid and fused as more MSI bands (classical and "
+                        "model-based methods; with --srf SENSOR the 20 m bands' responses are appended)")
     p.add_argument("--out", required=True, metavar="OUT.tif", help="output GeoTIFF")
     add_run_arguments(p, "MSI pixels")
     p.add_argument("--psf", default="auto", metavar="PSF",
@@ -68,7 +73,7 @@ def run_fuse(args: argparse.Namespace, progress: Callable[[float, str], None] | 
                    device=args.device, tile=args.tile, overlap=args.overlap, batch=args.batch,
                    shift_correct=args.shift_correct, creation_options=creation_options(args.co),
                    threads=args.threads, precision=args.precision, runtime=args.runtime,
-                   model_options={"psf": args.psf, "srf": args.srf})
+                   model_options={"psf": args.psf, "srf": args.srf}, msi20=args.msi20)
 
 
 __all__ = ["add_fuse_parser", "run_fuse"]

@@ -12,7 +12,7 @@ import math
 
 from csakd_qgis.cli.common import scale_arg
 from csakd_qgis.errors import CsakdError
-from csakd_qgis.raster.simulate import simulate_rasters
+from csakd_qgis.raster.simulate import MSI20_SENSOR, simulate_rasters
 
 log = logging.getLogger("csakd")
 
@@ -42,6 +42,12 @@ def add_simulate_parser(subparsers) -> argparse.ArgumentParser:
                         "(default: %(default)s)")
     p.add_argument("--out-lr", required=True, metavar="LR.tif", help="output low-resolution HSI GeoTIFF")
     p.add_argument("--out-msi", required=True, metavar="MSI.tif", help="output high-resolution MSI GeoTIFF")
+    p.add_argument("--out-msi20", default=None, metavar="MSI20.tif",
+                   help="also write the bands of --sensor20 at 2x the MSI pixel size (Sentinel-2's 20 m bands "
+                        "beside its 10 m bands; Gaussian MTF-like blur sigma = 1 MSI px, then 2 x 2 mean), "
+                        "for 'csakd fuse --msi20'")
+    p.add_argument("--sensor20", default=MSI20_SENSOR, metavar="SPEC",
+                   help="spectral responses of --out-msi20 (same forms as --sensor; default: %(default)s)")
     p.add_argument("--snr", type=float, default=None, metavar="DB",
                    help="add white Gaussian noise at this SNR in dB to both outputs (default: none)")
     p.add_argument("--shift", type=_shift, default=None, metavar="DX,DY",
@@ -58,10 +64,13 @@ def run_simulate(args: argparse.Namespace) -> int:
     if args.snr is not None and not math.isfinite(args.snr):
         raise CsakdError("--snr must be a finite number of dB.")
     info = simulate_rasters(args.hsi, args.sensor, args.scale, args.out_lr, args.out_msi, snr_db=args.snr,
-                            seed=args.seed, shift=args.shift)
+                            seed=args.seed, shift=args.shift, out_msi20=args.out_msi20, sensor20=args.sensor20)
     print(f"LR-HSI {info['lr_shape'][0]} x {info['lr_shape'][1]} px, {info['n_bands']} bands -> {info['lr_path']}")
     print(f"HR-MSI {info['hr_shape'][0]} x {info['hr_shape'][1]} px, {info['sensor']} "
           f"{','.join(info['msi_bands'])} -> {info['msi_path']}")
+    if "msi20_path" in info:
+        print(f"MSI at {info['msi20_factor']}x pixels {info['msi20_shape'][0]} x {info['msi20_shape'][1]} px, "
+              f"{','.join(info['msi20_bands'])} -> {info['msi20_path']}")
     return 0
 
 

@@ -1,0 +1,147 @@
+"""A second, coarser MSI (Sentinel-2's 20 m bands beside its 10 m bands) in HSI + MSI fusion.
+
+The 20 m bands Z are f = 2 times coarser than the HR-MSI M (f any integer >= 2). Two ways to use them,
+both measured on held-apart EnMAP scenes by ``bench/eval_multires.py`` (docs/results/multires.md):
+
+- (a) :func:`sharpen_bands` then :func:`stack_bands`: each Z band is sharpened to the HR grid by GLP
+  detail injection at scale f (:mod:`fusion.classical`): Z_hr = up_f(Z) + sum_j b_kj (M_j - up_f(wald_f(M_j))),
+  b_k regressed at 20 m on the HR-MSI Wald-degraded to 20 m; the fusion then sees all bands as one HR-MSI.
+  This is what ``csakd fuse --msi20`` does (any classical or model-based method).
+- (b) :func:`fuse_per_resolution`: GLP whose detail is split by scale: the LR -> 20 m detail of every band
+  (the 10 m bands smoothed to 20 m) with the gains regressed on all bands, plus the 20 m -> 10 m detail of
+  the HR-MSI bands with the gains of the HR-MSI alone.
+
+Feeding Z merely upsampled (:func:`upsampled_bands`) as HR-MSI bands is the known trap: the regression at LR
+spreads each HSI band's gains over the strongly correlated 10 m and 20 m bands, but at HR only the 10 m
+bands carry detail, so the detail is mis-weighted and the spectra distorted (SAM much worse).
+
+Arrays: (C, H, W) float32 reflectance, NaN = nodata; Z (C_z, H/f, W/f) on the grid where 20 m pixel (i, j)
+covers HR pixels [i*f, (i+1)*f) x [j*f, (j+1)*f) (the LR/HR pixel grid of docs/ARCHITECTURE.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from csakd_qgis.errors import CsakdError
+from csakd_qgis.fusion.classical import (
+    CLASSICAL_METHODS,
+    ClassicalParams,
+    _apply_linear,
+    _lstsq_with_const,
+    apply_classical,
+    fit_classical,
+)
+from csakd_qgis.fusion.model_based import is_model_based
+from csakd_qgis.raster.resample import upsample_bicubic
+from csakd_qgis.spectral.degrade import check_scale, wald_degrade
+from csakd_qgis.spectral.srf import load_srf, sensor_name
+
+S2_20M_BANDS = ("B5", "B6", "B7", "B8A", "B11", "B12")  # Sentinel-2's 20 m bands, in band order
+SHARPEN_METHOD = "glp"  # detail injection of the 20 m bands (the classical GLP at the 20 m / 10 m scale)
+MSI20_ROLE = "MSI at 2x coarser pixels (--msi20)"
+
+
+def sharpen_params(z: np.ndarray, msi: np.ndarray, f: int) -> ClassicalParams:
+    """GLP coefficients of the 20 m bands ``z`` on the HR-MSI ``msi`` Wald-degraded to the 20 m grid."""
+    return fit_classical(z, msi, check_scale(f), SHARPEN_METHOD)
+
+
+def sharpen_bands(z: np.ndarray, msi: np.ndarray, f: int, params: ClassicalParams | None = None) -> np.ndarray:
+    """The 20 m bands (C_z, h, w) sharpened to the HR-MSI grid (C_z, f*h, f*w) by GLP detail injection."""
+    params = sharpen_params(z, msi, f) if params is None else params
+    return apply_classical(z, msi, f, SHARPEN_METHOD, params)
+
+
+def stack_bands(msi: np.ndarray, z: np.ndarray, f: int) -> np.ndarray:
+    """Method (a): the HR-MSI bands followed by the sharpened 20 m bands, one (C_m + C_z, H, W) HR-MSI."""
+    return np.concatenate([np.asarray(msi, np.float32), sharpen_bands(z, msi, f)], axis=0)
+
+
+def upsampled_bands(msi: np.ndarray, z: np.ndarray, f: int) -> np.ndarray:
+    """The trap (for comparison only): the HR-MSI with the 20 m bands merely upsampled (bicubic) beside it."""
+    return np.concatenate([np.asarray(msi, np.float32), upsample_bicubic(z, check_scale(f))], axis=0)
+
+
+def _detail_gains(lr: np.ndarray, x_lr: np.ndarray) -> np.ndarray:
+    """Least-squares gains (C_h, C_x + 1) of each LR-HSI band on the bands ``x_lr`` (pixels valid in all)."""
+    ok = np.isfinite(lr).all(0) & np.isfinite(x_lr).all(0)
+    if int(ok.sum()) < x_lr.shape[0] + 2:
+        raise CsakdError(f"Only {int(ok.sum())} valid LR pixels to fit the detail gains: the inputs overlap too "
+                         "little or are mostly nodata.")
+    return _lstsq_with_const(x_lr[:, ok].T, lr[:, ok].T)
+
+
+def fuse_per_resolution(lr: np.ndarray, msi: np.ndarray, z: np.ndarray, s: int, f: int) -> np.ndarray:
+    """Method (b): GLP with each MSI band's detail injected at its own resolution -> (C_h, s*h, s*w).
+
+    ``lr`` (C_h, h, w) at scale ``s``, ``msi`` (C_m, s*h, s*w), ``z`` (C_z, s*h/f, s*w/f); s*h and s*w must be
+    multiples of ``f``. Bands at HR: X = [M, up_f(Z)]; coarse detail (LR -> 20 m) of X smoothed to 20 m with
+    the gains of all bands, fine detail (20 m -> HR) of M with the gains of M alone.
+    """
+    s, f = check_scale(s), check_scale(f)
+    lr = np.asarray(lr, np.float32)
+    h, w = lr.shape[1] * s, lr.shape[2] * s
+    if h % f or w % f or z.shape[1:] != (h // f, w // f) or msi.shape[1:] != (h, w):
+        raise CsakdError(f"fuse_per_resolution: the HR-MSI {msi.shape[1:]} must be {(h, w)} and the 20 m bands "
+                         f"{z.shape[1:]} must be {(h // f, w // f)} (HR size a multiple of {f}).")
+    msi = np.asarray(msi, np.float32)
+    m20 = upsample_bicubic(wald_degrade(msi, f), f)  # the HR-MSI at 20 m resolution
+    x = np.concatenate([msi, upsample_bicubic(z, f)], axis=0)
+    x20 = np.concatenate([m20, x[msi.shape[0]:]], axis=0)
+    x_lr = wald_degrade(x, s)
+    gains_all = _detail_gains(lr, x_lr)
+    gains_hr = _detail_gains(lr, x_lr[: msi.shape[0]])
+    out = upsample_bicubic(lr, s)
+    out += _apply_linear(gains_all, x20 - upsample_bicubic(x_lr, s)) - gains_all[:, :1, None].astype(np.float32)
+    out += _apply_linear(gains_hr, msi - m20) - gains_hr[:, :1, None].astype(np.float32)
+    return out.astype(np.float32)
+
+
+def check_multires_model(model: object) -> None:
+    """One line refusing learned models with ``msi20``: their cards fix the MSI bands (B2, B3, B4, B8)."""
+    text = str(model).strip().lower()
+    if hasattr(model, "predict") or is_model_based(text) or text in CLASSICAL_METHODS:
+        return
+    raise CsakdError(f"--msi20 works with the classical and model-based methods (glp, gsa, glp+c, glp+cy, gsa+c, "
+                     f"cnmf, auto), not with the learned model '{model}', whose card fixes its MSI bands: drop "
+                     "--msi20 or choose such a method.")
+
+
+def multires_srf(spec: str | None, n_msi: int, n_z: int) -> str:
+    """The SRF option for the stacked MSI (HR bands, then 20 m bands): 'auto' stays; a named sensor of the HR
+    bands only (e.g. S2A:B2,B3,B4,B8) gets its 20 m bands (B5, B6, B7, B8A, B11, B12) appended."""
+    text = (spec or "auto").strip()
+    if text.lower() == "auto":
+        return text
+    prefix, body = ("auto:", text[5:].strip()) if text.lower().startswith("auto:") else ("", text)
+    srf = load_srf(body)
+    if srf.n_bands == n_msi + n_z:
+        return text
+    sensor = body.split(":", 1)[0].strip()
+    full = sensor_name(sensor) or ""
+    if srf.n_bands == n_msi and full.startswith("Sentinel-2"):
+        if n_z != len(S2_20M_BANDS):
+            raise CsakdError(f"The {MSI20_ROLE} has {n_z} bands but {full}'s 20 m bands are "
+                             f"{len(S2_20M_BANDS)} ({', '.join(S2_20M_BANDS)}): give those six bands in that order "
+                             "(or SRF auto).")
+        return f"{prefix}{sensor}:{','.join([*srf.band_names, *S2_20M_BANDS])}"
+    raise CsakdError(f"The SRF '{text}' has {srf.n_bands} bands but the MSI has {n_msi} and the {MSI20_ROLE} "
+                     f"{n_z}: name all {n_msi + n_z} bands, the MSI's first (e.g. S2A:B2,B3,B4,B8,"
+                     f"{','.join(S2_20M_BANDS)}), or use SRF auto.")
+
+
+def stacked_wavelengths(msi_wl: Sequence[float | None] | None, z_wl: Sequence[float | None] | None,
+                        n_msi: int, n_z: int) -> list[float | None] | None:
+    """Band centres of the stacked MSI (None when neither raster has any)."""
+    a = list(msi_wl or [None] * n_msi)
+    b = list(z_wl or [None] * n_z)
+    out = a + b
+    return out if any(v is not None for v in out) else None
+
+
+__all__ = ["MSI20_ROLE", "S2_20M_BANDS", "SHARPEN_METHOD", "check_multires_model", "fuse_per_resolution",
+           "multires_srf", "sharpen_bands", "sharpen_params", "stack_bands", "stacked_wavelengths",
+           "upsampled_bands"]

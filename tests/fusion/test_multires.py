@@ -1,0 +1,202 @@
+"""Sentinel-2's 20 m bands beside its 10 m bands: sharpening math, simulation, the tiled fusion and the CLI."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pytest
+from rasterio.crs import CRS
+from rasterio.transform import from_origin
+
+from csakd_qgis.cli.fuse import add_fuse_parser
+from csakd_qgis.cli.simulate import add_simulate_parser
+from csakd_qgis.errors import CsakdError
+from csakd_qgis.fusion.classical import fuse_classical
+from csakd_qgis.fusion.fuse import fuse
+from csakd_qgis.fusion.multires import (
+    check_multires_model,
+    fuse_per_resolution,
+    multires_srf,
+    sharpen_bands,
+    stack_bands,
+)
+from csakd_qgis.quality.metrics import compute_metrics
+from csakd_qgis.raster.io import read_meta, read_reflectance, write_raster
+from csakd_qgis.raster.resample import upsample_bicubic
+from csakd_qgis.spectral.degrade import simulate_msi20, simulate_pair, synthesize_msi, wald_degrade
+from csakd_qgis.spectral.srf import load_srf, srf_matrix
+
+S10, S20 = "S2A:B2,B3,B4,B8", "S2A:B5,B6,B7,B8A,B11,B12"
+CRS32633 = CRS.from_epsg(32633)
+
+
+def run(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="csakd")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_simulate_parser(sub)
+    add_fuse_parser(sub)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def _cube(n_bands: int = 200, h: int = 48, w: int = 60, n_end: int = 9, seed: int = 3):
+    """A mixture of more smooth random spectra than the 10 m bands can tell apart (420-2400 nm)."""
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(seed)
+    wl = np.linspace(420, 2400, n_bands)
+    spectra = 0.05 + 0.5 * gaussian_filter(rng.random((n_end, n_bands)), (0, 12), mode="nearest")
+    ab = gaussian_filter(rng.random((n_end, h, w)), (0, 1.5, 1.5)) ** 4
+    ab /= ab.sum(0, keepdims=True)
+    return np.einsum("mb,myx->byx", spectra, ab).astype(np.float32), wl
+
+
+@pytest.fixture(scope="module")
+def scene():
+    cube, wl = _cube()
+    fw = [10.0] * len(wl)
+    lr, msi = simulate_pair(cube, wl, fw, S10, 3)
+    z = simulate_msi20(cube, wl, fw, S20, 2)
+    z_true = synthesize_msi(cube, srf_matrix(load_srf(S20), wl, fw))
+    return cube, wl, lr, msi, z, z_true
+
+
+def test_simulate_msi20_is_blurred_block_mean(scene):
+    cube, wl, _, _, z, z_true = scene
+    assert z.shape == (6, 24, 30)
+    np.testing.assert_allclose(z, wald_degrade(z_true, 2, 1.0), atol=1e-6)  # MTF-like blur sigma = 1 HR px
+    assert np.abs(z - wald_degrade(z_true, 2, 0.01)).max() > 1e-4  # the blur is really there
+
+
+def test_sharpening_injects_detail(scene):
+    _, _, _, msi, z, z_true = scene
+    zs = sharpen_bands(z, msi, 2)
+    up = upsample_bicubic(z, 2)
+    assert zs.shape == z_true.shape
+    assert np.abs(zs - up).mean() > 1e-4  # detail actually injected
+    assert compute_metrics(z_true, zs, 2)["psnr"] > compute_metrics(z_true, up, 2)["psnr"] + 3.0
+    # consistency: the sharpened bands degraded back give the 20 m bands (inside, away from the edges)
+    back = wald_degrade(zs, 2)
+    assert np.abs(back - z)[:, 3:-3, 3:-3].max() < 0.01 * float(np.abs(z).max())
+
+
+def test_methods_a_and_b_beat_the_10m_bands(scene):
+    cube, wl, lr, msi, z, _ = scene
+    swir = [i for i, w in enumerate(wl) if w > 1300]
+    base = fuse_classical(lr, msi, 3, "glp")
+    a = fuse_classical(lr, stack_bands(msi, z, 2), 3, "glp")
+    b = fuse_per_resolution(lr, msi, z, 3, 2)
+    p0 = compute_metrics(cube, base, 3, bands=swir)["psnr"]
+    assert compute_metrics(cube, a, 3, bands=swir)["psnr"] > p0 + 1.0
+    assert compute_metrics(cube, b, 3, bands=swir)["psnr"] > p0 + 0.5
+    assert compute_metrics(cube, a, 3)["sam"] < compute_metrics(cube, base, 3)["sam"]
+
+
+def test_multires_srf_and_model_refusal():
+    assert multires_srf("auto", 4, 6) == "auto"
+    assert multires_srf("auto:S2A:B2,B3,B4,B8", 4, 6) == "auto:S2A:B2,B3,B4,B8,B5,B6,B7,B8A,B11,B12"
+    assert load_srf(multires_srf(S10, 4, 6)).band_names == ["B2", "B3", "B4", "B8", "B5", "B6", "B7", "B8A",
+                                                              "B11", "B12"]
+    with pytest.raises(CsakdError, match="has 5 bands but Sentinel-2A's 20 m bands are 6"):
+        multires_srf(S10, 4, 5)
+    check_multires_model("glp+cy")
+    with pytest.raises(CsakdError, match="not with the learned model 'enmap_s2-4band_x3'"):
+        check_multires_model("enmap_s2-4band_x3")
+
+
+@pytest.fixture(scope="module")
+def rasters(tmp_path_factory, scene):
+    d = tmp_path_factory.mktemp("multires")
+    cube, wl, *_ = scene
+    ref = d / "ref.tif"
+    write_raster(ref, cube, CRS32633, from_origin(500000.0, 4000000.0, 10.0, 10.0), wavelengths=list(wl),
+                 fwhm=[10.0] * len(wl))
+    paths = {k: d / f"{k}.tif" for k in ("lr", "msi", "z")}
+    assert run(["simulate", "--hsi", str(ref), "--scale", "3", "--out-lr", str(paths["lr"]), "--out-msi",
+                str(paths["msi"]), "--out-msi20", str(paths["z"])]) == 0
+    return d, paths
+
+
+def test_simulate_writes_the_20m_raster(rasters, scene):
+    _, paths = rasters
+    zm, mm = read_meta(paths["z"]), read_meta(paths["msi"])
+    assert (zm.width, zm.height, zm.count, zm.transform.a) == (30, 24, 6, 20.0)
+    assert (zm.transform.c, zm.transform.f) == (mm.transform.c, mm.transform.f)
+    assert abs(zm.wavelengths[4] - 1610) < 15 and abs(zm.wavelengths[5] - 2190) < 25  # B11, B12
+    np.testing.assert_allclose(read_reflectance(paths["z"]), scene[4], atol=1e-5)
+
+
+def test_tiled_fusion_with_20m_equals_whole(rasters, scene):
+    d, p = rasters
+    whole = d / "whole.tif"
+    tiled = d / "tiled.tif"
+    fuse(p["lr"], p["msi"], whole, "glp", tile=120, overlap=0, msi20=p["z"])
+    fuse(p["lr"], p["msi"], tiled, "glp", tile=12, overlap=6, group_width=24, msi20=p["z"])
+    a, b = read_reflectance(whole), read_reflectance(tiled)
+    assert np.abs(a - b).max() < 1e-4
+    # the raster path gives the array method (a)
+    cube, wl, lr, msi, z, _ = scene
+    ref = fuse_classical(lr, stack_bands(msi, z, 2), 3, "glp")
+    inner = (slice(None), slice(12, -12), slice(12, -12))
+    assert np.abs(a[inner] - ref[inner]).max() < 1e-3
+    swir = [i for i, w in enumerate(wl) if w > 1300]
+    plain = read_reflectance(fuse(p["lr"], p["msi"], d / "plain.tif", "glp").out_path)
+    assert compute_metrics(cube, a, 3, bands=swir)["psnr"] > compute_metrics(cube, plain, 3, bands=swir)["psnr"]
+
+
+def test_cli_fuse_with_msi20_and_bad_inputs(rasters, capsys):
+    d, p = rasters
+    out = d / "cli.tif"
+    assert run(["fuse", "--hsi", str(p["lr"]), "--msi", str(p["msi"]), "--msi20", str(p["z"]), "--out", str(out),
+                "--model", "glp", "--no-progress"]) == 0
+    assert read_meta(out).count == 200 and not list(d.glob(".csakd-msi20-*"))
+    z = read_reflectance(p["z"])
+    zm = read_meta(p["z"])
+    bad = {"small": (z[:, :10], zm.transform, "does not cover the HSI/MSI overlap"),
+           "px15": (z, from_origin(500000.0, 4000000.0, 15.0, 15.0), "not an integer multiple >= 2")}
+    for name, (arr, tr, msg) in bad.items():
+        path = d / f"bad_{name}.tif"
+        write_raster(path, arr, CRS32633, tr, wavelengths=zm.wavelengths, fwhm=zm.fwhm)
+        o = d / f"out_{name}.tif"
+        with pytest.raises(CsakdError, match=msg):
+            fuse(p["lr"], p["msi"], o, "glp", msi20=path)
+        assert not o.exists()
+    with pytest.raises(CsakdError, match="has 5 bands but Sentinel-2A's 20 m bands are 6"):
+        five = d / "five.tif"
+        write_raster(five, z[:5], CRS32633, zm.transform)
+        fuse(p["lr"], p["msi"], d / "o5.tif", "glp+cy", msi20=five, model_options={"srf": "S2A:B2,B3,B4,B8"})
+    assert not (d / "o5.tif").exists()
+
+
+def test_csakd_fuse_bad_msi20_is_one_line_exit_1(rasters, capsys):
+    from csakd_qgis.cli import main
+
+    d, p = rasters
+    z = read_reflectance(p["z"])
+    odd = d / "px15_cli.tif"
+    write_raster(odd, z, CRS32633, from_origin(500000.0, 4000000.0, 15.0, 15.0))
+    out = d / "never.tif"
+    for bad, model in ((odd, "glp"), (p["z"], "enmap_s2-4band_x3")):
+        capsys.readouterr()
+        rc = main(["fuse", "--hsi", str(p["lr"]), "--msi", str(p["msi"]), "--msi20", str(bad), "--out", str(out),
+                   "--model", model, "--no-progress"])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 1 and len(err) == 1 and err[0].startswith("csakd: error:")
+        assert ("not an integer multiple >= 2" if model == "glp" else "not with the learned model") in err[0]
+        assert "--msi20" in err[0] and not out.exists()
+
+
+def test_plan_msi20_places_an_offset_hsi(rasters):
+    from csakd_qgis.fusion.fuse import plan_msi20
+    from csakd_qgis.raster.coreg import plan_grid
+
+    d, p = rasters
+    lm = read_meta(p["lr"])
+    sub = d / "lr_sub.tif"  # the HSI without its first/last LR row and column: starts at HR (3, 3)
+    write_raster(sub, read_reflectance(p["lr"])[:, 1:-1, 1:-1], CRS32633,
+                 from_origin(500030.0, 3999970.0, 30.0, 30.0), wavelengths=lm.wavelengths, fwhm=lm.fwhm)
+    pl = plan_msi20(plan_grid(sub, p["msi"]), p["z"])
+    # 20 m px 1..22 (rows) / 1..28 (cols) cover HR 2..46 / 2..58; the fusion grid starts 1 HR px into them
+    assert (pl.factor, pl.row0, pl.col0, pl.rows, pl.cols) == (2, 1, 1, 22, 28)
+    assert (pl.off_row, pl.off_col, pl.msi_row, pl.msi_col) == (1, 1, 2, 2)
