@@ -69,11 +69,12 @@ def add_fuse_parser(subparsers) -> argparse.ArgumentParser:
 def run_fuse(args: argparse.Namespace, progress: Callable[[float, str], None] | None = None) -> int:
     """Handler of ``csakd fuse``."""
 
-    return run_job("fuse", args, progress, fuse, {"hsi": args.hsi, "msi": args.msi}, model=args.model,
+    inputs = {"hsi": args.hsi, "msi": args.msi, **({"msi20": args.msi20} if args.msi20 else {})}
+    return run_job("fuse", args, progress, fuse, inputs, model=args.model,
                    device=args.device, tile=args.tile, overlap=args.overlap, batch=args.batch,
                    shift_correct=args.shift_correct, creation_options=creation_options(args.co),
                    threads=args.threads, precision=args.precision, runtime=args.runtime,
-                   model_options={"psf": args.psf, "srf": args.srf}, msi20=args.msi20)
+                   model_options={"psf": args.psf, "srf": args.srf})
 
 
 __all__ = ["add_fuse_parser", "run_fuse"]

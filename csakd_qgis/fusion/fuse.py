@@ -176,8 +176,8 @@ def plan_msi20(grid: FusionGrid, path: str | os.PathLike) -> Msi20Plan:
 
 def _offset_layer(layer: Layer, rows: int, cols: int, n_rows: int, phase: int) -> Layer:
     """``layer`` read from row ``rows`` / column ``cols`` of its raster on (a window of ``n_rows`` rows)."""
-    return dataclasses.replace(layer, read=lambda r, c, h, w: layer.read(r + rows, c + cols, h, w), n_rows=n_rows,
-                               phase=phase)
+    return dataclasses.replace(layer, read=lambda r, c, h, w, **kw: layer.read(r + rows, c + cols, h, w, **kw),
+                               n_rows=n_rows, phase=phase)
 
 
 def sharpen_msi20(grid: FusionGrid, plan: Msi20Plan, out: str | os.PathLike, opts, prog: Progress,
@@ -210,10 +210,14 @@ def stacked_msi_layer(grid: FusionGrid, plan: Msi20Plan, ds, meta: RasterMeta) -
     hr = grid_layers(grid)[1]
     z = raster_layer(ds, meta, range(meta.count), grid.scale)
 
-    def read(r: int, c: int, h: int, w: int) -> np.ndarray:
-        return np.concatenate([hr.read(r, c, h, w), z.read(r + plan.off_row, c + plan.off_col, h, w)], axis=0)
+    def read(r: int, c: int, h: int, w: int, out: np.ndarray | None = None) -> np.ndarray:
+        if out is None:
+            out = np.empty((hr.bands + meta.count, h, w), np.float32)
+        hr.read(r, c, h, w, out=out[:hr.bands])
+        z.read(r + plan.off_row, c + plan.off_col, h, w, out=out[hr.bands:])
+        return out
 
-    return dataclasses.replace(hr, read=read, bands=hr.bands + meta.count)
+    return dataclasses.replace(hr, read=read, bands=hr.bands + meta.count, reads_into=True)
 
 
 def fuse(hsi: str | os.PathLike, msi: str | os.PathLike, out: str | os.PathLike, model: Any = "glp",

@@ -64,8 +64,12 @@ def test_superresolve_takes_an_enmap_product(tmp_path):
     assert _leftovers(tmp_path) == []
 
 
-def test_enmap_l2a_with_sentinel2_safe_fuses_on_the_10m_grid(tmp_path):
-    """EnMAP L2A folder + S2 L2A .SAFE: output on the S2 10 m grid, EnMAP's bands, reflectance, clouds as nodata."""
+def test_enmap_l2a_with_sentinel2_safe_fuses_on_the_10m_grid(tmp_path, caplog):
+    """EnMAP L2A folder + S2 L2A .SAFE: output on the S2 10 m grid, EnMAP's bands, reflectance, clouds as nodata,
+    and the SAFE's 20 m bands sharpened and used as well."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="csakd")
     from _builders_msi import build_sentinel2
 
     enmap = build_enmap(tmp_path / "enmap")
@@ -74,6 +78,8 @@ def test_enmap_l2a_with_sentinel2_safe_fuses_on_the_10m_grid(tmp_path):
     out.parent.mkdir()
     assert main(["fuse", "--hsi", str(enmap["folder"]), "--msi", str(s2["path"]), "--model", "glp", "--out", str(out),
                  "--no-progress"]) == 0
+    log = caplog.text
+    assert "Sentinel-2 L2A MSI 20 m" in log and "6 band(s) sharpened" in log, log
     meta = read_meta(out)
     assert meta.res == (10.0, 10.0) and meta.crs == s2["crs"]
     assert (meta.transform.c, meta.transform.f) == (s2["transform10"].c, s2["transform10"].f)
