@@ -10,7 +10,10 @@ provenance). The files store different things, so each catalogue entry names its
   percentile of the cube equals :data:`REFERENCE_P995`, the 99.5th percentile of the known-scale cubes;
 - ``radiance``: at-sensor radiance (AVIRIS-NG; the ABU AVIRIS-C cubes, whose spectra fall like the solar
   spectrum into the SWIR): divided by a 5778 K blackbody solar spectrum (apparent-reflectance shape, with the
-  atmospheric absorptions left in), then the ``robust`` rule.
+  atmospheric absorptions left in), then the ``robust`` rule. The ABU AVIRIS-C integers carry the AVIRIS
+  radiance gains 1:2:4 over channels 1-110, 111-160, 161-224; they are undone where the cube still holds its
+  1.38 / 1.88 um absorption bands (which anchor its channels, :func:`_aviris_anchored`); a cube without them
+  (188 or 191 bands) keeps only its bands below 1000 nm, where the channel placement is close and the gain 1.
 
 Bands dropped on reading: flagged bad in the header (bbl = 0), outside the entry's ``keep_nm`` range (noisy
 sensor edges), not finite everywhere, constant, or dark (99th percentile below 1 % of the cube's: dead
@@ -174,6 +177,34 @@ def _aviris_subset(full: np.ndarray, n: int, dropped: list[int] | None) -> tuple
     return full[idx], f"AVIRIS-C grid, {n} of 224 channels spread evenly (removed channels not recorded)"
 
 
+def _aviris_anchored(full: np.ndarray, cube: np.ndarray) -> np.ndarray | None:
+    """0-based AVIRIS-C channels of a radiance cube's bands, anchored on its 1.38 and 1.88 um absorption minima.
+
+    The bands are first placed evenly over the 224 channels; the darkest band near each absorption is tied to the
+    channel nearest 1380 / 1880 nm, and the bands between anchors are spread evenly over the channels between them.
+    None when the anchors leave fewer channels than bands in a segment (the absorption bands were removed).
+    """
+    n = cube.shape[0]
+    med = np.median(cube.reshape(n, -1), axis=1)
+    guess = full[np.round(np.linspace(0, full.size - 1, n)).astype(int)]
+    bands, chans = [0], [0]
+    for lo, hi, centre in ((1300.0, 1460.0, 1380.0), (1800.0, 1960.0, 1880.0)):
+        win = np.nonzero((guess > lo) & (guess < hi))[0]
+        if not win.size:
+            return None
+        bands.append(int(win[np.argmin(med[win])]))
+        chans.append(int(np.argmin(np.abs(full - centre))))
+    bands.append(n - 1)
+    chans.append(full.size - 1)
+    out = [0]
+    for k in range(len(bands) - 1):
+        (b0, b1), (c0, c1) = bands[k: k + 2], chans[k: k + 2]
+        if b1 <= b0 or b1 - b0 > c1 - c0:
+            return None
+        out += np.round(np.linspace(c0, c1, b1 - b0 + 1))[1:].astype(int).tolist()
+    return np.asarray(out)
+
+
 def _envi_spectral(path: Path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """(centres nm, FWHM or None, bbl or None) from an ENVI header: ``wavelength`` or "<nm> Nanometers" band names."""
     h = _envi_header(Path(str(path) + ".hdr"))
@@ -188,8 +219,8 @@ def _envi_spectral(path: Path) -> tuple[np.ndarray, np.ndarray | None, np.ndarra
 
 
 def _read_raw(spec: CubeSpec, data_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None,
-                                                       np.ndarray | None, str, str]:
-    """(raw cube (C, H, W), centres, FWHM, good-band mask or None, wavelength source, wavelength note)."""
+                                                       np.ndarray | None, str, str, str]:
+    """(raw cube (C, H, W), centres, FWHM, good-band mask or None, wavelength source, wavelength note, value note)."""
     p = data_dir / spec.path
     if spec.layout == "envi":
         meta = read_meta(p, f"benchmark cube '{spec.key}'")
@@ -197,7 +228,7 @@ def _read_raw(spec: CubeSpec, data_dir: Path) -> tuple[np.ndarray, np.ndarray, n
         wl, fw, bbl = _envi_spectral(p)
         if wl.size != meta.count:
             raise CsakdError(f"The ENVI header of '{p}' lists {wl.size} wavelengths for {meta.count} bands.")
-        return cube, wl, fw, bbl, WL_FILE, "ENVI header"
+        return cube, wl, fw, bbl, WL_FILE, "ENVI header", ""
     if spec.layout == "cave":
         try:
             from PIL import Image
@@ -208,34 +239,47 @@ def _read_raw(spec: CubeSpec, data_dir: Path) -> tuple[np.ndarray, np.ndarray, n
         for i in range(1, 32):
             im = np.asarray(Image.open(p / f"{p.name}_{i:02d}.png"))
             bands.append(im[..., 0].astype(np.float32) * 257.0 if im.ndim == 3 else im.astype(np.float32))
-        return np.stack(bands), np.arange(400.0, 701.0, 10.0), None, None, WL_APPROX, "CAVE 400-700 nm, 10 nm steps"
+        return (np.stack(bands), np.arange(400.0, 701.0, 10.0), None, None, WL_APPROX, "CAVE 400-700 nm, 10 nm steps",
+                "")
     d = load_mat_variables(p)
     v = np.asarray(d[spec.variable], np.float32)
     if spec.layout == "samson":
         n_row, n_col = int(np.ravel(d["nRow"])[0]), int(np.ravel(d["nCol"])[0])
         cube = v.T.reshape((n_row, n_col, v.shape[0]), order="F").transpose(2, 0, 1)
-        return cube, np.linspace(401.0, 889.0, v.shape[0]), None, None, WL_APPROX, "401-889 nm (data set description)"
+        return (cube, np.linspace(401.0, 889.0, v.shape[0]), None, None, WL_APPROX, "401-889 nm (data set description)",
+                "")
     if spec.layout == "moffett":
         n = int(np.sqrt(v.shape[1]))
         cube = v.T.reshape((n, n, v.shape[0])).transpose(2, 0, 1)
         ch = np.asarray(d["selected_bands"]).ravel().astype(int)
         wl = aviris_c_wavelengths(data_dir)[ch - 1]
-        return cube, wl, None, None, WL_APPROX, "AVIRIS-C grid at the channel indices stored in the file"
+        return cube, wl, None, None, WL_APPROX, "AVIRIS-C grid at the channel indices stored in the file", ""
     if spec.layout == "houston":
         return (v.transpose(2, 0, 1), np.linspace(380.0, 1050.0, v.shape[-1]), None, None, WL_APPROX,
-                "CASI-1500 48 bands, 380-1050 nm nominal (about 14 nm apart)")
+                "CASI-1500 48 bands, 380-1050 nm nominal (about 14 nm apart)", "")
     cube = v.transpose(2, 0, 1)
     n = cube.shape[0]
     if spec.layout == "muufl":
         wl_key = next(k for k in ("wavelengths", "wavlength") if k in d)
-        return cube, np.asarray(d[wl_key], np.float64).ravel(), None, None, WL_FILE, "stored in the file"
+        return cube, np.asarray(d[wl_key], np.float64).ravel(), None, None, WL_FILE, "stored in the file", ""
     if spec.layout == "rosis":
-        return cube, np.linspace(430.0, 860.0, n), None, None, WL_APPROX, f"ROSIS 430-860 nm, {n} bands"
+        return cube, np.linspace(430.0, 860.0, n), None, None, WL_APPROX, f"ROSIS 430-860 nm, {n} bands", ""
     if spec.sensor == "HYDICE":
-        return cube, hydice_urban_wavelengths(), None, None, WL_APPROX, "HYDICE Urban 162-band grid"
+        return cube, hydice_urban_wavelengths(), None, None, WL_APPROX, "HYDICE Urban 162-band grid", ""
+    full = aviris_c_wavelengths(data_dir)
+    if spec.scaling == "radiance":  # ABU AVIRIS-C integer radiance: gains 1:2:4 over channels 1-110, 111-160, 161-224
+        ch = _aviris_anchored(full, cube)
+        if ch is not None:
+            gain = np.where(ch >= 160, 4.0, np.where(ch >= 110, 2.0, 1.0)).astype(np.float32)
+            return (cube / gain[:, None, None], full[ch], None, None, WL_APPROX,
+                    "AVIRIS-C grid anchored on the 1.38 / 1.88 um absorption minima",
+                    "AVIRIS-C integer radiance gains 1:2:4 (channels 1-110, 111-160, 161-224) undone; ")
+        wl, note = _aviris_subset(full, n, None)
+        return (cube, wl, None, wl < 1000.0, WL_APPROX, note + "; absorption bands removed, so channels and gains "
+                "beyond 1000 nm are unknown: VNIR kept", "")
     dropped = {"cuprite": _CUPRITE_DROPPED, "san_diego": _SANDIEGO_DROPPED}.get(spec.site)
-    wl, note = _aviris_subset(aviris_c_wavelengths(data_dir), n, dropped)
-    return cube, wl, None, None, WL_APPROX, note
+    wl, note = _aviris_subset(full, n, dropped)
+    return cube, wl, None, None, WL_APPROX, note, ""
 
 
 def solar_shape(wavelengths_nm: np.ndarray) -> np.ndarray:
@@ -290,7 +334,7 @@ def read_benchmark_cube(key: str, data_dir: str | os.PathLike | None = None) -> 
     if not (d / spec.path).exists():
         raise CsakdError(f"The benchmark cube '{key}' is missing ({d / spec.path}): put ../shared/data beside the "
                          "repository or pass its folder.")
-    raw, wl, fw, bbl, wl_source, wl_note = _read_raw(spec, d)
+    raw, wl, fw, bbl, wl_source, wl_note, value_note = _read_raw(spec, d)
     raw = np.asarray(raw, np.float32)
     n_raw = raw.shape[0]
     good = _good_bands(raw, wl, bbl, spec.keep_nm)
@@ -301,6 +345,7 @@ def read_benchmark_cube(key: str, data_dir: str | os.PathLike | None = None) -> 
     order = np.argsort(wl, kind="stable")
     cube, wl, fw = cube[order], wl[order], None if fw is None else fw[order]
     cube, scaling = _scale(cube, wl, spec.scaling)
+    scaling = value_note + scaling
     cube = np.clip(cube, 0.0, MAX_REFLECTANCE).astype(np.float32)
     if spec.layout == "houston":
         source = f"University of Houston / NCALM (DFC 2018), crop {HOUSTON_SOURCE}"
