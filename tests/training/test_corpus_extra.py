@@ -50,7 +50,7 @@ def test_grid_coverage_rule_counts_span_not_interior_gaps():
     gappy = full[(full < 1340) | (full > 1450)]
     assert grid_coverage(full, wl, fw) == 1.0 and grid_coverage(gappy, wl, fw) == 1.0
     vnir = grid_coverage(np.arange(400.0, 1001.0, 5.0), wl, fw)
-    assert 0.4 < vnir < 0.5 < MIN_GRID_COVERAGE  # the EnMAP grid has 97 of its 218 bands below 1000 nm
+    assert 0.4 < vnir < 0.5 < MIN_GRID_COVERAGE  # the EnMAP grid has 101 of its 218 bands below 1000 nm
 
 
 def test_solar_shape_peaks_in_the_visible_and_falls_into_the_swir():
