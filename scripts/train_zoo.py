@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                           if "synthetic" in sources else 0, seed=a.seed)
     wl, fw = corpus.wavelengths, corpus.fwhm
     src_map = {"enmap": "enmap_potsdam", "jasper": "aviris_jasper_ridge", "urban": "hydice_urban",
-               "synthetic": "synthetic-s2-earthlib"}
+               "synthetic": "synthetic-s2-earthlib", "extra_hsi": "extra_hsi"}
     train_cs = corpus.split("train", sources=[src_map[s] for s in sources])
     val_cs, test_cs = corpus.split("val"), corpus.split("test")
     train_sc = to_scenes(train_cs, wl, fw, SENSOR, a.scale)

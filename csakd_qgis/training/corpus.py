@@ -87,15 +87,18 @@ MIN_GRID_COVERAGE = 0.9  # target band centres inside a cube's span; the rest (g
 _LEGACY_META = {
     "enmap_potsdam": {"sensor": "EnMAP HSI", "scene": "Potsdam 2022-07-24", "land_cover": ["urban", "vegetation",
                       "water"], "site": "potsdam", "licence": "GPL-3.0 (EnMAP-Box test data)",
+                      "origin": "EnMAP-Box test data, enmap_potsdam/ tiles",
                       "value_scaling": "known scale: file metadata (x 1e-4)", "wavelengths": WL_FILE},
     "aviris_jasper_ridge": {"sensor": "AVIRIS-C", "scene": "Jasper Ridge", "land_cover": ["vegetation", "soil",
                             "water"], "site": "jasper_ridge", "licence": "research use with attribution",
+                            "origin": "jasper_urban/jasperRidge2_R198.mat (unmixing benchmark)",
                             "value_scaling": "known scale: values 1e-4", "wavelengths": WL_APPROX},
     "hydice_urban": {"sensor": "HYDICE", "scene": "Urban, Copperas Cove", "land_cover": ["urban", "vegetation",
                      "soil"], "site": "hydice_urban", "licence": "research use with attribution",
+                     "origin": "jasper_urban/subimage_Urban_R162.mat (unmixing benchmark)",
                      "value_scaling": "reflectance as stored", "wavelengths": WL_APPROX},
     "synthetic-s2-earthlib": {"sensor": "synthetic", "scene": "Sentinel-2 structure + earthlib spectra",
-                              "land_cover": ["urban", "vegetation", "water", "soil"], "site": "synthetic",
+                              "land_cover": ["urban", "vegetation", "water", "soil"], "site": "synthetic", "origin": "generated",
                               "licence": "generated", "value_scaling": "reflectance (simulated)",
                               "wavelengths": WL_FILE},
 }
@@ -167,8 +170,8 @@ def _clean(cube: np.ndarray) -> np.ndarray:
 
 
 def scene_provenance(scenes: Sequence[CorpusScene]) -> list[dict[str, Any]]:
-    """One {"name", "split", "source", "attribution", sensor, scene, land cover, licence, scaling, pixels} per scene."""
-    keys = ("sensor", "scene", "land_cover", "licence", "value_scaling", "wavelengths")
+    """One {"name", "split", "source", "attribution", sensor, scene, origin, land cover, licence, ...} per scene."""
+    keys = ("sensor", "scene", "origin", "land_cover", "licence", "value_scaling", "wavelengths")
     return [{"name": sc.name, "split": sc.split, "source": sc.source, "attribution": sc.attribution,
              **{k: sc.meta.get(k) for k in keys}, "pixels": int(np.isfinite(sc.cube).all(0).sum())} for sc in scenes]
 
@@ -278,7 +281,8 @@ def extra_hsi_scenes(wavelengths: Sequence[float], fwhm: Sequence[float], data_d
                  "span; interior gaps interpolated)"]
         meta = {k: prov[k] for k in ("sensor", "scene", "land_cover", "site", "licence", "value_scaling",
                                      "wavelengths")}
-        scenes.append(CorpusScene(spec.key, res, "real", prov["source"], prov["attribution"],
+        meta["origin"] = prov["source"]
+        scenes.append(CorpusScene(spec.key, res, "real", spec.path.split("/")[0], prov["attribution"],
                                   EXTRA_SPLIT[spec.site], notes, meta))
     return scenes, skipped
 

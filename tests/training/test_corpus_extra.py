@@ -185,6 +185,20 @@ def test_wald_pairs_and_card_provenance(corpus):
     assert {p["split"] for p in prov} == {"train", "val"} and not {p["name"] for p in prov} & {s.name for s in test}
     check_training_provenance(prov)
     assert any("EnMAP" in p["attribution"] for p in prov) and any("Kang" in p["attribution"] for p in prov)
-    assert all(p["pixels"] > 0 and p["sensor"] and p["land_cover"] for p in prov)
+    assert all(p["pixels"] > 0 and p["sensor"] and p["land_cover"] and p["origin"] for p in prov)
+    extra = [p for p in prov if p["source"] == "extra_hsi"]
+    assert len(extra) == 10 and all("@" in p["origin"] for p in extra)
+    assert {sc.name for sc in corpus.split("train", sources=["extra_hsi"])} == {
+        "abu-airport-1", "abu-airport-2", "abu-airport-3", "abu-urban-4", "abu-urban-5", "hydice-urban-ad",
+        "aviris-ng-yuma"}
     with pytest.raises(CsakdError, match="attribution"):
         check_training_provenance([{**prov[0], "attribution": ""}])
+
+
+@requires_shared
+def test_vnir_grid_takes_the_vnir_cubes(cubes):
+    wl, fw = enmap_grid()
+    vnir = wl < 1000.0
+    used = {k for k, bc in cubes.items() if grid_coverage(bc.wavelengths, wl[vnir], fw[vnir]) >= MIN_GRID_COVERAGE}
+    assert {"muufl-sub", "houston2018", "moffett", *VNIR_ONLY_ABU} <= used
+    assert not {"samson", "pavia-u", "abu-beach-4"} & used and not any(k.startswith("cave-") for k in used)
