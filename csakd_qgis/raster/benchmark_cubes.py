@@ -27,7 +27,7 @@ import csv
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -218,9 +218,20 @@ def _envi_spectral(path: Path) -> tuple[np.ndarray, np.ndarray | None, np.ndarra
     return wl, fw, bbl
 
 
-def _read_raw(spec: CubeSpec, data_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None,
-                                                       np.ndarray | None, str, str, str]:
-    """(raw cube (C, H, W), centres, FWHM, good-band mask or None, wavelength source, wavelength note, value note)."""
+class _Raw(NamedTuple):
+    """A cube as the file holds it, with what the reader knows about its bands and values."""
+
+    cube: np.ndarray  # (C, H, W)
+    wavelengths: np.ndarray
+    wl_source: str  # WL_FILE | WL_APPROX
+    wl_note: str
+    fwhm: np.ndarray | None = None
+    good: np.ndarray | None = None  # band mask known from the header or the layout
+    value_note: str = ""  # what the reader already did to the values
+
+
+def _read_raw(spec: CubeSpec, data_dir: Path) -> _Raw:
+    """The cube of ``spec`` as stored (per layout), its band centres and what is known about them."""
     p = data_dir / spec.path
     if spec.layout == "envi":
         meta = read_meta(p, f"benchmark cube '{spec.key}'")
@@ -228,7 +239,7 @@ def _read_raw(spec: CubeSpec, data_dir: Path) -> tuple[np.ndarray, np.ndarray, n
         wl, fw, bbl = _envi_spectral(p)
         if wl.size != meta.count:
             raise CsakdError(f"The ENVI header of '{p}' lists {wl.size} wavelengths for {meta.count} bands.")
-        return cube, wl, fw, bbl, WL_FILE, "ENVI header", ""
+        return _Raw(cube, wl, WL_FILE, "ENVI header", fw, bbl)
     if spec.layout == "cave":
         try:
             from PIL import Image
@@ -239,47 +250,45 @@ def _read_raw(spec: CubeSpec, data_dir: Path) -> tuple[np.ndarray, np.ndarray, n
         for i in range(1, 32):
             im = np.asarray(Image.open(p / f"{p.name}_{i:02d}.png"))
             bands.append(im[..., 0].astype(np.float32) * 257.0 if im.ndim == 3 else im.astype(np.float32))
-        return (np.stack(bands), np.arange(400.0, 701.0, 10.0), None, None, WL_APPROX, "CAVE 400-700 nm, 10 nm steps",
-                "")
+        return _Raw(np.stack(bands), np.arange(400.0, 701.0, 10.0), WL_APPROX, "CAVE 400-700 nm, 10 nm steps")
     d = load_mat_variables(p)
     v = np.asarray(d[spec.variable], np.float32)
     if spec.layout == "samson":
         n_row, n_col = int(np.ravel(d["nRow"])[0]), int(np.ravel(d["nCol"])[0])
         cube = v.T.reshape((n_row, n_col, v.shape[0]), order="F").transpose(2, 0, 1)
-        return (cube, np.linspace(401.0, 889.0, v.shape[0]), None, None, WL_APPROX, "401-889 nm (data set description)",
-                "")
+        return _Raw(cube, np.linspace(401.0, 889.0, v.shape[0]), WL_APPROX, "401-889 nm (data set description)")
     if spec.layout == "moffett":
         n = int(np.sqrt(v.shape[1]))
         cube = v.T.reshape((n, n, v.shape[0])).transpose(2, 0, 1)
         ch = np.asarray(d["selected_bands"]).ravel().astype(int)
         wl = aviris_c_wavelengths(data_dir)[ch - 1]
-        return cube, wl, None, None, WL_APPROX, "AVIRIS-C grid at the channel indices stored in the file", ""
+        return _Raw(cube, wl, WL_APPROX, "AVIRIS-C grid at the channel indices stored in the file")
     if spec.layout == "houston":
-        return (v.transpose(2, 0, 1), np.linspace(380.0, 1050.0, v.shape[-1]), None, None, WL_APPROX,
-                "CASI-1500 48 bands, 380-1050 nm nominal (about 14 nm apart)", "")
+        return _Raw(v.transpose(2, 0, 1), np.linspace(380.0, 1050.0, v.shape[-1]), WL_APPROX,
+                    "CASI-1500 48 bands, 380-1050 nm nominal (about 14 nm apart)")
     cube = v.transpose(2, 0, 1)
     n = cube.shape[0]
     if spec.layout == "muufl":
         wl_key = next(k for k in ("wavelengths", "wavlength") if k in d)
-        return cube, np.asarray(d[wl_key], np.float64).ravel(), None, None, WL_FILE, "stored in the file", ""
+        return _Raw(cube, np.asarray(d[wl_key], np.float64).ravel(), WL_FILE, "stored in the file")
     if spec.layout == "rosis":
-        return cube, np.linspace(430.0, 860.0, n), None, None, WL_APPROX, f"ROSIS 430-860 nm, {n} bands", ""
+        return _Raw(cube, np.linspace(430.0, 860.0, n), WL_APPROX, f"ROSIS 430-860 nm, {n} bands")
     if spec.sensor == "HYDICE":
-        return cube, hydice_urban_wavelengths(), None, None, WL_APPROX, "HYDICE Urban 162-band grid", ""
+        return _Raw(cube, hydice_urban_wavelengths(), WL_APPROX, "HYDICE Urban 162-band grid")
     full = aviris_c_wavelengths(data_dir)
     if spec.scaling == "radiance":  # ABU AVIRIS-C integer radiance: gains 1:2:4 over channels 1-110, 111-160, 161-224
         ch = _aviris_anchored(full, cube)
         if ch is not None:
             gain = np.where(ch >= 160, 4.0, np.where(ch >= 110, 2.0, 1.0)).astype(np.float32)
-            return (cube / gain[:, None, None], full[ch], None, None, WL_APPROX,
-                    "AVIRIS-C grid anchored on the 1.38 / 1.88 um absorption minima",
-                    "AVIRIS-C integer radiance gains 1:2:4 (channels 1-110, 111-160, 161-224) undone; ")
+            return _Raw(cube / gain[:, None, None], full[ch], WL_APPROX,
+                        "AVIRIS-C grid anchored on the 1.38 / 1.88 um absorption minima",
+                        value_note="AVIRIS-C integer radiance gains 1:2:4 (channels 1-110, 111-160, 161-224) undone; ")
         wl, note = _aviris_subset(full, n, None)
-        return (cube, wl, None, wl < 1000.0, WL_APPROX, note + "; absorption bands removed, so channels and gains "
-                "beyond 1000 nm are unknown: VNIR kept", "")
+        return _Raw(cube, wl, WL_APPROX, note + "; absorption bands removed, so channels and gains beyond 1000 nm "
+                    "are unknown: VNIR kept", good=wl < 1000.0)
     dropped = {"cuprite": _CUPRITE_DROPPED, "san_diego": _SANDIEGO_DROPPED}.get(spec.site)
     wl, note = _aviris_subset(full, n, dropped)
-    return cube, wl, None, None, WL_APPROX, note, ""
+    return _Raw(cube, wl, WL_APPROX, note)
 
 
 def solar_shape(wavelengths_nm: np.ndarray) -> np.ndarray:
@@ -334,10 +343,10 @@ def read_benchmark_cube(key: str, data_dir: str | os.PathLike | None = None) -> 
     if not (d / spec.path).exists():
         raise CsakdError(f"The benchmark cube '{key}' is missing ({d / spec.path}): put ../shared/data beside the "
                          "repository or pass its folder.")
-    raw, wl, fw, bbl, wl_source, wl_note, value_note = _read_raw(spec, d)
-    raw = np.asarray(raw, np.float32)
+    r = _read_raw(spec, d)
+    raw, wl, fw = np.asarray(r.cube, np.float32), r.wavelengths, r.fwhm
     n_raw = raw.shape[0]
-    good = _good_bands(raw, wl, bbl, spec.keep_nm)
+    good = _good_bands(raw, wl, r.good, spec.keep_nm)
     if not good.any():
         raise CsakdError(f"The benchmark cube '{key}' has no usable band.")
     cube, wl = raw[good], np.asarray(wl, np.float64)[good]
@@ -345,7 +354,7 @@ def read_benchmark_cube(key: str, data_dir: str | os.PathLike | None = None) -> 
     order = np.argsort(wl, kind="stable")
     cube, wl, fw = cube[order], wl[order], None if fw is None else fw[order]
     cube, scaling = _scale(cube, wl, spec.scaling)
-    scaling = value_note + scaling
+    scaling = r.value_note + scaling
     cube = np.clip(cube, 0.0, MAX_REFLECTANCE).astype(np.float32)
     if spec.layout == "houston":
         source = f"University of Houston / NCALM (DFC 2018), crop {HOUSTON_SOURCE}"
@@ -355,7 +364,7 @@ def read_benchmark_cube(key: str, data_dir: str | os.PathLike | None = None) -> 
         source = _source_rows(d).get(spec.path.removeprefix("extra_hsi/")) or f"{spec.path} (no provenance.tsv row)"
     provenance = {"key": key, "sensor": spec.sensor, "scene": spec.scene, "land_cover": list(spec.land_cover),
                   "site": spec.site, "source": source, "attribution": spec.attribution, "licence": spec.licence,
-                  "value_scaling": scaling, "wavelengths": wl_source, "wavelength_note": wl_note,
+                  "value_scaling": scaling, "wavelengths": r.wl_source, "wavelength_note": r.wl_note,
                   "fwhm": "file" if fw is not None else None, "bands_read": int(n_raw),
                   "bands_dropped": int(n_raw - good.sum()), "shape": [int(s) for s in cube.shape]}
     return BenchmarkCube(cube, wl, fw, provenance)
