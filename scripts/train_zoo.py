@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from csakd_qgis.spectral.srf import load_srf
-    from csakd_qgis.training.corpus import build_corpus, to_scenes
+    from csakd_qgis.training.corpus import build_corpus, scene_provenance, to_scenes
     from csakd_qgis.training.cotrain import TrainConfig, train
 
     torch.set_num_threads(a.threads)
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                           if "synthetic" in sources else 0, seed=a.seed)
     wl, fw = corpus.wavelengths, corpus.fwhm
     src_map = {"enmap": "enmap_potsdam", "jasper": "aviris_jasper_ridge", "urban": "hydice_urban",
-               "synthetic": "synthetic-s2-earthlib"}
+               "synthetic": "synthetic-s2-earthlib", "extra_hsi": "extra_hsi"}
     train_cs = corpus.split("train", sources=[src_map[s] for s in sources])
     val_cs, test_cs = corpus.split("val"), corpus.split("test")
     train_sc = to_scenes(train_cs, wl, fw, SENSOR, a.scale)
@@ -137,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     card = {"licence": "GPL-2.0-or-later (weights); training data credits in training.data",
             "hsi_sensor": "EnMAP HSI L2A (218 usable bands)",
             "training": {"data": [labels[s.name] for s in train_cs],
+                         "provenance": scene_provenance(train_cs + val_cs),
                          "split": {"train": [s.name for s in train_cs], "val": [s.name for s in val_cs],
                                    "test": [s.name for s in test_cs]},
                          "msi_simulation": f"{SENSOR} SRFs (pyrsr) applied to the reference HSI",

@@ -15,6 +15,35 @@ _URBAN_DROPPED = [*range(1, 5), 76, 87, *range(101, 112), *range(136, 154), *ran
 MAT_SUFFIXES = (".mat",)
 
 
+def hydice_urban_wavelengths() -> np.ndarray:
+    """Approximate centres (nm) of the 162 HYDICE Urban bands: the 210-channel 400-2500 nm grid minus the usual drops."""
+    grid = np.linspace(400.0, 2500.0, 210)
+    dropped = set(_URBAN_DROPPED)
+    return grid[[i for i in range(210) if (i + 1) not in dropped]]
+
+
+def load_mat_variables(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Name -> array of the variables of a .mat file (v4-v7 via scipy, v7.3/HDF5 via h5py, MATLAB axis order)."""
+    import scipy.io
+
+    p = Path(str(path))
+    if not p.is_file():
+        raise CsakdError(f"The .mat scene '{p}' does not exist: check the path.")
+    try:
+        return {k: v for k, v in scipy.io.loadmat(str(p)).items() if not k.startswith("__")}
+    except NotImplementedError:  # MATLAB v7.3 = HDF5
+        pass
+    except (ValueError, OSError) as exc:
+        raise CsakdError(f"The .mat scene '{p}' cannot be read ({exc}): save it again from MATLAB.") from None
+    try:
+        import h5py
+    except ImportError:
+        raise CsakdError(f"The .mat scene '{p}' is a MATLAB v7.3 file, which needs h5py: pip install h5py.") from None
+    with h5py.File(p, "r") as f:
+        # h5py sees MATLAB's column-major arrays with the axes reversed
+        return {k: np.asarray(v[()]).T for k, v in f.items() if isinstance(v, h5py.Dataset)}
+
+
 def read_mat_cube(path: str | os.PathLike) -> tuple[np.ndarray, list[float], list[float] | None, str]:
     """(cube (C, H, W) reflectance, wavelengths nm, fwhm or None, note) of a .mat benchmark cube.
 
@@ -23,15 +52,8 @@ def read_mat_cube(path: str | os.PathLike) -> tuple[np.ndarray, list[float], lis
     reflectance; centres from the 210-channel 400-2500 nm grid minus the usual dropped channels).
     Both sets of centres are approximate (not stored in the files).
     """
-    import scipy.io
-
     p = Path(str(path))
-    if not p.is_file():
-        raise CsakdError(f"The .mat scene '{p}' does not exist: check the path.")
-    try:
-        d = scipy.io.loadmat(str(p))
-    except (ValueError, OSError, NotImplementedError) as exc:
-        raise CsakdError(f"The .mat scene '{p}' cannot be read ({exc}); MATLAB v7.3 files are not supported.") from None
+    d = load_mat_variables(p)
     if "Y" in d and "SlectBands" in d:
         y = np.asarray(d["Y"], np.float32)
         n_row = int(np.asarray(d.get("nRow", [[int(np.sqrt(y.shape[1]))]])).ravel()[0])
@@ -42,9 +64,7 @@ def read_mat_cube(path: str | os.PathLike) -> tuple[np.ndarray, list[float], lis
         return cube.astype(np.float32), wl, None, "AVIRIS Jasper Ridge (approximate band centres)"
     if "im" in d and np.asarray(d["im"]).ndim == 3 and np.asarray(d["im"]).shape[-1] == 162:
         cube = np.asarray(d["im"], np.float32).transpose(2, 0, 1)
-        grid = np.linspace(400.0, 2500.0, 210)
-        keep = [i for i in range(210) if (i + 1) not in set(_URBAN_DROPPED)]
-        return cube, list(grid[keep]), None, "HYDICE Urban (approximate band centres)"
+        return cube, list(hydice_urban_wavelengths()), None, "HYDICE Urban (approximate band centres)"
     raise CsakdError(f"The .mat scene '{p}' has an unknown layout (variables {sorted(k for k in d if not k.startswith('__'))}); "
                      "supported: Jasper Ridge (Y, SlectBands) and Urban (im, 162 bands). Convert it to GeoTIFF "
                      "with band wavelengths instead.")

@@ -17,12 +17,26 @@ Sources (all from ``../shared/data``, see its README, plus the spyndex/earthlib 
   are linearly interpolated along wavelength (declared in ``notes``).
 - Synthetic: :func:`synthetic.make_scene` with painted water bodies and shadows (dark spectra are rare in the
   real data but frequent in unseen scenes).
+- extra_hsi (source "extra_hsi"): the catalogue of :mod:`raster.benchmark_cubes` (AVIRIS-C, AVIRIS-NG, EMIT, HYDICE,
+  ROSIS, CASI, SAMSON cubes, the Houston 2018 CASI cube and the CAVE lab scenes), each resampled to the target grid
+  with Gaussian band responses when its span holds >= :data:`MIN_GRID_COVERAGE` of the grid's band centres
+  (:func:`grid_coverage`; the few end bands beyond it are held constant), else skipped with the reason in
+  ``Corpus.skipped``.
 
 Splits (fixed here so every script and test uses the same one; never tune on TEST):
 
 - TEST: EnMAP tiles 160_160 + 192_160 (mosaic, 32 x 64 px) and the right 30 columns of Jasper Ridge;
 - VALIDATION (model selection): EnMAP 160_64 + 192_64 (mosaic, 32 x 64 px);
 - TRAIN: the EnMAP 6-tile block (64 x 96 px), Jasper Ridge columns 0-69, Urban, synthetic scenes.
+
+The extra_hsi cubes are split WHOLE, by acquisition site (:data:`EXTRA_SPLIT`; crops of one site, e.g. the three
+MUUFL crops or the two San Diego crops, always share a split). TEST holds every scene the held-apart benchmark
+(bench/eval_model_based.py) scores: Samson, Moffett, Cuprite, ABU beach-1, the Texas coast (ABU urban-1/2), Pavia
+(Pavia University + ABU beach-4), MUUFL, Houston 2018, plus AVIRIS-NG LA hills (a third full-range sensor for
+VNIR-SWIR grids). VALIDATION: San Diego (2 crops), ABU beach-3, EMIT. TRAIN: the rest (Los Angeles, Gulfport airport,
+HYDICE Urban crop (same scene as Urban), AVIRIS-NG Yuma, CAVE). CAVE is TRAIN only: lab scenes, 400-700 nm,
+so they enter only grids inside that range and never a score. EnMAP and Jasper keep their older split into
+spatially disjoint parts of one acquisition, so earlier test numbers stay comparable.
 """
 
 from __future__ import annotations
@@ -35,6 +49,13 @@ from typing import Any
 import numpy as np
 
 from csakd_qgis.errors import CsakdError
+from csakd_qgis.raster.benchmark_cubes import (
+    CATALOGUE,
+    WL_APPROX,
+    WL_FILE,
+    default_data_dir,
+    read_benchmark_cube,
+)
 from csakd_qgis.raster.io import read_meta, read_reflectance
 from csakd_qgis.raster.scene import read_mat_cube
 from csakd_qgis.spectral.band_grids import enmap_grid
@@ -54,6 +75,33 @@ TEST_TILES = [(160, 160), (192, 160)]
 JASPER_TEST_COLS = 30
 SPLITS = ("train", "val", "test")
 PROVENANCES = ("real", "synthetic")
+# extra_hsi acquisition site -> split (every catalogue site is listed; see the module docstring)
+EXTRA_SPLIT = {
+    "samson": "test", "moffett": "test", "cuprite": "test", "cat_island": "test", "texas_coast": "test",
+    "pavia": "test", "muufl_gulfport": "test", "houston": "test", "la_hills": "test",
+    "san_diego": "val", "bay_champagne": "val", "emit_2025": "val",
+    "los_angeles": "train", "gulfport_airport": "train", "hydice_urban": "train", "yuma": "train",
+    **{spec.site: "train" for spec in CATALOGUE if spec.layout == "cave"},
+}
+MIN_GRID_COVERAGE = 0.9  # target band centres inside a cube's span; the rest (grid ends) are held constant
+_LEGACY_META = {
+    "enmap_potsdam": {"sensor": "EnMAP HSI", "scene": "Potsdam 2022-07-24", "land_cover": ["urban", "vegetation",
+                      "water"], "site": "potsdam", "licence": "GPL-3.0 (EnMAP-Box test data)",
+                      "origin": "EnMAP-Box test data, enmap_potsdam/ tiles",
+                      "value_scaling": "known scale: file metadata (x 1e-4)", "wavelengths": WL_FILE},
+    "aviris_jasper_ridge": {"sensor": "AVIRIS-C", "scene": "Jasper Ridge", "land_cover": ["vegetation", "soil",
+                            "water"], "site": "jasper_ridge", "licence": "research use with attribution",
+                            "origin": "jasper_urban/jasperRidge2_R198.mat (unmixing benchmark)",
+                            "value_scaling": "known scale: values 1e-4", "wavelengths": WL_APPROX},
+    "hydice_urban": {"sensor": "HYDICE", "scene": "Urban, Copperas Cove", "land_cover": ["urban", "vegetation",
+                     "soil"], "site": "hydice_urban", "licence": "research use with attribution",
+                     "origin": "jasper_urban/subimage_Urban_R162.mat (unmixing benchmark)",
+                     "value_scaling": "reflectance as stored", "wavelengths": WL_APPROX},
+    "synthetic-s2-earthlib": {"sensor": "synthetic", "scene": "Sentinel-2 structure + earthlib spectra",
+                              "land_cover": ["urban", "vegetation", "water", "soil"], "site": "synthetic", "origin": "generated",
+                              "licence": "generated", "value_scaling": "reflectance (simulated)",
+                              "wavelengths": WL_FILE},
+}
 
 
 @dataclass
@@ -67,6 +115,7 @@ class CorpusScene:
     attribution: str
     split: str
     notes: list[str] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)  # sensor, scene, land_cover, licence, value_scaling, ...
 
     def __post_init__(self) -> None:
         if self.provenance not in PROVENANCES:
@@ -74,13 +123,14 @@ class CorpusScene:
         if self.split not in SPLITS:
             raise CsakdError(f"Scene '{self.name}': split must be one of {SPLITS}.")
         self.cube = np.asarray(self.cube, np.float32)
+        self.meta = {**_LEGACY_META.get(self.source, {}), **self.meta}
 
     def label(self) -> dict[str, Any]:
         """JSON-serialisable description (for model cards and result files)."""
         valid = np.isfinite(self.cube).all(0)
         return {"name": self.name, "provenance": self.provenance, "source": self.source,
                 "attribution": self.attribution, "split": self.split, "shape": list(self.cube.shape),
-                "valid_pixels": int(valid.sum()), "notes": list(self.notes)}
+                "valid_pixels": int(valid.sum()), "notes": list(self.notes), **self.meta}
 
 
 @dataclass
@@ -90,6 +140,7 @@ class Corpus:
     wavelengths: np.ndarray
     fwhm: np.ndarray
     scenes: list[CorpusScene]
+    skipped: list[dict[str, Any]] = field(default_factory=list)  # extra_hsi cubes left out, with the reason
 
     def split(self, name: str, provenance: str | None = None, sources: Sequence[str] | None = None
               ) -> list[CorpusScene]:
@@ -101,10 +152,13 @@ class Corpus:
         """Provenance labels of all scenes."""
         return [sc.label() for sc in self.scenes]
 
+    def provenance(self, splits: Sequence[str] = ("train", "val")) -> list[dict[str, Any]]:
+        """Scenes and sources used by ``splits`` with their credit lines: the ``training.provenance`` of a model card."""
+        return scene_provenance([sc for sc in self.scenes if sc.split in splits])
 
-def default_data_dir() -> Path:
-    """``../shared/data`` beside the repository."""
-    return Path(__file__).resolve().parents[3] / "shared" / "data"
+    def pixel_counts(self) -> dict[str, int]:
+        """Valid reference pixels per split."""
+        return {name: int(sum(np.isfinite(sc.cube).all(0).sum() for sc in self.split(name))) for name in SPLITS}
 
 
 def _clean(cube: np.ndarray) -> np.ndarray:
@@ -113,6 +167,13 @@ def _clean(cube: np.ndarray) -> np.ndarray:
     finite = np.isfinite(cube)
     cube[finite] = np.clip(cube[finite], 0.0, 1.0)
     return cube
+
+
+def scene_provenance(scenes: Sequence[CorpusScene]) -> list[dict[str, Any]]:
+    """One {"name", "split", "source", "attribution", sensor, scene, origin, land cover, licence, ...} per scene."""
+    keys = ("sensor", "scene", "origin", "land_cover", "licence", "value_scaling", "wavelengths")
+    return [{"name": sc.name, "split": sc.split, "source": sc.source, "attribution": sc.attribution,
+             **{k: sc.meta.get(k) for k in keys}, "pixels": int(np.isfinite(sc.cube).all(0).sum())} for sc in scenes]
 
 
 def enmap_block(tiles: Sequence[tuple[int, int]], data_dir: Path | None = None
@@ -155,7 +216,8 @@ def resample_cube(cube: np.ndarray, wl_src: Sequence[float], fw_src: Sequence[fl
     """A (C_src, H, W) cube on the target grid with Gaussian band responses; gaps interpolated along wavelength.
 
     The source bands are treated as point samples of the spectrum (narrow source bands); ``fw_src`` is only
-    used to decide nothing here but is kept for the record. NaN pixels stay NaN.
+    used to decide nothing here but is kept for the record. NaN pixels stay NaN. Resampling is linear and the
+    same for every fully valid pixel, so it is computed once on the unit spectra and applied as one matrix.
     """
 
     c, h, w = cube.shape
@@ -163,8 +225,9 @@ def resample_cube(cube: np.ndarray, wl_src: Sequence[float], fw_src: Sequence[fl
     valid = np.isfinite(flat).all(1)
     out = np.full((len(wl_dst), h * w), np.nan, np.float32)
     if valid.any():
-        vals, _ = resample_spectra(wl_src, flat[valid], wl_dst, fw_dst, min_coverage=0.5, fill_gaps=True)
-        out[:, valid] = vals.T
+        matrix, _ = resample_spectra(wl_src, np.eye(c, dtype=np.float32), wl_dst, fw_dst, min_coverage=0.5,
+                                     fill_gaps=True)
+        out[:, valid] = (flat[valid] @ matrix).T
     return _clean(out.reshape(len(wl_dst), h, w))
 
 
@@ -179,6 +242,49 @@ def jasper_urban(data_dir: Path | None = None) -> dict[str, tuple[np.ndarray, li
             cube, wl, _, note = read_mat_cube(p)
             out[key] = (cube, wl, note)
     return out
+
+
+def grid_coverage(wl_src: Sequence[float], wl_dst: Sequence[float], fw_dst: Sequence[float]) -> float:
+    """Fraction of target band centres inside the source's sampled span (widened by half each target FWHM).
+
+    Interior gaps (removed water-vapour bands) do not count against it: they are interpolated, as for Jasper and
+    Urban; a target band beyond the span's ends would only be extrapolated, so it counts as not covered.
+    """
+    src = np.asarray(wl_src, np.float64)
+    c, half = np.asarray(wl_dst, np.float64), np.asarray(fw_dst, np.float64) / 2.0
+    return float(np.mean((c + half >= src.min()) & (c - half <= src.max())))
+
+
+def extra_hsi_scenes(wavelengths: Sequence[float], fwhm: Sequence[float], data_dir: Path | None = None,
+                     min_coverage: float = MIN_GRID_COVERAGE) -> tuple[list[CorpusScene], list[dict[str, Any]]]:
+    """The catalogue cubes that cover the target grid, resampled onto it and split by :data:`EXTRA_SPLIT`.
+
+    Returns (scenes, skipped): a cube whose span holds fewer than ``min_coverage`` of the target band centres
+    (:func:`grid_coverage`) is skipped rather than extrapolated, and listed with its coverage.
+    """
+    scenes, skipped = [], []
+    for spec in CATALOGUE:
+        if not ((data_dir or default_data_dir()) / spec.path).exists():
+            skipped.append({"name": spec.key, "reason": "file absent"})
+            continue
+        bc = read_benchmark_cube(spec.key, data_dir)
+        cov = grid_coverage(bc.wavelengths, wavelengths, fwhm)
+        if cov < min_coverage:
+            skipped.append({"name": spec.key, "reason": f"covers {cov:.0%} of the target bands "
+                            f"({bc.wavelengths[0]:.0f}-{bc.wavelengths[-1]:.0f} nm), needs {min_coverage:.0%}"})
+            continue
+        res = resample_cube(bc.cube, bc.wavelengths, bc.fwhm, wavelengths, fwhm)
+        prov = bc.provenance
+        notes = [prov["value_scaling"], f"wavelengths {prov['wavelengths']}: {prov['wavelength_note']}",
+                 f"{prov['bands_dropped']} of {prov['bands_read']} bands dropped (bad, dark or noisy)",
+                 f"resampled to the target grid with Gaussian band responses ({cov:.0%} of the bands inside its "
+                 "span; interior gaps interpolated)"]
+        meta = {k: prov[k] for k in ("sensor", "scene", "land_cover", "site", "licence", "value_scaling",
+                                     "wavelengths")}
+        meta["origin"] = prov["source"]
+        scenes.append(CorpusScene(spec.key, res, "real", spec.path.split("/")[0], prov["attribution"],
+                                  EXTRA_SPLIT[spec.site], notes, meta))
+    return scenes, skipped
 
 
 def synthetic_scenes(wavelengths: Sequence[float], fwhm: Sequence[float], n: int, size: int = 96, seed: int = 0
@@ -204,7 +310,8 @@ def build_corpus(data_dir: Path | None = None, sources: Sequence[str] = ("enmap"
     """The corpus with the fixed TRAIN / VAL / TEST split (module docstring) on the target grid.
 
     Default grid: the 218 usable EnMAP bands. ``sources`` picks what goes in ("enmap" also provides the VAL and
-    TEST EnMAP mosaics; "jasper" provides its TEST part too).
+    TEST EnMAP mosaics; "jasper" provides its TEST part too; "extra_hsi" adds the catalogue cubes that cover the
+    grid, in all three splits).
     """
 
     if wavelengths is None:
@@ -238,9 +345,13 @@ def build_corpus(data_dir: Path | None = None, sources: Sequence[str] = ("enmap"
         scenes.append(CorpusScene("urban", res, "real", "hydice_urban", URBAN_ATTRIBUTION, "train",
                                   [note, "resampled to the target grid with Gaussian band responses; "
                                          "water-vapour gaps interpolated"]))
+    skipped: list[dict[str, Any]] = []
+    if "extra_hsi" in sources:
+        extra, skipped = extra_hsi_scenes(wl, fw, data_dir)
+        scenes += extra
     if "synthetic" in sources and n_synthetic > 0:
         scenes += synthetic_scenes(wl, fw, n_synthetic, synthetic_size, seed)
-    return Corpus(wl, fw, scenes)
+    return Corpus(wl, fw, scenes, skipped)
 
 
 def to_scenes(scenes: Sequence[CorpusScene], wavelengths: Sequence[float], fwhm: Sequence[float], sensor: Any,
@@ -250,4 +361,5 @@ def to_scenes(scenes: Sequence[CorpusScene], wavelengths: Sequence[float], fwhm:
     return make_wald_scenes([(sc.name, sc.cube) for sc in scenes], wavelengths, fwhm, sensor, scale)
 
 
-__all__ = ["Corpus", "CorpusScene", "build_corpus", "enmap_block", "resample_cube", "synthetic_scenes", "to_scenes"]
+__all__ = ["EXTRA_SPLIT", "Corpus", "CorpusScene", "build_corpus", "default_data_dir", "enmap_block", "extra_hsi_scenes",
+           "grid_coverage", "resample_cube", "scene_provenance", "synthetic_scenes", "to_scenes"]

@@ -11,7 +11,9 @@ user's rasters before any compute. Card schema (``format_version`` 1; keys in :d
 - ``normalization``: {"type": "none"} (reflectance in [0, 1] straight into the net) or
   {"type": "per_band", "hsi_mean", "hsi_std", "msi_mean", "msi_std"} (x -> (x - mean) / std on both
   inputs and on ``base``; the output is mapped back with the HSI statistics);
-- ``training`` (free-form: data, steps, losses ...), ``validation`` (metrics), ``software``
+- ``training`` (free-form: data, steps, losses ...; optional ``provenance``: the scenes the weights were trained and
+  selected on, one {"name", "split", "source", "attribution", ...} each, from ``training.corpus.Corpus.provenance``),
+  ``validation`` (metrics), ``software``
   ({"csakd_qgis", "torch"}), ``licence``, ``created`` (ISO 8601 UTC), ``weights``
   ({"file", "dtype", "sha256", "num_tensors"}); optional ``base_method`` (the classical fusion a
   residual="base" net corrects, e.g. "glp").
@@ -115,9 +117,25 @@ def complete_card(model: Any, card: dict[str, Any], dtype: str = "float32") -> d
     return out
 
 
+PROVENANCE_KEYS = ("name", "split", "source", "attribution")
+
+
+def check_training_provenance(entries: Any) -> None:
+    """A card's ``training.provenance`` must list dicts naming each scene, its split, source and credit line."""
+    if not isinstance(entries, list):
+        raise CsakdError("The model card's training.provenance must be a list of scenes (Corpus.provenance()).")
+    for k, entry in enumerate(entries):
+        missing = [key for key in PROVENANCE_KEYS if not isinstance(entry, dict) or not entry.get(key)]
+        if missing:
+            raise CsakdError(f"The model card's training.provenance[{k}] lacks {', '.join(missing)}: give each "
+                             "scene's name, split, source and attribution.")
+
+
 def _check_card_consistency(card: dict[str, Any]) -> None:
-    """Cross-field checks of a complete card (band counts vs config and wavelength lists)."""
+    """Cross-field checks of a complete card (band counts vs config and wavelength lists, training provenance)."""
     cfg = card["config"]
+    if isinstance(card.get("training"), dict) and "provenance" in card["training"]:
+        check_training_provenance(card["training"]["provenance"])
     for role, key in (("hsi", "hsi_bands"), ("msi", "msi_bands")):
         sec = card[role]
         if not isinstance(sec, dict) or int(sec.get("bands", -1)) != int(cfg[key]):
