@@ -106,13 +106,16 @@ def add_cluster_arguments(p: argparse.ArgumentParser, blocks: bool = False) -> N
 
 
 def run_job(name: str, args: argparse.Namespace, progress: Callable[[float, str], None] | None,
-            entry: Callable[..., Any], inputs: dict[str, str], **options: Any) -> int:
+            entry: Callable[..., Any], inputs: dict[str, str], takes_msi20: bool | None = None,
+            **options: Any) -> int:
     """``entry(**inputs, out=args.out, **options)`` with a bar: in this process, or as Dask block tasks when
     ``--workers`` > 1 or ``--scheduler`` is given (:func:`distributed.blocks.run_blocks`).
 
     Inputs that are sensor products (folder, zip, metadata file) are read into GeoTIFFs first
-    (:func:`products.inputs.product_inputs`)."""
-    takes_msi20 = "msi20" in inspect.signature(entry).parameters
+    (:func:`products.inputs.product_inputs`); a product's 20 m bands go to ``msi20`` when ``takes_msi20``
+    (default: when ``entry`` has that argument)."""
+    if takes_msi20 is None:
+        takes_msi20 = "msi20" in inspect.signature(entry).parameters
     with product_inputs(inputs, args.out, takes_msi20=takes_msi20, log=log.info) as (paths, notes):
         for line in notes:
             log.info(line)

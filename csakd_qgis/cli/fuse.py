@@ -19,6 +19,7 @@ from csakd_qgis.cli.common import (
     run_job,
 )
 from csakd_qgis.fusion.fuse import fuse
+from csakd_qgis.fusion.multires import uses_msi20
 
 log = logging.getLogger("csakd")
 
@@ -70,7 +71,7 @@ def run_fuse(args: argparse.Namespace, progress: Callable[[float, str], None] | 
     """Handler of ``csakd fuse``."""
 
     inputs = {"hsi": args.hsi, "msi": args.msi, **({"msi20": args.msi20} if args.msi20 else {})}
-    return run_job("fuse", args, progress, fuse, inputs, model=args.model,
+    return run_job("fuse", args, progress, fuse, inputs, takes_msi20=uses_msi20(args.model), model=args.model,
                    device=args.device, tile=args.tile, overlap=args.overlap, batch=args.batch,
                    shift_correct=args.shift_correct, creation_options=creation_options(args.co),
                    threads=args.threads, precision=args.precision, runtime=args.runtime,

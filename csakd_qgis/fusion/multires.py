@@ -100,10 +100,15 @@ def fuse_per_resolution(lr: np.ndarray, msi: np.ndarray, z: np.ndarray, s: int, 
     return out.astype(np.float32)
 
 
+def uses_msi20(model: object) -> bool:
+    """Whether ``model`` can fuse with 20 m bands (classical and model-based methods; learned cards fix 4 bands)."""
+    text = str(model).strip().lower()
+    return hasattr(model, "predict") or is_model_based(text) or text in CLASSICAL_METHODS
+
+
 def check_multires_model(model: object) -> None:
     """One line refusing learned models with ``msi20``: their cards fix the MSI bands (B2, B3, B4, B8)."""
-    text = str(model).strip().lower()
-    if hasattr(model, "predict") or is_model_based(text) or text in CLASSICAL_METHODS:
+    if uses_msi20(model):
         return
     raise CsakdError(f"--msi20 works with the classical and model-based methods (glp, gsa, glp+c, glp+cy, gsa+c, "
                      f"cnmf, auto), not with the learned model '{model}', whose card fixes its MSI bands: drop "

@@ -92,6 +92,9 @@ def product_inputs(inputs: dict[str, str | None], out: str | os.PathLike, takes_
                 chosen[key], coarse = pick_msi(rasters, str(path))
                 if coarse is not None and takes_msi20 and not inputs.get("msi20"):
                     chosen["msi20"] = coarse
+                elif coarse is not None and not takes_msi20:
+                    messages.append(f"{coarse.product} {coarse.role} bands not used: this model takes the "
+                                    f"{chosen[key].role} bands only (classical and model-based methods use both).")
             else:
                 chosen[key] = pick_msi(rasters, str(path))[0]
         for key, raster in chosen.items():

@@ -168,3 +168,19 @@ def test_products_that_do_not_overlap_or_are_cloudy_everywhere_are_refused(tmp_p
         err = capsys.readouterr().err.strip().splitlines()
         assert code == 1 and len(err) == 1 and expect in err[0].lower(), err
         assert not out.exists() and _leftovers(tmp_path) == []
+
+
+def test_a_learned_model_fuses_a_safe_with_its_10m_bands_only(tmp_path, caplog):
+    """A zoo student (4 MSI bands in its card) with a SAFE: the 20 m bands are left out and the log says so."""
+    import logging
+
+    from _builders_msi import build_sentinel2
+
+    caplog.set_level(logging.INFO, logger="csakd")
+    enmap = build_enmap(tmp_path / "enmap")
+    s2 = build_sentinel2(tmp_path / "s2")
+    out = tmp_path / "fused.tif"
+    assert main(["fuse", "--hsi", str(enmap["folder"]), "--msi", str(s2["path"]), "--model", "enmap_s2-4band_x3",
+                 "--device", "cpu", "--out", str(out), "--no-progress"]) == 0
+    assert "MSI 20 m bands not used" in caplog.text and "sharpened" not in caplog.text
+    assert read_meta(out).count == 224
