@@ -23,6 +23,8 @@ OPTIONAL_PACKAGES = {"torch": "learned models (PyTorch)", "safetensors": "model 
                      "onnxruntime": "ONNX models (ONNX Runtime)", "tqdm": "progress bars (tqdm)",
                      "h5py": "HDF5 products (h5py)", "netCDF4": "netCDF products (netCDF4)",
                      "dask": "distributed processing (dask)"}
+# optional packages that must come from the system (they link the HDF5 library QGIS/GDAL already loaded)
+SYSTEM_PACKAGES = {"h5py": "python3-h5py", "netCDF4": "python3-netcdf4"}
 
 
 def failure_message(exc: BaseException) -> str | None:
@@ -33,8 +35,11 @@ def failure_message(exc: BaseException) -> str | None:
         from csakd_qgis import deps  # deps imports this module
 
         name = (exc.name or "").split(".")[0]
+        how = (f"with the system's package manager, which builds it on the HDF5 library QGIS uses (Debian/Ubuntu: "
+               f"sudo apt-get install {SYSTEM_PACKAGES[name]}; OSGeo4W: its {SYSTEM_PACKAGES[name]} package)"
+               if name in SYSTEM_PACKAGES else f"with: {deps.install_hint(name)}")
         text = (f"The Python package '{name}' is needed for {OPTIONAL_PACKAGES[name]} but is not installed in the "
-                f"Python this runs in ({deps.python_executable()}). Install it with: {deps.install_hint(name)}")
+                f"Python this runs in ({deps.python_executable()}). Install it {how}")
     elif type(exc).__module__.split(".")[0] == "rasterio":  # before OSError: RasterioIOError is one
         detail = str(exc).strip().rstrip(".") or type(exc).__name__
         text = (f"GDAL failed on a raster ({detail}). If that file is damaged or incomplete (e.g. a cut-short "

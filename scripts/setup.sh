@@ -3,7 +3,7 @@
 # and the Python dependencies with numpy pinned to the system version (DESIGN.md "Environment facts").
 set -euo pipefail
 cd "$(dirname "$0")/.."
-APT_PKGS="qgis python3-qgis qgis-providers gdal-bin python3-gdal python3-rasterio python3-shapely python3-scipy python3-matplotlib python3-venv xvfb xauth zip"
+APT_PKGS="qgis python3-qgis qgis-providers gdal-bin python3-gdal python3-rasterio python3-shapely python3-scipy python3-matplotlib python3-h5py python3-netcdf4 python3-venv xvfb xauth zip"
 missing=""
 for p in $APT_PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -22,14 +22,17 @@ from csakd_qgis.algorithms import styling
 from csakd_qgis.algorithms.base import CsakdAlgorithm
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.fusion.fuse import fuse
+from csakd_qgis.fusion.multires import uses_msi20
 from csakd_qgis.fusion.runtime import RUNTIME_CHOICES
 from csakd_qgis.nets.device import PRECISIONS
+from csakd_qgis.products.inputs import product_inputs
 from csakd_qgis.raster.io import parse_creation_options
 
 DEVICES = ["auto", "cpu", "cuda"]
 RUNTIMES = list(RUNTIME_CHOICES)
 PRECISION_CHOICES = list(PRECISIONS)
 FILE_CHOICE = "file"
+PRODUCT_FILTER = ("Products (*.xml *.XML *.he5 *.nc *.zip *_MTL.txt);;All files (*)")
 
 
 class FusionBase(CsakdAlgorithm):
@@ -37,6 +40,7 @@ class FusionBase(CsakdAlgorithm):
 
     GROUP, GROUP_ID = "Fusion", "fusion"
     HSI, MSI, MSI20, OUTPUT = "HSI", "MSI", "MSI20", "OUTPUT"
+    HSI_PRODUCT, MSI_PRODUCT = "HSI_PRODUCT", "MSI_PRODUCT"
     TILE, OVERLAP, BATCH, DEVICE, SHIFT_CORRECT, CREATION_OPTIONS = (
         "TILE", "OVERLAP", "BATCH", "DEVICE", "SHIFT_CORRECT", "CREATION_OPTIONS")
     RUNTIME, PRECISION = "RUNTIME", "PRECISION"
@@ -44,14 +48,35 @@ class FusionBase(CsakdAlgorithm):
     NEEDS_MSI = True
 
     def add_inputs(self) -> None:
-        """The HSI (and MSI) raster inputs."""
+        """The HSI (and MSI) inputs: each a raster layer or a delivered product (its metadata file, .he5, .nc, zip)."""
         self.addParameter(QgsProcessingParameterRasterLayer(
-            self.HSI, self.tr("Low-resolution hyperspectral image (HSI)")))
+            self.HSI, self.tr("Low-resolution hyperspectral image (HSI)"), optional=True))
+        self.addParameter(QgsProcessingParameterFile(
+            self.HSI_PRODUCT, self.tr("... or an HSI product (EnMAP/DESIS METADATA.XML, PRISMA .he5, EMIT .nc, zip)"),
+            optional=True, fileFilter=PRODUCT_FILTER))
         if self.NEEDS_MSI:
             self.addParameter(QgsProcessingParameterRasterLayer(
-                self.MSI, self.tr("High-resolution multispectral image (MSI)")))
+                self.MSI, self.tr("High-resolution multispectral image (MSI)"), optional=True))
+            self.addParameter(QgsProcessingParameterFile(
+                self.MSI_PRODUCT, self.tr("... or an MSI product (Sentinel-2 MTD_MSIL2A.xml, Landsat MTL, PRISMA .he5 "
+                                          "for its PAN, zip)"), optional=True, fileFilter=PRODUCT_FILTER))
             self.addParameter(QgsProcessingParameterRasterLayer(
                 self.MSI20, self.tr("MSI bands at 20 m (optional)"), optional=True))
+
+    def input_path(self, parameters, context, layer: str, product: str, role: str) -> str:
+        """The path of the ``role`` input: its product (file or folder), else its raster layer."""
+        prod = self.parameterAsFile(parameters, product, context) if self.parameterDefinition(product) else ""
+        value = parameters.get(layer)
+        given = value not in (None, "")
+        if prod and given:
+            raise QgsProcessingException(f"The {role} is given twice, as a raster layer ({layer}) and as a product "
+                                         f"({product}): keep one of them.")
+        if prod:
+            return prod
+        if not given:
+            raise QgsProcessingException(f"The {role} is missing: choose a raster layer ({layer}) or a product "
+                                         f"file ({product}).")
+        return self.layer_path(self, parameters, layer, context, role)
 
     def add_run_options(self, learned: bool) -> None:
         """Device (learned models only), advanced tiling/creation options, the output and numeric outputs."""
@@ -108,7 +133,13 @@ class FusionBase(CsakdAlgorithm):
         if not ok:
             return ok, msg
         out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        inputs = [str(parameters.get(self.HSI) or ""), str(parameters.get(self.MSI) or "")]
+        inputs = [str(parameters.get(name) or "") for name in (self.HSI, self.HSI_PRODUCT, self.MSI, self.MSI_PRODUCT)]
+        for layer, product, role in self.input_roles():
+            if not parameters.get(layer) and not parameters.get(product):
+                return False, f"The {role} is missing: choose a raster layer ({layer}) or a product file ({product})."
+            if parameters.get(layer) and parameters.get(product):
+                return False, (f"The {role} is given twice, as a raster layer ({layer}) and as a product "
+                               f"({product}): keep one of them.")
         ok, msg = self.check_output(out, inputs)
         if not ok:
             return ok, msg
@@ -119,11 +150,19 @@ class FusionBase(CsakdAlgorithm):
             return False, str(exc)
         return True, ""
 
+    def input_roles(self) -> list[tuple[str, str, str]]:
+        """(layer parameter, product parameter, role) of each image input."""
+        roles = [(self.HSI, self.HSI_PRODUCT, "hyperspectral image")]
+        if self.NEEDS_MSI:
+            roles.append((self.MSI, self.MSI_PRODUCT, "multispectral image"))
+        return roles
+
     def run_fusion(self, parameters, context, feedback, model, device: str = "cpu") -> dict:
         """Read the common parameters, run the tiled fusion, log what happened, return the outputs."""
 
-        hsi = self.layer_path(self, parameters, self.HSI, context, "hyperspectral image")
-        msi = self.layer_path(self, parameters, self.MSI, context, "multispectral image") if self.NEEDS_MSI else None
+        hsi = self.input_path(parameters, context, self.HSI, self.HSI_PRODUCT, "hyperspectral image")
+        msi = (self.input_path(parameters, context, self.MSI, self.MSI_PRODUCT, "multispectral image")
+               if self.NEEDS_MSI else None)
         out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         ok, msg = self.check_output(out, [hsi, msi or ""])
         if not ok:
@@ -148,9 +187,21 @@ class FusionBase(CsakdAlgorithm):
             if parameters.get(self.MSI20):
                 kwargs["msi20"] = self.layer_path(self, parameters, self.MSI20, context, "MSI bands at 20 m")
         progress, cancel = self.progress_bridge(feedback)
+        inputs = {"hsi": hsi, **({"msi": msi} if self.NEEDS_MSI else {}),
+                  **({"msi20": kwargs.pop("msi20")} if "msi20" in kwargs else {})}
+        core = self.core_function()
+
+        def job():
+            with product_inputs(inputs, out, takes_msi20=self.NEEDS_MSI and uses_msi20(model),
+                                log=feedback.pushInfo) as (paths, notes):
+                for line in notes:
+                    feedback.pushInfo(line)
+                return core(paths["hsi"], *([paths["msi"]] if self.NEEDS_MSI else []), out, model=model,
+                            progress=progress, cancel=cancel,
+                            **({"msi20": paths["msi20"]} if paths.get("msi20") else {}), **kwargs)
+
         with self.removed_on_failure([out]):
-            result = self.run_core(feedback, self.core_function(), hsi, *([msi] if self.NEEDS_MSI else []), out,
-                                   model=model, progress=progress, cancel=cancel, **kwargs)
+            result = self.run_core(feedback, job)
             for line in result.messages:
                 feedback.pushInfo(line)
             feedback.pushInfo(f"Device used: {result.device_used}")

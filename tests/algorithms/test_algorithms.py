@@ -540,8 +540,10 @@ def test_fuse_dialog_screenshot(synthetic_pair, tmp_path):
     assert proc.returncode == 0, proc.stderr
     shown = json.loads(proc.stdout.strip().splitlines()[-1])
     assert shown["saved"] and shown["title"] == "Fuse hyperspectral + multispectral (learned model)"
-    for label in ("Low-resolution hyperspectral image (HSI)", "High-resolution multispectral image (MSI)",
-                  "Model", "Device", "Tile size (output pixels)", "Fused hyperspectral image"):
+    for label in ("Low-resolution hyperspectral image (HSI) [optional]",
+                  "... or an HSI product (EnMAP/DESIS METADATA.XML, PRISMA .he5, EMIT .nc, zip) [optional]",
+                  "High-resolution multispectral image (MSI) [optional]", "Model", "Device",
+                  "Tile size (output pixels)", "Fused hyperspectral image"):
         assert label in shown["labels"]
     assert "MODEL:" in shown["help"] and "DEVICE_USED" in shown["help"]
     assert png.stat().st_size > 20_000

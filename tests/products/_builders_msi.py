@@ -399,3 +399,35 @@ def build_emit(folder: Path, with_mask: bool = True, drop: tuple[str, ...] = (),
 def zip_folder(folder: Path, zip_base: Path) -> Path:
     """``folder`` zipped with its top folder as the one member root (how products are downloaded)."""
     return Path(shutil.make_archive(str(zip_base), "zip", root_dir=folder.parent, base_dir=folder.name))
+
+
+def build_emit_landsat(folder: Path) -> tuple[dict, object, dict]:
+    """An EMIT L2A .nc near the equator (~60 m pixels) and a Landsat C2 L2 folder on its own UTM 30 m grid over
+    the same place, whose bands are the EMIT spectra (orthorectified, warped nearest) through the OLI SRFs.
+
+    Returns (build_emit's dict, the EMIT ProductRaster, build_landsat's dict).
+    """
+    from rasterio.crs import CRS
+    from rasterio.transform import array_bounds
+    from rasterio.warp import Resampling, calculate_default_transform, reproject
+
+    from csakd_qgis.products.emit import READER
+
+    (folder / "emit").mkdir(parents=True, exist_ok=True)
+    emit = build_emit(folder / "emit", corner=(33.0, 1.0))
+    (raster,) = READER.read(emit["path"])
+    cube = raster.read_rows(0, raster.height).astype(np.float32)
+    cube[cube == raster.nodata] = np.nan
+    if raster.invalid_rows is not None:
+        cube[:, raster.invalid_rows(0, raster.height)] = np.nan
+    good = [i for i, b in enumerate(raster.bbl) if b]
+    utm = CRS.from_epsg(32636)
+    t_utm, w_utm, h_utm = calculate_default_transform(raster.crs, utm, raster.width, raster.height,
+                                                      *array_bounds(raster.height, raster.width, raster.transform),
+                                                      resolution=30.0)
+    warped = np.full((len(good), h_utm, w_utm), np.nan, np.float32)
+    reproject(cube[good], warped, src_transform=raster.transform, src_crs=raster.crs, dst_transform=t_utm,
+              dst_crs=utm, resampling=Resampling.nearest, src_nodata=np.nan, dst_nodata=np.nan)
+    ref = {"cube": warped, "wavelengths": [raster.wavelengths[i] for i in good],
+           "fwhm": [raster.fwhm[i] for i in good], "crs": utm, "transform": t_utm}
+    return emit, raster, build_landsat(folder / "landsat", ref=ref)

@@ -100,32 +100,11 @@ def test_enmap_l2a_with_sentinel2_safe_fuses_on_the_10m_grid(tmp_path, caplog):
 
 def test_emit_with_landsat_fuses_on_the_landsat_grid(tmp_path):
     """EMIT L2A .nc (orthorectified through its GLT) + a Landsat C2 L2 folder on a grid twice as fine."""
-    from _builders_msi import build_emit, build_landsat
-    from rasterio.crs import CRS
-    from rasterio.transform import array_bounds
-    from rasterio.warp import Resampling, calculate_default_transform, reproject
+    from _builders_msi import build_emit_landsat
 
-    from csakd_qgis.products.emit import READER
-
-    (tmp_path / "emit").mkdir()
-    emit = build_emit(tmp_path / "emit", corner=(33.0, 1.0))  # near the equator: ~60 x 60 m pixels
-    (emit_raster,) = READER.read(emit["path"])
-    cube = emit_raster.read_rows(0, emit_raster.height).astype(np.float32)
-    cube[cube == emit_raster.nodata] = np.nan
-    if emit_raster.invalid_rows is not None:
-        cube[:, emit_raster.invalid_rows(0, emit_raster.height)] = np.nan
+    emit, emit_raster, landsat = build_emit_landsat(tmp_path)
     good = [i for i, b in enumerate(emit_raster.bbl) if b]
-    # Landsat's own UTM grid at 30 m over the EMIT scene (EMIT ~60 m in degrees): the EMIT spectra warped there
-    utm = CRS.from_epsg(32636)
-    t_utm, w_utm, h_utm = calculate_default_transform(emit_raster.crs, utm, emit_raster.width, emit_raster.height,
-                                                      *array_bounds(emit_raster.height, emit_raster.width,
-                                                                    emit_raster.transform), resolution=30.0)
-    warped = np.full((len(good), h_utm, w_utm), np.nan, np.float32)
-    reproject(cube[good], warped, src_transform=emit_raster.transform, src_crs=emit_raster.crs,
-              dst_transform=t_utm, dst_crs=utm, resampling=Resampling.nearest, src_nodata=np.nan, dst_nodata=np.nan)
-    ref = {"cube": warped, "wavelengths": [emit_raster.wavelengths[i] for i in good],
-           "fwhm": [emit_raster.fwhm[i] for i in good], "crs": utm, "transform": t_utm}
-    landsat = build_landsat(tmp_path / "landsat", ref=ref)
+    utm, t_utm = landsat["crs"], landsat["transform"]
     out = tmp_path / "fused.tif"
     assert main(["fuse", "--hsi", str(emit["path"]), "--msi", str(landsat["path"]), "--model", "glp",
                  "--out", str(out), "--no-progress"]) == 0
@@ -184,3 +163,24 @@ def test_a_learned_model_fuses_a_safe_with_its_10m_bands_only(tmp_path, caplog):
                  "--device", "cpu", "--out", str(out), "--no-progress"]) == 0
     assert "MSI 20 m bands not used" in caplog.text and "sharpened" not in caplog.text
     assert read_meta(out).count == 224
+
+
+def test_missing_h5py_names_the_system_package(tmp_path, capsys, monkeypatch):
+    """Without h5py a PRISMA product fails on one line that says to install the system's python3-h5py."""
+    import builtins
+
+    prod = build_prisma(tmp_path / "in")
+    real_import = builtins.__import__
+
+    def no_h5py(name, *args, **kwargs):
+        if name.split(".")[0] == "h5py":
+            raise ImportError("No module named 'h5py'", name="h5py")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_h5py)
+    out = tmp_path / "fused.tif"
+    assert main(["fuse", "--hsi", str(prod["he5"]), "--msi", str(prod["he5"]), "--out", str(out),
+                 "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'h5py'" in err[0] and "apt-get install python3-h5py" in err[0], err
+    assert not out.exists()
