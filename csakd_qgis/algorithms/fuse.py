@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from csakd_qgis.algorithms.fusion_base import FILE_CHOICE, ModelFusionBase
+from csakd_qgis.algorithms.fusion_base import FILE_CHOICE, PRODUCT_HELP, ModelFusionBase
 from csakd_qgis.algorithms.styling import display_help
 from csakd_qgis.zoo.registry import available_models
 
@@ -29,6 +29,7 @@ class FuseAlgorithm(ModelFusionBase):
             "multispectral image (MSI, e.g. Sentinel-2 10 m) into a hyperspectral GeoTIFF on the MSI grid "
             "with a trained network (a knowledge-distilled CSAKD student from the model zoo, or a model "
             "file you trained with 'csakd train') or a classical method.\n\n"
+            + PRODUCT_HELP +
             "MODEL: a zoo model (its name says the sensors and scale, e.g. enmap_s2-4band_x3 = EnMAP + "
             "Sentinel-2 B2,B3,B4,B8 at 3x), a model-based method (auto, glp+c, glp+cy, gsa+c, cnmf, cnmf+c: see "
             "'Fuse hyperspectral + multispectral (classical)'; PSF and SRF set their observation model), a "

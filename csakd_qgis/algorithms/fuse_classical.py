@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from qgis.core import QgsProcessingParameterEnum
 
-from csakd_qgis.algorithms.fusion_base import FusionBase
+from csakd_qgis.algorithms.fusion_base import PRODUCT_HELP, FusionBase
 from csakd_qgis.algorithms.styling import display_help
 
 METHODS = ["glp", "glp+cy", "glp+c", "auto", "gsa+c", "cnmf", "cnmf+c", "gsa", "bicubic"]
@@ -26,6 +26,7 @@ class FuseClassicalAlgorithm(FusionBase):
             "Fuses a low-resolution hyperspectral image (HSI: EnMAP, PRISMA, AVIRIS, ...) with a "
             "high-resolution multispectral image (MSI: Sentinel-2, PlanetScope, aerial) of the same place "
             "into a hyperspectral GeoTIFF on the MSI grid, without any trained model.\n\n"
+            + PRODUCT_HELP +
             "METHOD (default 'glp'; 'glp+cy' measured best on our held-apart scenes, see docs/RESULTS.md): "
             "model-based methods first estimate the observation model from the pair "
             "itself: the HSI's blur (Gaussian PSF width and centre, i.e. also the sub-pixel shift) and how each "

@@ -33,6 +33,13 @@ RUNTIMES = list(RUNTIME_CHOICES)
 PRECISION_CHOICES = list(PRECISIONS)
 FILE_CHOICE = "file"
 PRODUCT_FILTER = ("Products (*.xml *.XML *.he5 *.nc *.zip *_MTL.txt);;All files (*)")
+PRODUCT_HELP = (
+    "Inputs as delivered: instead of a raster layer, HSI_PRODUCT / MSI_PRODUCT take a product (its folder, zip or "
+    "main metadata file): EnMAP L2A and DESIS L2A (METADATA.XML), PRISMA L2D (.he5; the same file as MSI gives "
+    "its 5 m PAN), EMIT L2A (.nc), Sentinel-2 L2A (.SAFE or MTD_MSIL2A.xml: the 10 m bands, and the 20 m bands "
+    "for classical and model-based methods), Landsat 8/9 C2 L2 (folder or _MTL.txt). Band centres, FWHM, "
+    "reflectance scale/offset and nodata come from the product; cloud, shadow, haze and cirrus pixels of its "
+    "quality layers become nodata in the output.\n\n")
 
 
 class FusionBase(CsakdAlgorithm):

@@ -6,7 +6,7 @@ import functools
 
 from qgis.core import QgsProcessingParameterNumber
 
-from csakd_qgis.algorithms.fusion_base import FILE_CHOICE, ModelFusionBase
+from csakd_qgis.algorithms.fusion_base import FILE_CHOICE, PRODUCT_HELP, ModelFusionBase
 from csakd_qgis.algorithms.styling import display_help
 from csakd_qgis.fusion.superresolve import superresolve
 from csakd_qgis.zoo.registry import available_models
@@ -43,6 +43,7 @@ class SuperresolveAlgorithm(ModelFusionBase):
             "is needed. The model is a DODN-style student: during training a spectral super-resolution teacher "
             "(multispectral -> hyperspectral) passed on spatial knowledge, so the multispectral image was only "
             "privileged training information (our reconstruction of DODN from its abstract).\n\n"
+            + PRODUCT_HELP +
             "Output: a GeoTIFF on the HSI grid with the pixel size divided by the model's scale s (same origin "
             "and CRS, s times the rows and columns), float32 reflectance, the HSI's bands (bad bands kept as "
             "nodata), wavelengths, FWHM and band names, and the HSI's nodata value (else -9999). The HSI must "
