@@ -25,14 +25,14 @@ def test_fuse_classical_auto_reports_observation(provider, synthetic_pair, tmp_p
     assert tag["model"].startswith("auto") and "observation" in tag
 
 
-def test_fuse_classical_default_glp_and_glp_cy_reports_the_observation_model(provider, synthetic_pair, tmp_path):
+def test_fuse_classical_default_glp_cy_reports_the_observation_model(provider, synthetic_pair, tmp_path):
     import processing
 
     inputs = {"HSI": str(synthetic_pair["hsi"]), "MSI": str(synthetic_pair["msi"])}
-    processing.run("csakd:fuse_classical", {**inputs, "OUTPUT": str(tmp_path / "default.tif")})
+    res = processing.run("csakd:fuse_classical", {**inputs, "OUTPUT": str(tmp_path / "default.tif")})
     with rasterio.open(tmp_path / "default.tif") as ds:
-        assert json.loads(ds.tags()["CSAKD_FUSION"])["model"] == "glp"  # the default stays the classical GLP
-    res = processing.run("csakd:fuse_classical", {**inputs, "METHOD": "glp+cy", "OUTPUT": str(tmp_path / "cy.tif")})
-    with rasterio.open(tmp_path / "cy.tif") as ds:
-        assert json.loads(ds.tags()["CSAKD_FUSION"])["model"] == "glp+cy"
+        assert json.loads(ds.tags()["CSAKD_FUSION"])["model"] == "glp+cy"  # the default: GLP + consistency
     assert res["PSF_SIGMA"] > 0 and json.loads(res["OBSERVATION"])["observation"]["msi_linear"]
+    processing.run("csakd:fuse_classical", {**inputs, "METHOD": "glp", "OUTPUT": str(tmp_path / "glp.tif")})
+    with rasterio.open(tmp_path / "glp.tif") as ds:
+        assert json.loads(ds.tags()["CSAKD_FUSION"])["model"] == "glp"
