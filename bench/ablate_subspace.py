@@ -140,7 +140,8 @@ def corpus_scenes(split: str, p: int) -> list[Scene]:
 
 
 def train(scenes: list[Scene], val: list[Scene], p: int, steps: int, width: int, patch: int, batch: int,
-          lr_rate: float, seed: int, project_in_loss: bool = False) -> tuple[object, list[dict]]:
+          lr_rate: float, seed: int, project_in_loss: bool = False, loss_kind: str = "l1"
+          ) -> tuple[object, list[dict]]:
     import torch
 
     NullSpace = _null_space_function()  # noqa: N806 - a torch Function class
@@ -177,6 +178,8 @@ def train(scenes: list[Scene], val: list[Scene], p: int, steps: int, width: int,
             m = MARGIN  # the projector is exact only away from the patch border (its LR kernels are wide)
             loss = torch.nn.functional.l1_loss(NullSpace.apply(d, sc.obs.psf, sc.s)[..., m:-m, m:-m],
                                                y[..., m:-m, m:-m])
+        elif loss_kind == "mse":  # PSNR's own error measure
+            loss = torch.nn.functional.mse_loss(d, y)
         else:  # the target is in the null space already; the projection is applied at inference
             loss = torch.nn.functional.l1_loss(d, y)
         opt.zero_grad()
@@ -204,6 +207,7 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--loss", choices=("l1", "mse"), default="l1")
     ap.add_argument("--project-in-loss", action="store_true",
                     help="train through the null-space projector (default: plain L1 on the null-space target)")
     ap.add_argument("--out", default=str(ROOT / "docs" / "results" / "abl_subspace.json"))
@@ -212,7 +216,8 @@ def main(argv=None) -> int:
     train_sc, val_sc = corpus_scenes("train", a.p), corpus_scenes("val", a.p)
     print(f"{len(train_sc)} train scenes: {[s.name for s in train_sc]}; {len(val_sc)} validation: "
           f"{[s.name for s in val_sc]} ({time.perf_counter() - t0:.0f} s)", flush=True)
-    net, log = train(train_sc, val_sc, a.p, a.steps, a.width, a.patch, a.batch, a.lr, a.seed, a.project_in_loss)
+    net, log = train(train_sc, val_sc, a.p, a.steps, a.width, a.patch, a.batch, a.lr, a.seed, a.project_in_loss,
+                     a.loss)
     rows = []
     for name in emb.SCENES:
         if emb.SCENES[name][1] != S2:

@@ -229,6 +229,8 @@ def markdown(res: dict, methods) -> str:
             else "Held-apart scenes")
     for title, group in ((f"{kind} (PSF and SRF estimated from each pair)", res["scenes"]),
                          ("Mismatched blur (PSF and shift not told; estimated)", res["mismatch"])):
+        if not group:  # e.g. a timing-only run (--scenes none)
+            continue
         lines += [f"#### {title}", "", "| scene | " + " | ".join(methods) + " |",
                   "|---|" + "---|" * len(methods)]
         for r in group:
