@@ -193,9 +193,11 @@ def train(scenes: list[Scene], val: list[Scene], p: int, steps: int, width: int,
                   flush=True)
             if g > best[0]:
                 best = (g, step, {k: v.clone() for k, v in net.state_dict().items()})
+    last = make_net(p, scenes[0].msi.shape[0], width)
+    last.load_state_dict(net.state_dict())
     net.load_state_dict(best[2])
     log.append({"selected_step": best[1], "selected_val_gain_db": round(best[0], 4)})
-    return net, log
+    return (net, last), log
 
 
 def main(argv=None) -> int:
@@ -216,7 +218,7 @@ def main(argv=None) -> int:
     train_sc, val_sc = corpus_scenes("train", a.p), corpus_scenes("val", a.p)
     print(f"{len(train_sc)} train scenes: {[s.name for s in train_sc]}; {len(val_sc)} validation: "
           f"{[s.name for s in val_sc]} ({time.perf_counter() - t0:.0f} s)", flush=True)
-    net, log = train(train_sc, val_sc, a.p, a.steps, a.width, a.patch, a.batch, a.lr, a.seed, a.project_in_loss,
+    (net, last), log = train(train_sc, val_sc, a.p, a.steps, a.width, a.patch, a.batch, a.lr, a.seed, a.project_in_loss,
                      a.loss)
     rows = []
     for name in emb.SCENES:
@@ -224,17 +226,19 @@ def main(argv=None) -> int:
             continue  # the network reads the 4 S2 bands it was trained with
         lr, msi, ref, s, info = emb.make_pair(name)
         sc = Scene(name, ref, None, s, a.p, lr=lr, msi=msi)
-        out = predict(net, sc)
+        out, out_last = predict(net, sc), predict(last, sc)
         bic = fuse_model_based(lr, msi, s, "bicubic", obs=sc.obs)[0]
         row = {"scene": name, "s": s}
-        for label, x in (("bicubic", bic), ("glp", sc.glp), ("glp+cy", sc.base), ("learned", out)):
+        for label, x in (("bicubic", bic), ("glp", sc.glp), ("glp+cy", sc.base), ("learned", out),
+                         ("learned_last", out_last)):
             m = compute_metrics(ref, x, s)
             row[label] = {"psnr": round(m["psnr"], 3), "sam": round(m["sam"], 3)}
         print(f"{name:18s} " + "  ".join(f"{k} {row[k]['psnr']:.2f}/{row[k]['sam']:.2f}"
-                                         for k in ("bicubic", "glp", "glp+cy", "learned")), flush=True)
+                                         for k in ("bicubic", "glp", "glp+cy", "learned", "learned_last")),
+              flush=True)
         rows.append(row)
     mean = {k: {q: round(float(np.mean([r[k][q] for r in rows])), 3) for q in ("psnr", "sam")}
-            for k in ("bicubic", "glp", "glp+cy", "learned")}
+            for k in ("bicubic", "glp", "glp+cy", "learned", "learned_last")}
     print("mean " + "  ".join(f"{k} {v['psnr']:.2f}/{v['sam']:.2f}" for k, v in mean.items()))
     res = {"config": vars(a), "train": [s.name for s in train_sc], "val": [s.name for s in val_sc],
            "log": log, "test": rows, "mean": mean,
