@@ -35,11 +35,15 @@ import numpy as np
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.fusion.multires import (
     MSI20_ROLE,
+    SHARPEN_ROUNDS,
     check_multires_model,
     multires_srf,
+    sharpen_bands,
+    sharpen_margin,
+    sharpen_params,
     stacked_wavelengths,
 )
-from csakd_qgis.fusion.predictors import ClassicalPredictor, make_predictor
+from csakd_qgis.fusion.predictors import Predictor, apply_mask, make_predictor, nodata_mask
 from csakd_qgis.raster.coreg import (
     MIN_CORRECTED_SHIFT_LR,
     SHIFT_SAMPLE_LR,
@@ -180,16 +184,44 @@ def _offset_layer(layer: Layer, rows: int, cols: int, n_rows: int, phase: int) -
                                n_rows=n_rows, phase=phase)
 
 
+class Msi20Sharpener(Predictor):
+    """The sharpening of the 20 m bands as a predictor of the tiled job (its "LR" input is the 20 m raster):
+    gains fitted once on the scene sample, :func:`fusion.multires.sharpen_bands` per window."""
+
+    def __init__(self, factor: int, z_bands: int, msi_bands: int) -> None:
+        self.name = "msi20 sharpening"
+        self.scale, self.hsi_bands, self.msi_bands = int(factor), int(z_bands), int(msi_bands)
+        self.halo_lr = sharpen_margin()
+        self.params = None
+        self.messages = []
+
+    def prepare(self, z: np.ndarray, msi: np.ndarray) -> None:
+        """Fit the injection gains on the scene sample."""
+        self.params = sharpen_params(z, msi, self.scale)
+
+    def predict(self, z: np.ndarray, msi: np.ndarray) -> np.ndarray:
+        """Each window of the batch sharpened with the scene's gains."""
+        self._check(z, msi)
+        if self.params is None:
+            raise RuntimeError("Msi20Sharpener.prepare() was not called")
+        t0 = time.perf_counter()
+        out = np.stack([sharpen_bands(a, b, self.scale, self.params) for a, b in zip(z, msi, strict=True)])
+        apply_mask(out, nodata_mask(z, msi, self.scale))
+        self.network_seconds += time.perf_counter() - t0
+        return out
+
+
 def sharpen_msi20(grid: FusionGrid, plan: Msi20Plan, out: str | os.PathLike, opts, prog: Progress,
                   progress_range: tuple[float, float]) -> list[str]:
-    """The 20 m bands over the fusion grid sharpened to the MSI grid (GLP detail injection at the 20 m / MSI
-    scale, :func:`fusion.multires.sharpen_bands`) by the tiled raster job, into the GeoTIFF ``out``."""
+    """The 20 m bands over the fusion grid sharpened to the MSI grid (detail injection at the 20 m / MSI scale
+    and back-projection onto the 20 m bands, :func:`fusion.multires.sharpen_bands`) by the tiled raster job,
+    into the GeoTIFF ``out``."""
     import rasterio
     from affine import Affine
 
     f, m = plan.factor, plan.meta
     n_z = m.count
-    predictor = ClassicalPredictor("glp", f, n_z, len(grid.msi_bands))
+    predictor = Msi20Sharpener(f, n_z, len(grid.msi_bands))
     transform = m.transform * Affine.translation(plan.col0, plan.row0) * Affine.scale(1.0 / f)
     job = TiledRasterJob(out, OutputSpec(plan.cols * f, plan.rows * f, grid.crs, transform, n_z, range(n_z),
                                          m.wavelengths, m.fwhm), f, opts, prog)
@@ -202,7 +234,9 @@ def sharpen_msi20(grid: FusionGrid, plan: Msi20Plan, out: str | os.PathLike, opt
         r, c = (plan.rows - n[0]) // 2, (plan.cols - n[1]) // 2
         predictor.prepare(zl.read(r, c, *n), ml.read(r * f, c * f, n[0] * f, n[1] * f))
         job.run([zl, ml], predictor, progress_range, "sharpening the 20 m bands")
-    return [f"{MSI20_ROLE}: {n_z} band(s) sharpened to the MSI grid by GLP detail injection at scale {f}."]
+    return [f"{MSI20_ROLE}: {n_z} band(s) sharpened to the MSI grid by detail injection at scale {f} "
+            f"(gains fitted on {predictor.params.n_fit_pixels} px of 20 m detail) and {SHARPEN_ROUNDS} "
+            "back-projections onto the 20 m bands."]
 
 
 def stacked_msi_layer(grid: FusionGrid, plan: Msi20Plan, ds, meta: RasterMeta) -> Layer:
@@ -274,6 +308,8 @@ def fuse(hsi: str | os.PathLike, msi: str | os.PathLike, out: str | os.PathLike,
                                precision=precision, threads=opts.threads, runtime=runtime,
                                model_options={"fwhm": [hsi_meta.fwhm[i] for i in good],
                                               "msi_wavelengths": msi_wl, **options})
+    if m20 is not None and hasattr(predictor, "hr_bands"):  # model-based: the PSF of the MSI's own bands
+        predictor.hr_bands = len(grid.msi_bands)
     opts = dataclasses.replace(opts, tile=max(opts.tile, int(getattr(predictor, "min_tile", 0))),
                                batch=min(opts.batch, int(getattr(predictor, "max_batch", opts.batch))))
     prog.check_cancel()
@@ -386,5 +422,5 @@ def fuse(hsi: str | os.PathLike, msi: str | os.PathLike, out: str | os.PathLike,
                       observation=dict(getattr(predictor, "report", None) or {}))
 
 
-__all__ = ["FuseResult", "Msi20Plan", "fuse", "grid_layers", "plan_msi20", "radiometry_check", "sharpen_msi20",
+__all__ = ["FuseResult", "Msi20Plan", "Msi20Sharpener", "fuse", "grid_layers", "plan_msi20", "radiometry_check", "sharpen_msi20",
            "stacked_msi_layer"]

@@ -3,10 +3,17 @@
 The 20 m bands Z are f = 2 times coarser than the HR-MSI M (f any integer >= 2). Two ways to use them,
 both measured on held-apart EnMAP scenes by ``bench/eval_multires.py`` (docs/results/multires.md):
 
-- (a) :func:`sharpen_bands` then :func:`stack_bands`: each Z band is sharpened to the HR grid by GLP
-  detail injection at scale f (:mod:`fusion.classical`): Z_hr = up_f(Z) + sum_j b_kj (M_j - up_f(wald_f(M_j))),
-  b_k regressed at 20 m on the HR-MSI Wald-degraded to 20 m; the fusion then sees all bands as one HR-MSI.
-  This is what ``csakd fuse --msi20`` does (any classical or model-based method).
+- (a) :func:`sharpen_bands` then :func:`stack_bands`: each Z band is sharpened to the HR grid by detail
+  injection at scale f, Z_hr = up_f(Z) + sum_j b_kj (M_j - up_f(wald_f(M_j))), with the gains b_k regressed
+  on details one level down (Z's own 20 m detail Z - up_f(wald_f(Z)) on that of the HR-MSI degraded to
+  20 m), then moved ``SHARPEN_ROUNDS`` times back onto the 20 m observation (Z_hr += up_f(Z - wald_f(Z_hr)):
+  degraded as the 20 m bands were, the sharpened bands give them back, which also restores the 20 m bands'
+  own detail that their MTF blur attenuates). The fusion then sees all bands as one HR-MSI; model-based
+  methods estimate their PSF on the HR-MSI bands only (:func:`multires_observation`). This is what
+  ``csakd fuse --msi20`` does (any classical or model-based method). The gains on details, the back-projection,
+  its number of rounds and the PSF on the HR bands were chosen on the development scenes of
+  ``bench/eval_multires.py --dev`` (docs/RESULTS.md); the first version (gains on levels, no back-projection)
+  is :func:`sharpen_bands_levels`, kept for comparison.
 - (b) :func:`fuse_per_resolution`: GLP whose detail is split by scale: the LR -> 20 m detail of every band
   (the 10 m bands smoothed to 20 m) with the gains regressed on all bands, plus the 20 m -> 10 m detail of
   the HR-MSI bands with the gains of the HR-MSI alone.
@@ -21,38 +28,121 @@ covers HR pixels [i*f, (i+1)*f) x [j*f, (j+1)*f) (the LR/HR pixel grid of docs/A
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.fusion.classical import (
     CLASSICAL_METHODS,
-    ClassicalParams,
     _apply_linear,
     _lstsq_with_const,
     apply_classical,
     fit_classical,
+    margin_lr,
 )
 from csakd_qgis.fusion.model_based import is_model_based
+from csakd_qgis.fusion.observation import ObservationModel, estimate_observation, parse_psf
 from csakd_qgis.raster.resample import upsample_bicubic
-from csakd_qgis.spectral.degrade import check_scale, wald_degrade
+from csakd_qgis.spectral.degrade import check_scale, crop_to_multiple, fill_nan_nearest, wald_degrade
 from csakd_qgis.spectral.srf import load_srf, sensor_name
 
 S2_20M_BANDS = ("B5", "B6", "B7", "B8A", "B11", "B12")  # Sentinel-2's 20 m bands, in band order
 SHARPEN_METHOD = "glp"  # detail injection of the 20 m bands (the classical GLP at the 20 m / 10 m scale)
+SHARPEN_ROUNDS = 5  # back-projections onto the 20 m observation (dev scenes: 3-10 within 0.4 dB, 5 most robust)
 MSI20_ROLE = "MSI at 2x coarser pixels (--msi20)"
 
 
-def sharpen_params(z: np.ndarray, msi: np.ndarray, f: int) -> ClassicalParams:
-    """GLP coefficients of the 20 m bands ``z`` on the HR-MSI ``msi`` Wald-degraded to the 20 m grid."""
-    return fit_classical(z, msi, check_scale(f), SHARPEN_METHOD)
+@dataclass
+class SharpenParams:
+    """Detail-injection gains of the 20 m bands: ``gains`` (C_z, C_m + 1) [const, b_k1..] on the HR-MSI bands."""
+
+    factor: int
+    gains: np.ndarray
+    n_fit_pixels: int = 0
 
 
-def sharpen_bands(z: np.ndarray, msi: np.ndarray, f: int, params: ClassicalParams | None = None) -> np.ndarray:
-    """The 20 m bands (C_z, h, w) sharpened to the HR-MSI grid (C_z, f*h, f*w) by GLP detail injection."""
+def _detail(x: np.ndarray, f: int) -> np.ndarray:
+    """What the Wald degradation by ``f`` removes from ``x``: x - up_f(wald_f(x)) (same shape as x)."""
+    return x - upsample_bicubic(wald_degrade(x, f), f)
+
+
+def sharpen_params(z: np.ndarray, msi: np.ndarray, f: int) -> SharpenParams:
+    """Injection gains of the 20 m bands ``z``, fitted on details one level down: z's own detail at 20 m
+    regressed on the detail of the HR-MSI ``msi`` Wald-degraded to 20 m (pixels valid in all bands)."""
+    f = check_scale(f)
+    z = crop_to_multiple(np.asarray(z, np.float32), f)
+    m20 = wald_degrade(np.asarray(msi, np.float32)[:, : z.shape[1] * f, : z.shape[2] * f], f)
+    if m20.shape[1:] != z.shape[1:]:
+        raise CsakdError(f"The HR-MSI ({msi.shape[1]} x {msi.shape[2]} px) does not cover the {MSI20_ROLE} "
+                         f"({z.shape[1]} x {z.shape[2]} px) at factor {f}: expected {z.shape[1] * f} x "
+                         f"{z.shape[2] * f} px.")
+    dz, dm = _detail(z, f), _detail(m20, f)
+    ok = np.isfinite(dz).all(0) & np.isfinite(dm).all(0)
+    n = int(ok.sum())
+    if n < m20.shape[0] + 2:
+        raise CsakdError(f"Only {n} pixels of the {MSI20_ROLE} are valid in every band, too few to fit its "
+                         "sharpening: give 20 m bands that overlap the MSI's clear area.")
+    return SharpenParams(f, _lstsq_with_const(dm[:, ok].T, dz[:, ok].T), n)
+
+
+def sharpen_margin(rounds: int = SHARPEN_ROUNDS) -> int:
+    """20 m px of context :func:`sharpen_bands` reads beyond a window (each back-projection reaches further)."""
+    return margin_lr(SHARPEN_METHOD) * (1 + int(rounds))
+
+
+def sharpen_bands(z: np.ndarray, msi: np.ndarray, f: int, params: SharpenParams | None = None,
+                  rounds: int = SHARPEN_ROUNDS) -> np.ndarray:
+    """The 20 m bands (C_z, h, w) sharpened to the HR-MSI grid (C_z, f*h, f*w): detail injection with the
+    gains of :func:`sharpen_params`, then ``rounds`` back-projections onto the 20 m observation.
+
+    NaN where any HR-MSI band is nodata and, per band, where the 20 m parent pixel is.
+    """
+    f = check_scale(f)
+    z = np.asarray(z, np.float32)
+    h, w = z.shape[1] * f, z.shape[2] * f
+    msi = np.asarray(msi, np.float32)[:, :h, :w]
+    if msi.shape[1:] != (h, w):
+        raise CsakdError(f"The HR-MSI ({msi.shape[1]} x {msi.shape[2]} px) does not cover the {MSI20_ROLE} "
+                         f"({z.shape[1]} x {z.shape[2]} px) at factor {f}: expected {h} x {w} px.")
     params = sharpen_params(z, msi, f) if params is None else params
-    return apply_classical(z, msi, f, SHARPEN_METHOD, params)
+    if params.gains.shape != (z.shape[0], msi.shape[0] + 1):
+        raise CsakdError(f"The sharpening gains were fitted for {params.gains.shape[0]} bands at 20 m and "
+                         f"{params.gains.shape[1] - 1} MSI bands, not {z.shape[0]} and {msi.shape[0]}.")
+    msi_ok, z_ok = np.isfinite(msi).all(0), np.isfinite(z)
+    msi_f = msi if msi_ok.all() else np.nan_to_num(fill_nan_nearest(msi))
+    z_f = z if z_ok.all() else np.nan_to_num(fill_nan_nearest(z))
+    x = upsample_bicubic(z_f, f)
+    x += np.einsum("zk,khw->zhw", params.gains[:, 1:].astype(np.float32), _detail(msi_f, f), optimize=True)
+    for _ in range(int(rounds)):
+        x += upsample_bicubic(z_f - wald_degrade(x, f), f)
+    x[:, ~msi_ok] = np.nan
+    x[np.repeat(np.repeat(~z_ok, f, axis=1), f, axis=2)] = np.nan
+    return x
+
+
+def sharpen_bands_levels(z: np.ndarray, msi: np.ndarray, f: int) -> np.ndarray:
+    """The first sharpening (for comparison only): GLP with gains regressed on levels (the 20 m bands on the
+    HR-MSI degraded to 20 m), no back-projection."""
+    f = check_scale(f)
+    return apply_classical(z, msi, f, SHARPEN_METHOD, fit_classical(z, msi, f, SHARPEN_METHOD))
+
+
+def multires_observation(lr: np.ndarray, msi: np.ndarray, s: int, hr_bands: int, psf: Any = "auto",
+                         **kwargs: Any) -> ObservationModel:
+    """Observation model of a stacked MSI (``hr_bands`` HR bands, then the sharpened 20 m bands): the PSF is
+    estimated on the HR bands only, whose blur is the sensor's (the sharpened bands carry the sharpening's),
+    then the SRF of every band with that PSF. ``kwargs``: srf, sensor, wavelengths, fwhm of
+    :func:`fusion.observation.estimate_observation`."""
+    if parse_psf(psf, s) != "auto" or not 0 < hr_bands < msi.shape[0]:
+        return estimate_observation(lr, msi, s, psf=psf, **kwargs)
+    first = estimate_observation(lr, np.asarray(msi)[:hr_bands], s)
+    obs = estimate_observation(lr, msi, s, psf=first.psf, **kwargs)
+    return dataclasses.replace(obs, psf_source=f"{first.psf_source}, on the {hr_bands} HR bands",
+                               info={**first.info, **obs.info, "msi_linear": obs.info.get("msi_linear", True)})
 
 
 def stack_bands(msi: np.ndarray, z: np.ndarray, f: int) -> np.ndarray:
@@ -147,6 +237,7 @@ def stacked_wavelengths(msi_wl: Sequence[float | None] | None, z_wl: Sequence[fl
     return out if any(v is not None for v in out) else None
 
 
-__all__ = ["MSI20_ROLE", "S2_20M_BANDS", "SHARPEN_METHOD", "check_multires_model", "fuse_per_resolution",
-           "multires_srf", "sharpen_bands", "sharpen_params", "stack_bands", "stacked_wavelengths",
+__all__ = ["MSI20_ROLE", "S2_20M_BANDS", "SHARPEN_METHOD", "SHARPEN_ROUNDS", "SharpenParams",
+           "check_multires_model", "fuse_per_resolution", "multires_observation", "multires_srf", "sharpen_bands",
+           "sharpen_bands_levels", "sharpen_margin", "sharpen_params", "stack_bands", "stacked_wavelengths",
            "upsampled_bands"]

@@ -29,10 +29,10 @@ from csakd_qgis.fusion.classical import CLASSICAL_METHODS, apply_classical, fit_
 from csakd_qgis.fusion.consistency import margin_lr as consistency_margin_lr
 from csakd_qgis.fusion.consistency import project
 from csakd_qgis.fusion.model_based import apply_base, base_margin_lr, fit_base, is_model_based, split_method
+from csakd_qgis.fusion.multires import multires_observation
 from csakd_qgis.fusion.observation import (
     central_sample,
     check_msi_wavelengths,
-    estimate_observation,
     parse_psf,
     parse_srf,
 )
@@ -299,6 +299,7 @@ class ModelBasedPredictor(Predictor):
         self.min_tile = self.MIN_TILE_LR * self.scale
         self.max_batch = self.MAX_BATCH
         self.halo_lr = 0  # set by prepare() from the PSF
+        self.hr_bands = 0  # > 0: the MSI is stacked (HR bands, then sharpened 20 m bands): PSF on the HR bands
         self.network_seconds = 0.0
         self.messages: list[str] = []
         self.report: dict[str, Any] = {}
@@ -315,8 +316,8 @@ class ModelBasedPredictor(Predictor):
         t0 = time.perf_counter()
         s = self.scale
         if self.obs is None:
-            self.obs = estimate_observation(lr, msi, s, psf=self.psf, srf=self.srf, sensor=self.sensor,
-                                            wavelengths=self.wavelengths, fwhm=self.fwhm)
+            self.obs = multires_observation(lr, msi, s, self.hr_bands, psf=self.psf, srf=self.srf,
+                                            sensor=self.sensor, wavelengths=self.wavelengths, fwhm=self.fwhm)
         self.messages.append(self.obs.message())
         self.messages += list(self.obs.info.get("warnings", []))
         self.report = {"observation": self.obs.summary()}

@@ -17,8 +17,12 @@ from csakd_qgis.fusion.fuse import fuse
 from csakd_qgis.fusion.multires import (
     check_multires_model,
     fuse_per_resolution,
+    multires_observation,
     multires_srf,
     sharpen_bands,
+    sharpen_bands_levels,
+    sharpen_margin,
+    sharpen_params,
     stack_bands,
 )
 from csakd_qgis.quality.metrics import compute_metrics
@@ -79,6 +83,61 @@ def test_sharpening_injects_detail(scene):
     # consistency: the sharpened bands degraded back give the 20 m bands (inside, away from the edges)
     back = wald_degrade(zs, 2)
     assert np.abs(back - z)[:, 3:-3, 3:-3].max() < 0.01 * float(np.abs(z).max())
+
+
+def test_back_projection_gives_the_20m_bands_back(scene):
+    _, _, _, msi, z, z_true = scene
+    inner = (slice(None), slice(3, -3), slice(3, -3))
+    err = {r: float(np.abs(wald_degrade(sharpen_bands(z, msi, 2, rounds=r), 2) - z)[inner].max()) for r in (0, 5)}
+    assert err[5] < 0.1 * err[0] and err[5] < 5e-4 * float(np.abs(z).max())
+    # closer to the 10 m truth than without back-projection and than the first (levels) sharpening
+    p5 = compute_metrics(z_true, sharpen_bands(z, msi, 2), 2)["psnr"]
+    assert p5 > compute_metrics(z_true, sharpen_bands(z, msi, 2, rounds=0), 2)["psnr"] + 3.0
+    assert p5 > compute_metrics(z_true, sharpen_bands_levels(z, msi, 2), 2)["psnr"] + 3.0
+
+
+def test_sharpening_gains_are_fitted_on_details():
+    # 20 m bands that are exact combinations of the 10 m bands: the detail regression finds the combination
+    rng = np.random.default_rng(0)
+    from scipy.ndimage import gaussian_filter
+
+    msi = gaussian_filter(rng.random((4, 64, 64)), (0, 2, 2)).astype(np.float32)
+    mix = np.array([[0.5, -0.2, 0.1, 0.3], [0.0, 0.4, 0.6, -0.1]], np.float32)
+    z = wald_degrade(np.einsum("zk,khw->zhw", mix, msi) + 0.05, 2)
+    g = sharpen_params(z, msi, 2).gains
+    np.testing.assert_allclose(g[:, 1:], mix, atol=1e-3)
+
+
+def test_sharpening_windows_match_the_whole_and_nodata():
+    cube, wl = _cube(h=160, w=160, seed=5)
+    fw = [10.0] * len(wl)
+    msi = simulate_pair(cube, wl, fw, S10, 2)[1]
+    z = simulate_msi20(cube, wl, fw, S20, 2)
+    p = sharpen_params(z, msi, 2)
+    whole = sharpen_bands(z, msi, 2, p)
+    m = sharpen_margin()
+    r0, c0, n = 30, 28, 20  # a window of 20 x 20 px at 20 m with the margin around it
+    win = sharpen_bands(z[:, r0 - m: r0 + n + m, c0 - m: c0 + n + m],
+                        msi[:, 2 * (r0 - m): 2 * (r0 + n + m), 2 * (c0 - m): 2 * (c0 + n + m)], 2, p)
+    np.testing.assert_allclose(win[:, 2 * m: 2 * (m + n), 2 * m: 2 * (m + n)],
+                               whole[:, 2 * r0: 2 * (r0 + n), 2 * c0: 2 * (c0 + n)], atol=1e-5)
+    zn, mn = z.copy(), msi.copy()
+    zn[4, 10, 12] = np.nan  # B11 missing at one 20 m px: that band's 2 x 2 HR px only
+    mn[0, 50, 51] = np.nan  # B2 missing at one HR px: every sharpened band there
+    out = sharpen_bands(zn, mn, 2, p)
+    assert np.isnan(out[4, 20:22, 24:26]).all() and np.isfinite(out[[0, 1, 2, 3, 5], 20:22, 24:26]).all()
+    assert np.isnan(out[:, 50, 51]).all() and int(np.isnan(out).sum()) == 4 + 6
+
+
+def test_multires_observation_takes_the_psf_of_the_hr_bands(scene):
+    from csakd_qgis.fusion.observation import estimate_observation
+
+    _, _, lr, msi, z, _ = scene
+    x = stack_bands(msi, z, 2)
+    obs = multires_observation(lr, x, 3, 4)
+    assert obs.psf == estimate_observation(lr, msi, 3).psf and "on the 4 HR bands" in obs.psf_source
+    assert obs.spectral.R.shape == (10, lr.shape[0])
+    assert multires_observation(lr, x, 3, 4, psf="wald").psf_source == "wald"
 
 
 def test_methods_a_and_b_beat_the_10m_bands(scene):
@@ -143,6 +202,19 @@ def test_tiled_fusion_with_20m_equals_whole(rasters, scene):
     swir = [i for i, w in enumerate(wl) if w > 1300]
     plain = read_reflectance(fuse(p["lr"], p["msi"], d / "plain.tif", "glp").out_path)
     assert compute_metrics(cube, a, 3, bands=swir)["psnr"] > compute_metrics(cube, plain, 3, bands=swir)["psnr"]
+
+
+def test_model_based_fusion_with_20m_estimates_the_psf_on_the_10m_bands(rasters, scene):
+    from csakd_qgis.fusion.model_based import run_candidate
+
+    d, p = rasters
+    res = fuse(p["lr"], p["msi"], d / "cy.tif", "glp+cy", msi20=p["z"])
+    assert "on the 4 HR bands" in res.observation["observation"]["psf_source"]
+    cube, wl, lr, msi, z, _ = scene
+    x = stack_bands(msi, z, 2)
+    ref = run_candidate("glp+cy", lr, x, 3, multires_observation(lr, x, 3, 4))
+    inner = (slice(None), slice(12, -12), slice(12, -12))
+    assert np.abs(read_reflectance(d / "cy.tif")[inner] - ref[inner]).max() < 1e-3
 
 
 def test_cli_fuse_with_msi20_and_bad_inputs(rasters, capsys):
