@@ -3,7 +3,7 @@
 QGIS calls :func:`classFactory`; nothing heavy (torch, GDAL) is imported at plugin load.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 
 def classFactory(iface):  # noqa: N802 (QGIS API name)
