@@ -216,13 +216,16 @@ def markdown(res: dict) -> str:
 
 
 def main(argv=None) -> int:
+    global METHODS  # --methods replaces the compared methods for this run
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(ROOT / "docs" / "results" / "multires.json"))
     ap.add_argument("--md", default=str(ROOT / "docs" / "results" / "multires.md"))
     ap.add_argument("--set", choices=("dev", "held", "both"), default="both")
     ap.add_argument("--blur20", type=float, default=1.0, help="blur sigma (HR px) of the simulated 20 m bands")
     ap.add_argument("--no-engine", action="store_true", help="skip the raster-path check")
+    ap.add_argument("--methods", default=",".join(METHODS), help="fusion methods compared (default: %(default)s)")
     a = ap.parse_args(argv)
+    METHODS = tuple(m for m in a.methods.split(",") if m)
     res = {"msi10": MSI10, "msi20": MSI20, "f20": F20, "scale": SCALE, "blur20": a.blur20}
     for key, names in (("dev", DEV), ("held", HELD)):
         if a.set in (key, "both"):
