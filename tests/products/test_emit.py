@@ -14,7 +14,6 @@ from csakd_qgis.products.registry import find_reader, open_product
 from csakd_qgis.raster.io import read_meta, read_reflectance
 
 pytestmark = [requires_shared, pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")]
-pytest.importorskip("netCDF4")
 
 
 @pytest.fixture(scope="module")

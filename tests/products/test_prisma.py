@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 
+import h5py  # system package (python3-h5py), installed by make setup
 import numpy as np
 import pytest
 from _builders import N_SWIR_ZERO, PRISMA_SCALE, build_desis, build_enmap, build_prisma
@@ -16,7 +17,6 @@ from csakd_qgis.products.registry import find_reader, open_product
 from csakd_qgis.raster.io import read_meta, read_reflectance
 
 pytestmark = requires_shared
-h5py = pytest.importorskip("h5py")
 
 
 def _expected(src: dict) -> tuple[list[float], list[float], np.ndarray, np.ndarray, int]:

@@ -59,7 +59,8 @@ def test_solar_shape_peaks_in_the_visible_and_falls_into_the_swir():
 
 
 def test_mat_v73_read_through_h5py(tmp_path):
-    h5py = pytest.importorskip("h5py")
+    import h5py  # system package (python3-h5py), installed by make setup
+
     p = tmp_path / "cube_v73.mat"
     with h5py.File(p, "w", userblock_size=512) as f:
         f["data"] = np.arange(24, dtype=np.float32).reshape(4, 3, 2)  # MATLAB (2, 3, 4) column-major
