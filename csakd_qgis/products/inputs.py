@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -48,11 +47,11 @@ def pick_msi(rasters: list[ProductRaster], path: str) -> tuple[ProductRaster, Pr
     return msi[0], coarse[0] if coarse else None
 
 
-def _folder_beside(out: str | os.PathLike) -> Path:
+def _folder_beside(out: str | os.PathLike) -> tempfile.TemporaryDirectory:
     out = Path(str(out))
-    folder = out.parent if str(out.parent) else Path(".")
     try:
-        return Path(tempfile.mkdtemp(prefix=f".{out.name}.products.", dir=str(folder)))
+        return tempfile.TemporaryDirectory(prefix=f".{out.name}.products.", dir=str(out.parent or Path(".")),
+                                           ignore_cleanup_errors=True)
     except OSError as exc:
         raise CsakdError(f"Cannot create a work folder for the products beside the output '{out}' ({exc}): "
                          "choose an output folder you can write to.") from None
@@ -71,8 +70,8 @@ def product_inputs(inputs: dict[str, str | None], out: str | os.PathLike, takes_
     if not any(v and is_product(v) for v in inputs.values()):
         yield resolved, messages
         return
-    work = _folder_beside(out)
-    try:
+    with _folder_beside(out) as folder:
+        work = Path(folder)
         opened: dict[str, list[ProductRaster]] = {}
 
         def rasters_of(path: str) -> list[ProductRaster]:
@@ -95,8 +94,9 @@ def product_inputs(inputs: dict[str, str | None], out: str | os.PathLike, takes_
                 elif coarse is not None and not takes_msi20:
                     messages.append(f"{coarse.product} {coarse.role} bands not used: this model takes the "
                                     f"{chosen[key].role} bands only (classical and model-based methods use both).")
-            else:
-                chosen[key] = pick_msi(rasters, str(path))[0]
+            else:  # msi20: a product's 20 m raster (e.g. a SAFE given there), else its finest
+                fine, coarse = pick_msi(rasters, str(path))
+                chosen[key] = coarse or fine
         for key, raster in chosen.items():
             target = work / f"{key}.tif"
             if log:
@@ -105,8 +105,6 @@ def product_inputs(inputs: dict[str, str | None], out: str | os.PathLike, takes_
             resolved[key] = str(target)
             messages.append(f"{ROLE_NAMES.get(key, key)}: {raster.summary()}")
         yield resolved, messages
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 __all__ = ["pick_hsi", "pick_msi", "product_inputs"]

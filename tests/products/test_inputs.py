@@ -184,3 +184,16 @@ def test_missing_h5py_names_the_system_package(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "'h5py'" in err[0] and "apt-get install python3-h5py" in err[0], err
     assert not out.exists()
+
+
+def test_a_safe_given_as_the_20m_input_gives_its_20m_bands(tmp_path):
+    """product_inputs: a SAFE as msi20 yields its six 20 m bands; the work folder is gone afterwards."""
+    from _builders_msi import build_sentinel2
+
+    from csakd_qgis.products.inputs import product_inputs
+
+    s2 = build_sentinel2(tmp_path / "s2")
+    with product_inputs({"msi20": str(s2["path"])}, tmp_path / "fused.tif") as (paths, notes):
+        meta = read_meta(paths["msi20"])
+        assert meta.count == 6 and meta.res == (20.0, 20.0) and len(notes) == 1
+    assert _leftovers(tmp_path) == []
