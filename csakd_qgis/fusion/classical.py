@@ -86,7 +86,7 @@ def _check_pair(lr: np.ndarray, msi: np.ndarray, s: int) -> tuple[np.ndarray, np
     return lr, msi[:, : h * s, : w * s]
 
 
-def _lstsq_with_const(x: np.ndarray, y: np.ndarray, ridge: float = 0.0) -> np.ndarray:
+def lstsq_with_const(x: np.ndarray, y: np.ndarray, ridge: float = 0.0) -> np.ndarray:
     """Coefficients [const, slopes] (n_out, n_in + 1) of y (n, n_out) on x (n, n_in); optional ridge on slopes.
 
     Features are centred (the constant is unpenalised) and the ridge term is ``ridge`` times the mean
@@ -107,7 +107,7 @@ def _lstsq_with_const(x: np.ndarray, y: np.ndarray, ridge: float = 0.0) -> np.nd
     return np.concatenate([const[None, :], slopes], axis=0).T
 
 
-def _apply_linear(coef: np.ndarray, x: np.ndarray) -> np.ndarray:
+def apply_linear(coef: np.ndarray, x: np.ndarray) -> np.ndarray:
     """coef (n_out, n_in + 1) applied to a (n_in, H, W) image -> (n_out, H, W)."""
     out = np.einsum("oi,ihw->ohw", coef[:, 1:].astype(np.float32), x, optimize=True)
     out += coef[:, :1, None].astype(np.float32)
@@ -147,16 +147,16 @@ def fit_classical(lr: np.ndarray, msi: np.ndarray | None, s: int, method: str,
     if n_valid > MAX_FIT_PIXELS:
         pick = np.random.default_rng(seed).choice(n_valid, MAX_FIT_PIXELS, replace=False)
         lv, mv = lv[pick], mv[pick]
-    coef = _lstsq_with_const(mv, lv)  # (C_h, C_m + 1)
+    coef = lstsq_with_const(mv, lv)  # (C_h, C_m + 1)
     pred = mv @ coef[:, 1:].T + coef[:, 0]
     var = lv.var(0)
     r2 = 1.0 - ((lv - pred) ** 2).mean(0) / np.where(var > 0, var, 1.0)
     params = ClassicalParams(m, s, n_hsi=c_h, n_msi=c_m, coef=coef, r2=r2, n_fit_pixels=int(lv.shape[0]))
     if m == "gsa":
-        inten = _lstsq_with_const(lv, mv, ridge=GSA_RIDGE)  # (C_m, C_h + 1)
+        inten = lstsq_with_const(lv, mv, ridge=GSA_RIDGE)  # (C_m, C_h + 1)
         i_lr = lv @ inten[:, 1:].T + inten[:, 0]
         params.intensity = inten
-        params.gains = _lstsq_with_const(i_lr, lv)  # (C_h, C_m + 1)
+        params.gains = lstsq_with_const(i_lr, lv)  # (C_h, C_m + 1)
     return params
 
 
@@ -187,7 +187,7 @@ def apply_classical(lr: np.ndarray, msi: np.ndarray, s: int, method: str,
         detail = msi_f - upsample_bicubic(wald_degrade(msi_f, s), s)
         gains = params.coef
     else:  # gsa
-        detail = msi_f - _apply_linear(params.intensity, up_f)
+        detail = msi_f - apply_linear(params.intensity, up_f)
         gains = params.gains
     out = up_f + np.einsum("bk,khw->bhw", gains[:, 1:].astype(np.float32), detail, optimize=True)
     out[:, ~msi_ok] = np.nan

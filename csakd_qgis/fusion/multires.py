@@ -38,10 +38,10 @@ import numpy as np
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.fusion.classical import (
     CLASSICAL_METHODS,
-    _apply_linear,
-    _lstsq_with_const,
     apply_classical,
+    apply_linear,
     fit_classical,
+    lstsq_with_const,
     margin_lr,
 )
 from csakd_qgis.fusion.model_based import is_model_based
@@ -86,7 +86,7 @@ def sharpen_params(z: np.ndarray, msi: np.ndarray, f: int) -> SharpenParams:
     if n < m20.shape[0] + 2:
         raise CsakdError(f"Only {n} pixels of the {MSI20_ROLE} are valid in every band, too few to fit its "
                          "sharpening: give 20 m bands that overlap the MSI's clear area.")
-    return SharpenParams(f, _lstsq_with_const(dm[:, ok].T, dz[:, ok].T), n)
+    return SharpenParams(f, lstsq_with_const(dm[:, ok].T, dz[:, ok].T), n)
 
 
 def sharpen_margin(rounds: int = SHARPEN_ROUNDS) -> int:
@@ -161,7 +161,7 @@ def _detail_gains(lr: np.ndarray, x_lr: np.ndarray) -> np.ndarray:
     if int(ok.sum()) < x_lr.shape[0] + 2:
         raise CsakdError(f"Only {int(ok.sum())} valid LR pixels to fit the detail gains: the inputs overlap too "
                          "little or are mostly nodata.")
-    return _lstsq_with_const(x_lr[:, ok].T, lr[:, ok].T)
+    return lstsq_with_const(x_lr[:, ok].T, lr[:, ok].T)
 
 
 def fuse_per_resolution(lr: np.ndarray, msi: np.ndarray, z: np.ndarray, s: int, f: int) -> np.ndarray:
@@ -185,8 +185,8 @@ def fuse_per_resolution(lr: np.ndarray, msi: np.ndarray, z: np.ndarray, s: int, 
     gains_all = _detail_gains(lr, x_lr)
     gains_hr = _detail_gains(lr, x_lr[: msi.shape[0]])
     out = upsample_bicubic(lr, s)
-    out += _apply_linear(gains_all, x20 - upsample_bicubic(x_lr, s)) - gains_all[:, :1, None].astype(np.float32)
-    out += _apply_linear(gains_hr, msi - m20) - gains_hr[:, :1, None].astype(np.float32)
+    out += apply_linear(gains_all, x20 - upsample_bicubic(x_lr, s)) - gains_all[:, :1, None].astype(np.float32)
+    out += apply_linear(gains_hr, msi - m20) - gains_hr[:, :1, None].astype(np.float32)
     return out.astype(np.float32)
 
 

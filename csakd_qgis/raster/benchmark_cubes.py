@@ -34,7 +34,7 @@ import numpy as np
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.raster.io import read_meta, read_reflectance
 from csakd_qgis.raster.scene import hydice_urban_wavelengths, load_mat_variables
-from csakd_qgis.spectral.library import _brace_list, _envi_header
+from csakd_qgis.spectral.library import brace_list, envi_header
 
 REFERENCE_P995 = 0.5  # 99.5th percentile of the known-scale cubes (EnMAP Potsdam, Cuprite, HYDICE, EMIT, MUUFL)
 MAX_REFLECTANCE = 1.5
@@ -207,14 +207,14 @@ def _aviris_anchored(full: np.ndarray, cube: np.ndarray) -> np.ndarray | None:
 
 def _envi_spectral(path: Path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """(centres nm, FWHM or None, bbl or None) from an ENVI header: ``wavelength`` or "<nm> Nanometers" band names."""
-    h = _envi_header(Path(str(path) + ".hdr"))
+    h = envi_header(Path(str(path) + ".hdr"))
     if "wavelength" in h:
-        wl = np.asarray([float(v) for v in _brace_list(h["wavelength"])])
+        wl = np.asarray([float(v) for v in brace_list(h["wavelength"])])
     else:
-        wl = np.asarray([float(v.split()[0]) for v in _brace_list(h.get("band names", "{}"))
+        wl = np.asarray([float(v.split()[0]) for v in brace_list(h.get("band names", "{}"))
                          if v.lower().endswith("nanometers")])
-    fw = np.asarray([float(v) for v in _brace_list(h["fwhm"])]) if "fwhm" in h else None
-    bbl = np.asarray([float(v) for v in _brace_list(h["bbl"])]) > 0 if "bbl" in h else None
+    fw = np.asarray([float(v) for v in brace_list(h["fwhm"])]) if "fwhm" in h else None
+    bbl = np.asarray([float(v) for v in brace_list(h["bbl"])]) > 0 if "bbl" in h else None
     return wl, fw, bbl
 
 

@@ -129,7 +129,7 @@ def package_data_dir(package: str) -> Path:
                      f"--force-reinstall {package}")
 
 
-def _envi_header(path: Path) -> dict[str, str]:
+def envi_header(path: Path) -> dict[str, str]:
     """Key -> raw value of an ENVI header (brace lists kept as text)."""
     text = path.read_text(encoding="utf-8", errors="replace")
     out: dict[str, str] = {}
@@ -138,7 +138,8 @@ def _envi_header(path: Path) -> dict[str, str]:
     return out
 
 
-def _brace_list(text: str) -> list[str]:
+def brace_list(text: str) -> list[str]:
+    """The items of an ENVI ``{a, b, c}`` list, stripped."""
     return [t.strip() for t in text.strip().strip("{}").split(",") if t.strip()]
 
 
@@ -148,7 +149,7 @@ def read_envi_sli(sli_path: str | Path) -> tuple[np.ndarray, np.ndarray, list[st
     hdr = next((p for p in (Path(str(sli) + ".hdr"), sli.with_suffix(".hdr")) if p.is_file()), None)
     if hdr is None:
         raise CsakdError(f"No ENVI header (.hdr) next to the spectral library '{sli}'.")
-    h = _envi_header(hdr)
+    h = envi_header(hdr)
     samples, lines = int(h["samples"]), int(h["lines"])
     dtype = {"4": "f4", "5": "f8"}.get(h.get("data type", "4"))
     if dtype is None:
@@ -158,11 +159,11 @@ def read_envi_sli(sli_path: str | Path) -> tuple[np.ndarray, np.ndarray, list[st
     data = np.fromfile(sli, dtype=order + dtype, offset=offset)
     if data.size != samples * lines:
         raise CsakdError(f"ENVI library '{sli}' holds {data.size} values, header says {lines} x {samples}.")
-    wl = np.asarray([float(v) for v in _brace_list(h["wavelength"])], np.float64)
+    wl = np.asarray([float(v) for v in brace_list(h["wavelength"])], np.float64)
     units = h.get("wavelength units", "").lower()
     if units.startswith("micro") or (not units and wl.max() < 30):
         wl = wl * 1000.0
-    names = _brace_list(h.get("spectra names", "")) or [f"spectrum {i + 1}" for i in range(lines)]
+    names = brace_list(h.get("spectra names", "")) or [f"spectrum {i + 1}" for i in range(lines)]
     return wl, data.reshape(lines, samples).astype(np.float32), names
 
 
