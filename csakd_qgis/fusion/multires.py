@@ -4,16 +4,19 @@ The 20 m bands Z are f = 2 times coarser than the HR-MSI M (f any integer >= 2).
 both measured on held-apart EnMAP scenes by ``bench/eval_multires.py`` (docs/results/multires.md):
 
 - (a) :func:`sharpen_bands` then :func:`stack_bands`: each Z band is sharpened to the HR grid by detail
-  injection at scale f, Z_hr = up_f(Z) + sum_j b_kj (M_j - up_f(wald_f(M_j))), with the gains b_k regressed
-  on details one level down (Z's own 20 m detail Z - up_f(wald_f(Z)) on that of the HR-MSI degraded to
-  20 m), then moved ``SHARPEN_ROUNDS`` times back onto the 20 m observation (Z_hr += up_f(Z - wald_f(Z_hr)):
-  degraded as the 20 m bands were, the sharpened bands give them back, which also restores the 20 m bands'
-  own detail that their MTF blur attenuates). The fusion then sees all bands as one HR-MSI; model-based
-  methods estimate their PSF on the HR-MSI bands only (:func:`multires_observation`). This is what
-  ``csakd fuse --msi20`` does (any classical or model-based method). The gains on details, the back-projection,
-  its number of rounds and the PSF on the HR bands were chosen on the development scenes of
-  ``bench/eval_multires.py --dev`` (docs/RESULTS.md); the first version (gains on levels, no back-projection)
-  is :func:`sharpen_bands_levels`, kept for comparison.
+  injection at scale f, Z_hr = up_f(Z) + sum_j b_kj (M_j - up_f(wald_f(M_j))), with gains b_k regressed on
+  details one level down (Z's own 20 m detail Z - G Z, G a Gaussian of ``SHARPEN_DETAIL_SIGMA`` 20 m px, on
+  that of the HR-MSI degraded to 20 m) in every ``2 SHARPEN_WINDOW + 1`` square window of 20 m px, pulled
+  toward the scene's gains by a ridge (``SHARPEN_RIDGE``): the relation between the SWIR and the VNIR detail
+  changes with the land cover (vegetation, soil, roofs, water). Then ``SHARPEN_ROUNDS`` back-projections
+  onto the 20 m observation (Z_hr += up_f(Z - wald_f(Z_hr)): degraded as the 20 m bands were, the sharpened
+  bands give them back, which also restores the 20 m bands' own detail that their MTF blur attenuates). The
+  fusion then sees all bands as one HR-MSI; model-based methods estimate their PSF on the HR-MSI bands only
+  (:func:`multires_observation`). This is what ``csakd fuse --msi20`` does (any classical or model-based
+  method). Every choice here (gains on details, local windows, their size, ridge and detail scale, the
+  back-projection and its rounds, the PSF on the HR bands) was made on the development scenes of
+  ``bench/eval_multires.py --set dev`` (docs/RESULTS.md); the first version (gains on levels, no
+  back-projection) is :func:`sharpen_bands_levels`, kept for comparison.
 - (b) :func:`fuse_per_resolution`: GLP whose detail is split by scale: the LR -> 20 m detail of every band
   (the 10 m bands smoothed to 20 m) with the gains regressed on all bands, plus the 20 m -> 10 m detail of
   the HR-MSI bands with the gains of the HR-MSI alone.
@@ -47,21 +50,26 @@ from csakd_qgis.fusion.classical import (
 from csakd_qgis.fusion.model_based import is_model_based
 from csakd_qgis.fusion.observation import ObservationModel, estimate_observation, parse_psf
 from csakd_qgis.raster.resample import upsample_bicubic
-from csakd_qgis.spectral.degrade import check_scale, crop_to_multiple, fill_nan_nearest, wald_degrade
+from csakd_qgis.spectral.degrade import check_scale, fill_nan_nearest, gaussian_blur, wald_degrade
 from csakd_qgis.spectral.srf import load_srf, sensor_name
 
 S2_20M_BANDS = ("B5", "B6", "B7", "B8A", "B11", "B12")  # Sentinel-2's 20 m bands, in band order
 SHARPEN_METHOD = "glp"  # detail injection of the 20 m bands (the classical GLP at the 20 m / 10 m scale)
 SHARPEN_ROUNDS = 5  # back-projections onto the 20 m observation (dev scenes: 3-10 within 0.4 dB, 5 most robust)
+SHARPEN_DETAIL_SIGMA = 0.6  # 20 m px: the Gaussian whose residual is the 20 m detail the gains are fitted on
+SHARPEN_WINDOW = 2  # 20 m px: radius of the square windows of the local gains (5 x 5 px, 100 m at 20 m)
+SHARPEN_RIDGE = 0.003  # pull of the local gains toward the scene's, relative to the mean 20 m detail power
 MSI20_ROLE = "MSI at 2x coarser pixels (--msi20)"
 
 
 @dataclass
 class SharpenParams:
-    """Detail-injection gains of the 20 m bands: ``gains`` (C_z, C_m + 1) [const, b_k1..] on the HR-MSI bands."""
+    """Detail-injection gains of the 20 m bands fitted on a scene: ``gains`` (C_z, C_m + 1) [const, b_k1..] on
+    the HR-MSI bands, and ``ridge``, the absolute pull of the local gains toward them."""
 
     factor: int
     gains: np.ndarray
+    ridge: float = 0.0
     n_fit_pixels: int = 0
 
 
@@ -70,44 +78,82 @@ def _detail(x: np.ndarray, f: int) -> np.ndarray:
     return x - upsample_bicubic(wald_degrade(x, f), f)
 
 
-def sharpen_params(z: np.ndarray, msi: np.ndarray, f: int) -> SharpenParams:
-    """Injection gains of the 20 m bands ``z``, fitted on details one level down: z's own detail at 20 m
-    regressed on the detail of the HR-MSI ``msi`` Wald-degraded to 20 m (pixels valid in all bands)."""
-    f = check_scale(f)
-    z = crop_to_multiple(np.asarray(z, np.float32), f)
-    m20 = wald_degrade(np.asarray(msi, np.float32)[:, : z.shape[1] * f, : z.shape[2] * f], f)
-    if m20.shape[1:] != z.shape[1:]:
+def _detail20(x: np.ndarray) -> np.ndarray:
+    """The finest detail of an image on the 20 m grid, x - G x: shift-invariant, so a window starting at any
+    20 m pixel gets the whole image's values inside its context."""
+    return x - gaussian_blur(x, SHARPEN_DETAIL_SIGMA)
+
+
+def _hr_cover(z: np.ndarray, msi: np.ndarray, f: int) -> np.ndarray:
+    """The HR-MSI cropped to the 20 m bands' footprint (f * h, f * w); one line when it does not cover it."""
+    h, w = z.shape[1] * f, z.shape[2] * f
+    if msi.shape[1] < h or msi.shape[2] < w:
         raise CsakdError(f"The HR-MSI ({msi.shape[1]} x {msi.shape[2]} px) does not cover the {MSI20_ROLE} "
-                         f"({z.shape[1]} x {z.shape[2]} px) at factor {f}: expected {z.shape[1] * f} x "
-                         f"{z.shape[2] * f} px.")
-    dz, dm = _detail(z, f), _detail(m20, f)
+                         f"({z.shape[1]} x {z.shape[2]} px) at factor {f}: expected {h} x {w} px.")
+    return msi[:, :h, :w]
+
+
+def sharpen_params(z: np.ndarray, msi: np.ndarray, f: int) -> SharpenParams:
+    """The scene's injection gains of the 20 m bands ``z``, fitted on details one level down: z's own 20 m
+    detail regressed on that of the HR-MSI ``msi`` Wald-degraded to 20 m (pixels valid in all bands)."""
+    f = check_scale(f)
+    z = np.asarray(z, np.float32)
+    m20 = wald_degrade(_hr_cover(z, np.asarray(msi, np.float32), f), f)
+    dz, dm = _detail20(z), _detail20(m20)
     ok = np.isfinite(dz).all(0) & np.isfinite(dm).all(0)
     n = int(ok.sum())
     if n < m20.shape[0] + 2:
         raise CsakdError(f"Only {n} pixels of the {MSI20_ROLE} are valid in every band, too few to fit its "
                          "sharpening: give 20 m bands that overlap the MSI's clear area.")
-    return SharpenParams(f, lstsq_with_const(dm[:, ok].T, dz[:, ok].T), n)
+    ridge = SHARPEN_RIDGE * float(np.mean(np.square(dm[:, ok], dtype=np.float64)))
+    return SharpenParams(f, lstsq_with_const(dm[:, ok].T, dz[:, ok].T), ridge, n)
+
+
+def local_gains(z: np.ndarray, m20: np.ndarray, params: SharpenParams, radius: int = SHARPEN_WINDOW) -> np.ndarray:
+    """Gains (C_z, C_m, h, w) of every 20 m pixel: the detail regression of :func:`sharpen_params` over the
+    (2 radius + 1)^2 window around it, ridge-pulled toward the scene's gains (flat windows keep those).
+    ``z`` and ``m20`` (the HR-MSI at 20 m) must be NaN-free."""
+    from scipy.ndimage import uniform_filter
+
+    dz, dm = _detail20(z), _detail20(m20)
+    size = (2 * int(radius) + 1,) * 2
+
+    def mean(a: np.ndarray) -> np.ndarray:
+        return uniform_filter(a, size=size, mode="reflect")
+
+    n_m, n_z = dm.shape[0], dz.shape[0]
+    mm, mz = [mean(b) for b in dm], [mean(b) for b in dz]
+    a = np.empty(dm.shape[1:] + (n_m, n_m), np.float64)
+    for i in range(n_m):
+        for j in range(i, n_m):
+            a[..., i, j] = a[..., j, i] = mean(dm[i] * dm[j]) - mm[i] * mm[j]
+    rhs = np.empty(dm.shape[1:] + (n_m, n_z), np.float64)
+    for k in range(n_z):
+        for i in range(n_m):
+            rhs[..., i, k] = mean(dz[k] * dm[i]) - mz[k] * mm[i]
+    a += params.ridge * np.eye(n_m)
+    rhs += params.ridge * params.gains[:, 1:].T
+    return np.moveaxis(np.linalg.solve(a, rhs), (-1, -2), (0, 1)).astype(np.float32)
 
 
 def sharpen_margin(rounds: int = SHARPEN_ROUNDS) -> int:
-    """20 m px of context :func:`sharpen_bands` reads beyond a window (each back-projection reaches further)."""
-    return margin_lr(SHARPEN_METHOD) * (1 + int(rounds))
+    """20 m px of context :func:`sharpen_bands` reads beyond a window: the local gains' detail, window and
+    upsampling, then each back-projection reaching further."""
+    gains = int(np.ceil(4 * SHARPEN_DETAIL_SIGMA)) + SHARPEN_WINDOW + margin_lr("bicubic")
+    return gains + margin_lr(SHARPEN_METHOD) * (1 + int(rounds))
 
 
 def sharpen_bands(z: np.ndarray, msi: np.ndarray, f: int, params: SharpenParams | None = None,
                   rounds: int = SHARPEN_ROUNDS) -> np.ndarray:
     """The 20 m bands (C_z, h, w) sharpened to the HR-MSI grid (C_z, f*h, f*w): detail injection with the
-    gains of :func:`sharpen_params`, then ``rounds`` back-projections onto the 20 m observation.
+    local gains of :func:`local_gains` (around the scene's, :func:`sharpen_params`), then ``rounds``
+    back-projections onto the 20 m observation.
 
     NaN where any HR-MSI band is nodata and, per band, where the 20 m parent pixel is.
     """
     f = check_scale(f)
     z = np.asarray(z, np.float32)
-    h, w = z.shape[1] * f, z.shape[2] * f
-    msi = np.asarray(msi, np.float32)[:, :h, :w]
-    if msi.shape[1:] != (h, w):
-        raise CsakdError(f"The HR-MSI ({msi.shape[1]} x {msi.shape[2]} px) does not cover the {MSI20_ROLE} "
-                         f"({z.shape[1]} x {z.shape[2]} px) at factor {f}: expected {h} x {w} px.")
+    msi = _hr_cover(z, np.asarray(msi, np.float32), f)
     params = sharpen_params(z, msi, f) if params is None else params
     if params.gains.shape != (z.shape[0], msi.shape[0] + 1):
         raise CsakdError(f"The sharpening gains were fitted for {params.gains.shape[0]} bands at 20 m and "
@@ -115,8 +161,10 @@ def sharpen_bands(z: np.ndarray, msi: np.ndarray, f: int, params: SharpenParams 
     msi_ok, z_ok = np.isfinite(msi).all(0), np.isfinite(z)
     msi_f = msi if msi_ok.all() else np.nan_to_num(fill_nan_nearest(msi))
     z_f = z if z_ok.all() else np.nan_to_num(fill_nan_nearest(z))
+    gains = local_gains(z_f, wald_degrade(msi_f, f), params)
+    gains_hr = upsample_bicubic(gains.reshape(-1, *gains.shape[2:]), f).reshape(*gains.shape[:2], *msi.shape[1:])
     x = upsample_bicubic(z_f, f)
-    x += np.einsum("zk,khw->zhw", params.gains[:, 1:].astype(np.float32), _detail(msi_f, f), optimize=True)
+    x += np.einsum("zkhw,khw->zhw", gains_hr, _detail(msi_f, f), optimize=True)
     for _ in range(int(rounds)):
         x += upsample_bicubic(z_f - wald_degrade(x, f), f)
     x[:, ~msi_ok] = np.nan
@@ -237,7 +285,7 @@ def stacked_wavelengths(msi_wl: Sequence[float | None] | None, z_wl: Sequence[fl
     return out if any(v is not None for v in out) else None
 
 
-__all__ = ["MSI20_ROLE", "S2_20M_BANDS", "SHARPEN_METHOD", "SHARPEN_ROUNDS", "SharpenParams",
-           "check_multires_model", "fuse_per_resolution", "multires_observation", "multires_srf", "sharpen_bands",
+__all__ = ["MSI20_ROLE", "S2_20M_BANDS", "SHARPEN_DETAIL_SIGMA", "SHARPEN_METHOD", "SHARPEN_RIDGE", "SHARPEN_ROUNDS",
+           "SHARPEN_WINDOW", "SharpenParams", "check_multires_model", "fuse_per_resolution", "local_gains", "multires_observation", "multires_srf", "sharpen_bands",
            "sharpen_bands_levels", "sharpen_margin", "sharpen_params", "stack_bands", "stacked_wavelengths",
            "upsampled_bands"]
