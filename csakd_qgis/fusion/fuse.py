@@ -36,6 +36,7 @@ from csakd_qgis.errors import CsakdError
 from csakd_qgis.fusion.multires import (
     MSI20_ROLE,
     SHARPEN_ROUNDS,
+    SHARPEN_WINDOW,
     check_multires_model,
     multires_srf,
     sharpen_bands,
@@ -186,7 +187,8 @@ def _offset_layer(layer: Layer, rows: int, cols: int, n_rows: int, phase: int) -
 
 class Msi20Sharpener(Predictor):
     """The sharpening of the 20 m bands as a predictor of the tiled job (its "LR" input is the 20 m raster):
-    gains fitted once on the scene sample, :func:`fusion.multires.sharpen_bands` per window."""
+    the scene's gains fitted once on the scene sample, :func:`fusion.multires.sharpen_bands` (local gains
+    around them) per window."""
 
     def __init__(self, factor: int, z_bands: int, msi_bands: int) -> None:
         self.name = "msi20 sharpening"
@@ -235,7 +237,8 @@ def sharpen_msi20(grid: FusionGrid, plan: Msi20Plan, out: str | os.PathLike, opt
         predictor.prepare(zl.read(r, c, *n), ml.read(r * f, c * f, n[0] * f, n[1] * f))
         job.run([zl, ml], predictor, progress_range, "sharpening the 20 m bands")
     return [f"{MSI20_ROLE}: {n_z} band(s) sharpened to the MSI grid by detail injection at scale {f} "
-            f"(gains fitted on {predictor.params.n_fit_pixels} px of 20 m detail) and {SHARPEN_ROUNDS} "
+            f"(gains fitted per {2 * SHARPEN_WINDOW + 1} x {2 * SHARPEN_WINDOW + 1} px window of 20 m detail, "
+            f"around the scene's from {predictor.params.n_fit_pixels} px) and {SHARPEN_ROUNDS} "
             "back-projections onto the 20 m bands."]
 
 
