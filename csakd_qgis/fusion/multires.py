@@ -73,11 +73,6 @@ class SharpenParams:
     n_fit_pixels: int = 0
 
 
-def _detail(x: np.ndarray, f: int) -> np.ndarray:
-    """What the Wald degradation by ``f`` removes from ``x``: x - up_f(wald_f(x)) (same shape as x)."""
-    return x - upsample_bicubic(wald_degrade(x, f), f)
-
-
 def _detail20(x: np.ndarray) -> np.ndarray:
     """The finest detail of an image on the 20 m grid, x - G x: shift-invariant, so a window starting at any
     20 m pixel gets the whole image's values inside its context."""
@@ -161,10 +156,11 @@ def sharpen_bands(z: np.ndarray, msi: np.ndarray, f: int, params: SharpenParams 
     msi_ok, z_ok = np.isfinite(msi).all(0), np.isfinite(z)
     msi_f = msi if msi_ok.all() else np.nan_to_num(fill_nan_nearest(msi))
     z_f = z if z_ok.all() else np.nan_to_num(fill_nan_nearest(z))
-    gains = local_gains(z_f, wald_degrade(msi_f, f), params)
+    m20 = wald_degrade(msi_f, f)  # the HR-MSI at 20 m: the local gains' regressor and its detail's low-pass
+    gains = local_gains(z_f, m20, params)
     gains_hr = upsample_bicubic(gains.reshape(-1, *gains.shape[2:]), f).reshape(*gains.shape[:2], *msi.shape[1:])
     x = upsample_bicubic(z_f, f)
-    x += np.einsum("zkhw,khw->zhw", gains_hr, _detail(msi_f, f), optimize=True)
+    x += np.einsum("zkhw,khw->zhw", gains_hr, msi_f - upsample_bicubic(m20, f), optimize=True)
     for _ in range(int(rounds)):
         x += upsample_bicubic(z_f - wald_degrade(x, f), f)
     x[:, ~msi_ok] = np.nan

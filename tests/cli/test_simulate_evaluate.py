@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 
 import pytest
+from _helpers_cli import run_cli
 from _helpers_sim import enmap_mosaic, requires_shared_data, smooth_cube
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
-from csakd_qgis.cli.evaluate import add_evaluate_parser
-from csakd_qgis.cli.simulate import add_simulate_parser
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.fusion.classical import fuse_classical
 from csakd_qgis.raster.io import read_meta, read_reflectance, write_raster
-
-
-def run(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="csakd")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_simulate_parser(sub)
-    add_evaluate_parser(sub)
-    args = parser.parse_args(argv)
-    return args.func(args)
 
 
 def _reference(path, cube, wl, transform):
@@ -43,8 +32,8 @@ def test_simulate_then_evaluate(tmp_path, capsys):
     cube, wl = smooth_cube(40, 50, 46, seed=2)
     ref = _reference(tmp_path / "ref.tif", cube, wl, from_origin(500000.0, 4000000.0, 10.0, 10.0))
     lr, msi = tmp_path / "lr.tif", tmp_path / "msi.tif"
-    assert run(["simulate", "--hsi", str(ref), "--scale", "4", "--sensor", "S2A:B2,B3,B4,B8",
-                "--out-lr", str(lr), "--out-msi", str(msi), "--snr", "40"]) == 0
+    assert run_cli(["simulate", "--hsi", str(ref), "--scale", "4", "--sensor", "S2A:B2,B3,B4,B8",
+                    "--out-lr", str(lr), "--out-msi", str(msi), "--snr", "40"]) == 0
     assert "LR-HSI 12 x 11 px, 40 bands" in capsys.readouterr().out
     lm, mm = read_meta(lr), read_meta(msi)
     assert (lm.width, lm.height, lm.transform.a) == (11, 12, 40.0)
@@ -53,8 +42,8 @@ def test_simulate_then_evaluate(tmp_path, capsys):
 
     fused = _fuse_to_file(lr, msi, tmp_path / "fused.tif", 4)
     js, rep = tmp_path / "m.json", tmp_path / "r.html"
-    assert run(["evaluate", "--reference", str(ref), "--fused", str(fused), "--scale", "4", "--json", str(js),
-                "--report", str(rep), "--lr", str(lr)]) == 0
+    assert run_cli(["evaluate", "--reference", str(ref), "--fused", str(fused), "--scale", "4", "--json", str(js),
+                    "--report", str(rep), "--lr", str(lr)]) == 0
     out = capsys.readouterr().out
     assert "fused" in out and "bicubic" in out
     m = json.loads(js.read_text())  # strict JSON
@@ -69,8 +58,8 @@ def test_simulate_then_evaluate(tmp_path, capsys):
 
     # without --lr the bicubic baseline comes from the Wald-degraded reference
     js2 = tmp_path / "m2.json"
-    assert run(["evaluate", "--reference", str(ref), "--fused", str(fused), "--scale", "4",
-                "--json", str(js2)]) == 0
+    assert run_cli(["evaluate", "--reference", str(ref), "--fused", str(fused), "--scale", "4",
+                    "--json", str(js2)]) == 0
     m2 = json.loads(js2.read_text())
     assert m2["psnr"] == pytest.approx(m["psnr"]) and "Wald" in m2["bicubic_source"]
 
@@ -82,8 +71,8 @@ def test_evaluate_identical_writes_inf_and_matches_crop(tmp_path):
     # the "fused" raster is an exact copy of a sub-window, offset by (2, 3) pixels on the same grid
     sub = _reference(tmp_path / "sub.tif", cube[:, 2:26, 3:27], wl, from_origin(300090.0, 4999940.0, 30.0, 30.0))
     js = tmp_path / "m.json"
-    assert run(["evaluate", "--reference", str(ref), "--fused", str(sub), "--scale", "3", "--json", str(js),
-                "--report", str(tmp_path / "r.html")]) == 0
+    assert run_cli(["evaluate", "--reference", str(ref), "--fused", str(sub), "--scale", "3", "--json", str(js),
+                    "--report", str(tmp_path / "r.html")]) == 0
     m = json.loads(js.read_text())
     assert m["psnr"] == "inf" and m["sam"] == 0.0 and m["rmse"] == 0.0
     assert m["window"] == {"row_off": 2, "col_off": 3, "height": 24, "width": 24}
@@ -94,19 +83,19 @@ def test_cli_user_errors(tmp_path):
     cube, wl = smooth_cube(6, 16, 16)
     ref = _reference(tmp_path / "ref.tif", cube, wl, from_origin(0.0, 1000.0, 10.0, 10.0))
     with pytest.raises(SystemExit):
-        run(["simulate", "--hsi", str(ref), "--scale", "2.5", "--out-lr", "a.tif", "--out-msi", "b.tif"])
+        run_cli(["simulate", "--hsi", str(ref), "--scale", "2.5", "--out-lr", "a.tif", "--out-msi", "b.tif"])
     with pytest.raises(CsakdError, match="json"):
-        run(["evaluate", "--reference", str(ref), "--fused", str(ref), "--scale", "2", "--json", "m.txt"])
+        run_cli(["evaluate", "--reference", str(ref), "--fused", str(ref), "--scale", "2", "--json", "m.txt"])
     with pytest.raises(CsakdError, match="does not exist"):
-        run(["evaluate", "--reference", str(ref), "--fused", str(tmp_path / "none.tif"), "--scale", "2",
-             "--json", str(tmp_path / "m.json")])
+        run_cli(["evaluate", "--reference", str(ref), "--fused", str(tmp_path / "none.tif"), "--scale", "2",
+                 "--json", str(tmp_path / "m.json")])
     other = _reference(tmp_path / "other.tif", cube, wl, from_origin(5.0, 1000.0, 10.0, 10.0))
     with pytest.raises(CsakdError, match="fraction of a pixel"):
-        run(["evaluate", "--reference", str(ref), "--fused", str(other), "--scale", "2",
-             "--json", str(tmp_path / "m.json")])
+        run_cli(["evaluate", "--reference", str(ref), "--fused", str(other), "--scale", "2",
+                 "--json", str(tmp_path / "m.json")])
     with pytest.raises(CsakdError, match="outside"):
-        run(["simulate", "--hsi", str(ref), "--scale", "2", "--sensor", "gaussian:3000/40",
-             "--out-lr", str(tmp_path / "a.tif"), "--out-msi", str(tmp_path / "b.tif")])
+        run_cli(["simulate", "--hsi", str(ref), "--scale", "2", "--sensor", "gaussian:3000/40",
+                 "--out-lr", str(tmp_path / "a.tif"), "--out-msi", str(tmp_path / "b.tif")])
 
 
 @requires_shared_data
@@ -116,14 +105,14 @@ def test_enmap_cli_roundtrip(tmp_path):
     ref = write_raster(tmp_path / "enmap_ref.tif", m["cube"], m["crs"], m["transform"],
                        wavelengths=list(m["wavelengths"]), fwhm=list(m["fwhm"]))
     lr, msi = tmp_path / "lr.tif", tmp_path / "msi.tif"
-    assert run(["simulate", "--hsi", str(ref), "--scale", "3", "--out-lr", str(lr), "--out-msi", str(msi)]) == 0
+    assert run_cli(["simulate", "--hsi", str(ref), "--scale", "3", "--out-lr", str(lr), "--out-msi", str(msi)]) == 0
     lm = read_meta(lr)
     assert (lm.height, lm.width, lm.count) == (21, 32, 218)
     assert lm.transform.a == 90.0 and lm.transform.c == m["transform"].c and lm.transform.f == m["transform"].f
     fused = _fuse_to_file(lr, msi, tmp_path / "fused.tif", 3, "gsa")
     js = tmp_path / "m.json"
-    assert run(["evaluate", "--reference", str(ref), "--fused", str(fused), "--scale", "3", "--json", str(js),
-                "--lr", str(lr)]) == 0
+    assert run_cli(["evaluate", "--reference", str(ref), "--fused", str(fused), "--scale", "3", "--json", str(js),
+                    "--lr", str(lr)]) == 0
     res = json.loads(js.read_text())
     assert res["n_bands"] == 218 and res["window"]["height"] == 63
     assert res["psnr"] > res["bicubic"]["psnr"] + 5 and res["sam"] < res["bicubic"]["sam"]

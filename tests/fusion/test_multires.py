@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 
 import numpy as np
 import pytest
+from _helpers_cli import run_cli
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
-from csakd_qgis.cli.fuse import add_fuse_parser
-from csakd_qgis.cli.simulate import add_simulate_parser
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.fusion.classical import fuse_classical
 from csakd_qgis.fusion.fuse import fuse
@@ -36,14 +34,6 @@ from csakd_qgis.spectral.srf import load_srf, srf_matrix
 S10, S20 = "S2A:B2,B3,B4,B8", "S2A:B5,B6,B7,B8A,B11,B12"
 CRS32633 = CRS.from_epsg(32633)
 
-
-def run(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="csakd")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_simulate_parser(sub)
-    add_fuse_parser(sub)
-    args = parser.parse_args(argv)
-    return args.func(args)
 
 
 def _cube(n_bands: int = 200, h: int = 48, w: int = 60, n_end: int = 9, seed: int = 3):
@@ -197,8 +187,8 @@ def rasters(tmp_path_factory, scene):
     write_raster(ref, cube, CRS32633, from_origin(500000.0, 4000000.0, 10.0, 10.0), wavelengths=list(wl),
                  fwhm=[10.0] * len(wl))
     paths = {k: d / f"{k}.tif" for k in ("lr", "msi", "z")}
-    assert run(["simulate", "--hsi", str(ref), "--scale", "3", "--out-lr", str(paths["lr"]), "--out-msi",
-                str(paths["msi"]), "--out-msi20", str(paths["z"])]) == 0
+    assert run_cli(["simulate", "--hsi", str(ref), "--scale", "3", "--out-lr", str(paths["lr"]), "--out-msi",
+                    str(paths["msi"]), "--out-msi20", str(paths["z"])]) == 0
     return d, paths
 
 
@@ -245,8 +235,8 @@ def test_model_based_fusion_with_20m_estimates_the_psf_on_the_10m_bands(rasters,
 def test_cli_fuse_with_msi20_and_bad_inputs(rasters, capsys):
     d, p = rasters
     out = d / "cli.tif"
-    assert run(["fuse", "--hsi", str(p["lr"]), "--msi", str(p["msi"]), "--msi20", str(p["z"]), "--out", str(out),
-                "--model", "glp", "--no-progress"]) == 0
+    assert run_cli(["fuse", "--hsi", str(p["lr"]), "--msi", str(p["msi"]), "--msi20", str(p["z"]), "--out", str(out),
+                    "--model", "glp", "--no-progress"]) == 0
     assert read_meta(out).count == 200 and not list(d.glob(".csakd-msi20-*"))
     z = read_reflectance(p["z"])
     zm = read_meta(p["z"])

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch  # noqa: E402  (installed by make setup)
+from _helpers_cli import run_cli
 
 from csakd_qgis.errors import CsakdError  # noqa: E402
 from csakd_qgis.nets.dodn import (
@@ -206,19 +207,13 @@ def test_fusion_engine_refuses_an_sr_model_clearly(tmp_path, monkeypatch):
 
 
 # ------------------------------------------------------------------------------------------- CLI
-def _cli(argv):
-    from csakd_qgis.cli import build_parser
-
-    args = build_parser().parse_args(argv)
-    return args.func(args)
-
 
 def test_cli_model_info_and_train_dodn(tmp_path, capsys, monkeypatch):
     from affine import Affine
 
     from csakd_qgis.raster.io import write_raster
 
-    assert _cli(["model-info", "--arch", "dodn", "--preset", "lite", "--hsi-bands", "218", "--scale", "4"]) == 0
+    assert run_cli(["model-info", "--arch", "dodn", "--preset", "lite", "--hsi-bands", "218", "--scale", "4"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["student"]["params"] < info["teacher"]["params"] * 2 and info["student"]["macs"] > 0
     _tiny_presets(monkeypatch)
@@ -227,9 +222,9 @@ def test_cli_model_info_and_train_dodn(tmp_path, capsys, monkeypatch):
     write_raster(p, _scene("s", 0, bands=20).hr, "EPSG:32633", Affine(30, 0, 0, 0, -30, 0), wavelengths=wl,
                  fwhm=[10.0] * 20)
     out = tmp_path / "sr"
-    assert _cli(["train", "--arch", "dodn", "--scenes", str(p), "--sensor", "S2A:B2,B3,B4,B8", "--scale", "4",
-                 "--steps", "2", "--batch-size", "2", "--patch", "8", "--out", str(out), "--device", "cpu",
-                 "--threads", "2", "--no-progress"]) == 0
+    assert run_cli(["train", "--arch", "dodn", "--scenes", str(p), "--sensor", "S2A:B2,B3,B4,B8", "--scale", "4",
+                    "--steps", "2", "--batch-size", "2", "--patch", "8", "--out", str(out), "--device", "cpu",
+                    "--threads", "2", "--no-progress"]) == 0
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     card = read_card(res["student"])
     assert card["arch"] == "dodn" and card["residual"] == "bicubic" and card["hsi"]["wavelengths"] == wl

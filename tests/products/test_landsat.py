@@ -7,9 +7,9 @@ import shutil
 import numpy as np
 import pytest
 from _builders_msi import L_MULT, QA_STAMPS, build_landsat, zip_folder
+from _checks import assert_one_line_error
 from conftest import requires_shared
 
-from csakd_qgis.errors import CsakdError
 from csakd_qgis.products import landsat
 from csakd_qgis.products.base import write_geotiff
 from csakd_qgis.products.registry import find_reader, open_product
@@ -95,31 +95,25 @@ def _copy(built, tmp_path):
     return dst
 
 
-def _one_line_error(path, match):
-    with pytest.raises(CsakdError, match=match) as err:
-        open_product(path)
-    assert "\n" not in str(err.value)
-
-
 def test_errors(l8, tmp_path):
     d = _copy(l8, tmp_path / "nomtl")
     for f in d.glob("*_MTL.*"):
         f.unlink()
-    _one_line_error(d, "no \\*_MTL.txt or \\*_MTL.xml")
+    assert_one_line_error(d, "no \\*_MTL.txt or \\*_MTL.xml")
     d = _copy(l8, tmp_path / "noband")
     next(d.glob("*_SR_B4.TIF")).unlink()
-    _one_line_error(d, "SR_B4")
+    assert_one_line_error(d, "SR_B4")
     d = _copy(l8, tmp_path / "noqa")
     next(d.glob("*_QA_PIXEL.TIF")).unlink()
-    _one_line_error(d, "QA_PIXEL")
+    assert_one_line_error(d, "QA_PIXEL")
     d = _copy(l8, tmp_path / "nomult")
     for f in d.glob("*_MTL.*"):
         text = f.read_text()
         f.write_text(text.replace("REFLECTANCE_MULT_BAND_3 = 2.75E-05", "").replace(
             "<REFLECTANCE_MULT_BAND_3>2.75E-05</REFLECTANCE_MULT_BAND_3>", ""))
-    _one_line_error(d, "REFLECTANCE_MULT_BAND_3")
+    assert_one_line_error(d, "REFLECTANCE_MULT_BAND_3")
     built = build_landsat(tmp_path / "nosr", sr_group=False)
-    _one_line_error(built["path"], "LEVEL2_SURFACE_REFLECTANCE_PARAMETERS")
+    assert_one_line_error(built["path"], "LEVEL2_SURFACE_REFLECTANCE_PARAMETERS")
     built = build_landsat(tmp_path / "c1", collection="01")
     assert find_reader(built["path"]).name == landsat.PRODUCT
-    _one_line_error(built["path"], "collection 01")
+    assert_one_line_error(built["path"], "collection 01")

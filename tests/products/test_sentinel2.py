@@ -7,9 +7,9 @@ import shutil
 import numpy as np
 import pytest
 from _builders_msi import S2_QUANT, acolite_srf, build_sentinel2, zip_folder
+from _checks import assert_one_line_error
 from conftest import requires_shared
 
-from csakd_qgis.errors import CsakdError
 from csakd_qgis.products import sentinel2
 from csakd_qgis.products.base import write_geotiff
 from csakd_qgis.products.registry import find_reader, open_product
@@ -143,36 +143,30 @@ def _edit_mtd(safe, old, new):
     mtd.write_text(text.replace(old, new))
 
 
-def _one_line_error(path, match):
-    with pytest.raises(CsakdError, match=match) as err:
-        open_product(path)
-    assert "\n" not in str(err.value)
-
-
 def test_errors_missing_mtd_baseline_band_offsets(s2_05, tmp_path):
     safe = _copy(s2_05, tmp_path / "nomtd")
     (safe / "MTD_MSIL2A.xml").unlink()
-    _one_line_error(safe, "has no MTD_MSIL2A.xml")
+    assert_one_line_error(safe, "has no MTD_MSIL2A.xml")
     for bad in ("07.00", "N0510", ""):
         safe = _copy(s2_05, tmp_path / f"bl{bad}")
         _edit_mtd(safe, "<PROCESSING_BASELINE>05.10<", f"<PROCESSING_BASELINE>{bad}<")
-        _one_line_error(safe, "processing baseline")
+        assert_one_line_error(safe, "processing baseline")
     safe = _copy(s2_05, tmp_path / "noband")
     next(safe.rglob("*_B11_20m.jp2")).unlink()
-    _one_line_error(safe, "B11_20m")
+    assert_one_line_error(safe, "B11_20m")
     safe = _copy(s2_05, tmp_path / "noscl")
     next(safe.rglob("*_SCL_20m.jp2")).unlink()
-    _one_line_error(safe, "SCL_20m")
+    assert_one_line_error(safe, "SCL_20m")
     safe = _copy(s2_05, tmp_path / "nooffset")
     mtd = safe / "MTD_MSIL2A.xml"
     text = mtd.read_text()
     start, end = text.index("<BOA_ADD_OFFSET_VALUES_LIST>"), text.index("</BOA_ADD_OFFSET_VALUES_LIST>")
     mtd.write_text(text[:start] + text[end + len("</BOA_ADD_OFFSET_VALUES_LIST>"):])
-    _one_line_error(safe, "BOA_ADD_OFFSET")
+    assert_one_line_error(safe, "BOA_ADD_OFFSET")
     safe = _copy(s2_05, tmp_path / "noquant")
     _edit_mtd(safe, "BOA_QUANTIFICATION_VALUE unit", "BOA_Q_VALUE unit")
     _edit_mtd(safe, "</BOA_QUANTIFICATION_VALUE>", "</BOA_Q_VALUE>")
-    _one_line_error(safe, "BOA_QUANTIFICATION_VALUE")
+    assert_one_line_error(safe, "BOA_QUANTIFICATION_VALUE")
 
 
 def test_strip_cache_matches_direct_reads_on_tiled_jp2(s2_05, tmp_path):

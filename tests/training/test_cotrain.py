@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch  # noqa: E402  (installed by make setup)
+from _helpers_cli import run_cli
 
 from csakd_qgis.errors import CancelledError, CsakdError  # noqa: E402
 from csakd_qgis.spectral.degrade import block_mean, wald_degrade  # noqa: E402
@@ -167,27 +168,14 @@ def test_lite_pair_beats_bicubic_on_held_out_enmap_tile(tmp_path):
     assert card["validation"]["metrics"]["psnr"] == pytest.approx(stu["psnr"])
 
 
-def _cli(argv):
-    import argparse
-
-    from csakd_qgis.cli.model_info import add_model_info_parser
-    from csakd_qgis.cli.train import add_train_parser
-
-    parser = argparse.ArgumentParser(prog="csakd")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_train_parser(sub)
-    add_model_info_parser(sub)
-    args = parser.parse_args(argv)
-    return args.func(args)
-
 
 def test_cli_model_info(capsys):
-    assert _cli(["model-info", "--preset", "paper", "--hsi-bands", "172", "--msi-bands", "4", "--scale", "4",
-                 "--hr-size", "256"]) == 0
+    assert run_cli(["model-info", "--preset", "paper", "--hsi-bands", "172", "--msi-bands", "4", "--scale", "4",
+                    "--hr-size", "256"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert abs(info["teacher"]["params"] - 26_807_686) < 27_000 and abs(info["student"]["macs"] - 144.8e9) < 1.5e9
     with pytest.raises(CsakdError):
-        _cli(["model-info", "--scale", "1"])
+        run_cli(["model-info", "--scale", "1"])
 
 
 def test_cli_train_on_geotiffs(tmp_path, capsys):
@@ -204,11 +192,11 @@ def test_cli_train_on_geotiffs(tmp_path, capsys):
         paths.append(str(p))
     out = tmp_path / "models" / "m"
     with pytest.raises(CsakdError, match="does not exist"):
-        _cli(["train", "--scenes", paths[0], "--sensor", "S2A:B2,B3,B4,B8", "--out", str(out), "--steps", "1"])
+        run_cli(["train", "--scenes", paths[0], "--sensor", "S2A:B2,B3,B4,B8", "--out", str(out), "--steps", "1"])
     out.parent.mkdir()
-    rc = _cli(["train", "--scenes", paths[0], "--val-scenes", paths[1], "--sensor", "S2A:B2,B3,B4,B8",
-               "--scale", "4", "--preset", "lite", "--steps", "2", "--batch-size", "2", "--patch", "8",
-               "--out", str(out), "--device", "cpu", "--threads", "2", "--no-progress"])
+    rc = run_cli(["train", "--scenes", paths[0], "--val-scenes", paths[1], "--sensor", "S2A:B2,B3,B4,B8",
+                  "--scale", "4", "--preset", "lite", "--steps", "2", "--batch-size", "2", "--patch", "8",
+                  "--out", str(out), "--device", "cpu", "--threads", "2", "--no-progress"])
     assert rc == 0
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     _, card = load_model(res["student"])
