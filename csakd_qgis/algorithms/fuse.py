@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from csakd_qgis.algorithms.fusion_base import FILE_CHOICE, PRODUCT_HELP, ModelFusionBase
 from csakd_qgis.algorithms.styling import display_help
+from csakd_qgis.fusion.methods import method_names
 from csakd_qgis.zoo.registry import available_models
 
 
 def model_choices() -> list[str]:
     """Zoo models first (the default is the first), then the classical methods, then 'file'."""
 
-    return [*available_models(), "auto", "glp+c", "glp+cy", "gsa+c", "cnmf", "cnmf+c", "glp", "gsa", "bicubic",
-            FILE_CHOICE]
+    return [*available_models(), *method_names(), FILE_CHOICE]
 
 
 class FuseAlgorithm(ModelFusionBase):

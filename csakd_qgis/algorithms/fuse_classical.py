@@ -6,8 +6,11 @@ from qgis.core import QgsProcessingParameterEnum
 
 from csakd_qgis.algorithms.fusion_base import PRODUCT_HELP, FusionBase
 from csakd_qgis.algorithms.styling import display_help
+from csakd_qgis.fusion.methods import DEFAULT_METHOD
+from csakd_qgis.fusion.methods import METHODS as FUSION_METHODS
 
-METHODS = ["glp", "glp+cy", "glp+c", "auto", "gsa+c", "cnmf", "cnmf+c", "gsa", "bicubic"]
+# no learning here: the per-scene learner is a MODEL of csakd:fuse
+METHODS = [m.name for m in FUSION_METHODS if m.family != "scene"]
 
 
 class FuseClassicalAlgorithm(FusionBase):
@@ -64,7 +67,7 @@ class FuseClassicalAlgorithm(FusionBase):
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
         self.add_inputs()
         self.addParameter(QgsProcessingParameterEnum(self.METHOD, self.tr("Fusion method"), options=METHODS,
-                                                     defaultValue="glp+cy", usesStaticStrings=True))
+                                                     defaultValue=DEFAULT_METHOD, usesStaticStrings=True))
         self.add_run_options(learned=False)
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802

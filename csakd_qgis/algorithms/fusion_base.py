@@ -134,6 +134,10 @@ class FusionBase(CsakdAlgorithm):
                 "PSF Gaussian sigma used by a model-based method (MSI pixels; 0 otherwise)")))
             self.addOutput(QgsProcessingOutputString("OBSERVATION", self.tr(
                 "Observation model of a model-based method (JSON: PSF, shift, SRF gains/offsets, auto's choice)")))
+            self.addOutput(QgsProcessingOutputNumber("SCENE_ALPHA", self.tr(
+                "scene method: shrinkage of the learned correction chosen on the held-out strip (0 = glp+cy)")))
+            self.addOutput(QgsProcessingOutputNumber("SCENE_GAIN_DB", self.tr(
+                "scene method: PSNR gain over glp+cy on the held-out strip of the reduced-scale pair (dB)")))
 
     def checkParameterValues(self, parameters, context):  # noqa: N802
         ok, msg = super().checkParameterValues(parameters, context)
@@ -222,6 +226,9 @@ class FusionBase(CsakdAlgorithm):
             outputs.update({"SHIFT_X": result.shift_x, "SHIFT_Y": result.shift_y,
                             "PSF_SIGMA": float(obs.get("sigma_hr_px", 0.0)),
                             "OBSERVATION": json.dumps(result.observation) if result.observation else ""})
+            scene = result.observation.get("scene", {})
+            outputs.update({"SCENE_ALPHA": float(scene.get("alpha", 0.0)),
+                            "SCENE_GAIN_DB": float(scene.get("holdout_gain_db", 0.0))})
         return outputs
 
     def abstract(self, result, inputs: list[str | None]) -> str:

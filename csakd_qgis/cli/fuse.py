@@ -19,6 +19,7 @@ from csakd_qgis.cli.common import (
     run_job,
 )
 from csakd_qgis.fusion.fuse import fuse
+from csakd_qgis.fusion.methods import DEFAULT_METHOD, methods_help
 from csakd_qgis.fusion.multires import uses_msi20
 
 log = logging.getLogger("csakd")
@@ -38,13 +39,9 @@ def add_fuse_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--msi", required=True, metavar="MSI",
                    help="high-resolution multispectral raster, or a product (its PAN or finest bands; the same "
                         "PRISMA .he5 as --hsi gives its 5 m PAN)")
-    p.add_argument("--model", default="glp", metavar="M",
-                   help="model-based method: auto (picks glp / glp+c / glp+cy at reduced scale on the pair), "
-                        "glp+c (GLP with the estimated blur + consistency with the HSI and the MSI; assumes the "
-                        "MSI is a linear view of the HSI; ~3x GLP's time), glp+cy (consistent with the HSI only, "
-                        "e.g. for an RGB camera), gsa+c, cnmf (coupled unmixing, 20 endmembers; ~5-10x GLP), "
-                        "cnmf+c; classical method: glp, gsa, bicubic (assume the Wald blur sigma = scale/2); a zoo "
-                        "model name, or a .safetensors model file (default: %(default)s)")
+    p.add_argument("--model", default=DEFAULT_METHOD, metavar="M",
+                   help="a fusion method: " + methods_help().replace("%", "%%") + " Or a zoo model name (csakd "
+                        "models), or a .safetensors model file (default: %(default)s)")
     p.add_argument("--msi20", default=None, metavar="MSI20",
                    help="optional MSI at 2x coarser pixels, e.g. Sentinel-2 B5,B6,B7,B8A,B11,B12 at 20 m beside "
                         "--msi B2,B3,B4,B8 at 10 m (same CRS, pixel edges on the MSI's, covering the HSI): its "

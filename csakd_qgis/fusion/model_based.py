@@ -22,15 +22,6 @@ from csakd_qgis.raster.resample import upsample_bicubic
 
 BASES = (*CLASSICAL_METHODS, "cnmf")
 SUFFIXES = ("", "+c", "+cy")
-METHOD_HELP = {
-    "glp+c": "GLP then the consistency projection (output blurred+decimated = LR-HSI, SRF(output) = MSI, with "
-             "the PSF/SRF estimated from the pair); about 2-3x GLP's time",
-    "gsa+c": "GSA then the consistency projection",
-    "glp+cy": "GLP projected onto the LR-HSI only (for an MSI that is not a linear view of the HSI)",
-    "cnmf": "coupled NMF unmixing (Yokoya 2012): 20 endmembers from the LR-HSI, HR abundances from the MSI "
-            "through the estimated SRF; slow (about 10x GLP)",
-    "cnmf+c": "CNMF then the consistency projection",
-}
 
 
 def split_method(method: str) -> tuple[str, str]:
@@ -127,4 +118,4 @@ def run_candidate(method: str, lr: np.ndarray, msi: np.ndarray, s: int, obs: Obs
     return project(x0, lr, msi, obs, use_msi=suf == "+c")
 
 
-__all__ = ["BASES", "METHOD_HELP", "apply_base", "base_key", "base_margin_lr", "fit_base", "is_model_based", "needs_model", "run_base", "run_candidate", "split_method"]
+__all__ = ["BASES", "apply_base", "base_key", "base_margin_lr", "fit_base", "is_model_based", "needs_model", "run_base", "run_candidate", "split_method"]

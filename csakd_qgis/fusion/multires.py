@@ -40,14 +40,13 @@ import numpy as np
 
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.fusion.classical import (
-    CLASSICAL_METHODS,
     apply_classical,
     apply_linear,
     fit_classical,
     lstsq_with_const,
     margin_lr,
 )
-from csakd_qgis.fusion.model_based import is_model_based
+from csakd_qgis.fusion.methods import is_fusion_method, method_names
 from csakd_qgis.fusion.observation import ObservationModel, estimate_observation, parse_psf
 from csakd_qgis.raster.resample import upsample_bicubic
 from csakd_qgis.spectral.degrade import check_scale, fill_nan_nearest, gaussian_blur, wald_degrade
@@ -236,16 +235,14 @@ def fuse_per_resolution(lr: np.ndarray, msi: np.ndarray, z: np.ndarray, s: int, 
 
 def uses_msi20(model: object) -> bool:
     """Whether ``model`` can fuse with 20 m bands (classical and model-based methods; learned cards fix 4 bands)."""
-    text = str(model).strip().lower()
-    return hasattr(model, "predict") or is_model_based(text) or text in CLASSICAL_METHODS
+    return hasattr(model, "predict") or is_fusion_method(model)
 
 
 def check_multires_model(model: object) -> None:
     """One line refusing learned models with ``msi20``: their cards fix the MSI bands (B2, B3, B4, B8)."""
     if uses_msi20(model):
         return
-    raise CsakdError(f"--msi20 works with the classical and model-based methods (glp, gsa, glp+c, glp+cy, gsa+c, "
-                     f"cnmf, auto), not with the learned model '{model}', whose card fixes its MSI bands: drop "
+    raise CsakdError(f"--msi20 works with the fusion methods ({', '.join(method_names())}), not with the learned model '{model}', whose card fixes its MSI bands: drop "
                      "--msi20 or choose such a method.")
 
 

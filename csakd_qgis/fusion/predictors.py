@@ -15,10 +15,9 @@ torch and onnxruntime are imported only by the network runners (:mod:`fusion.run
 
 from __future__ import annotations
 
-import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,8 @@ from csakd_qgis.errors import CsakdError
 from csakd_qgis.fusion.classical import CLASSICAL_METHODS, apply_classical, fit_classical, margin_lr
 from csakd_qgis.fusion.consistency import margin_lr as consistency_margin_lr
 from csakd_qgis.fusion.consistency import project
-from csakd_qgis.fusion.model_based import apply_base, base_margin_lr, fit_base, is_model_based, split_method
+from csakd_qgis.fusion.methods import get_method
+from csakd_qgis.fusion.model_based import apply_base, base_margin_lr, fit_base, split_method
 from csakd_qgis.fusion.multires import multires_observation
 from csakd_qgis.fusion.observation import (
     central_sample,
@@ -37,12 +37,12 @@ from csakd_qgis.fusion.observation import (
     parse_srf,
 )
 from csakd_qgis.fusion.runtime import open_runner
+from csakd_qgis.fusion.scene import SceneConfig, SceneModel, apply_scene, learn_scene
 from csakd_qgis.fusion.select import select_method
 from csakd_qgis.spectral.degrade import fill_nan_nearest
 from csakd_qgis.zoo.card import apply_normalization, invert_normalization, read_card, validate_card
 from csakd_qgis.zoo.registry import resolve_model_path
 
-log = logging.getLogger("csakd_qgis.infer")
 
 def all_finite(x: np.ndarray) -> bool:
     """True when every value is finite: one summing pass, no temporary (a sum over finite float32 values
@@ -88,7 +88,13 @@ def fill_nodata(x: np.ndarray) -> np.ndarray:
 
 
 class Predictor:
-    """Base class: attributes of every predictor and the shape checks of ``predict``."""
+    """The predictor protocol, with its defaults, and the shape checks of ``predict``.
+
+    What the fusion and the raster job read: ``halo_lr`` (LR px of context per window), ``min_tile`` (HR px:
+    the job's tile is raised to it), ``max_batch`` (windows per call at most, 0: no limit), ``needs_sample``
+    (whether :meth:`prepare` wants the scene sample), ``messages`` (lines for the log) and ``report`` (a dict
+    for the output's tags and the run's result), ``network_seconds`` and ``device_used``.
+    """
 
     name: str = "predictor"
     scale: int = 1
@@ -96,8 +102,27 @@ class Predictor:
     msi_bands: int = 0
     device_used: str = "cpu"
     halo_lr: int = 0
+    min_tile: int = 0
+    max_batch: int = 0
     network_seconds: float = 0.0
-    messages: list[str]
+
+    @property
+    def messages(self) -> list[str]:
+        """Log lines of this predictor (set up, fit, choices); one list per instance."""
+        return self.__dict__.setdefault("_messages", [])
+
+    @messages.setter
+    def messages(self, value: list[str]) -> None:
+        self.__dict__["_messages"] = list(value)
+
+    @property
+    def report(self) -> dict[str, Any]:
+        """What this predictor estimated or chose, for the output's tags (empty: nothing to report)."""
+        return self.__dict__.setdefault("_report", {})
+
+    @report.setter
+    def report(self, value: dict[str, Any]) -> None:
+        self.__dict__["_report"] = dict(value)
 
     @property
     def needs_sample(self) -> bool:
@@ -282,7 +307,7 @@ class ModelBasedPredictor(Predictor):
     def __init__(self, method: str, scale: int, hsi_bands: int, msi_bands: int, psf: str = "auto",
                  srf: str = "auto", sensor: Any = None, wavelengths: Sequence[float] | None = None,
                  fwhm: Sequence[float | None] | None = None, obs: Any = None,
-                 msi_wavelengths: Sequence[float | None] | None = None) -> None:
+                 msi_wavelengths: Sequence[float | None] | None = None, hr_bands: int = 0) -> None:
         m = str(method).strip().lower()
         if m != "auto":
             split_method(m)  # a clear error for unknown names before any compute
@@ -299,10 +324,10 @@ class ModelBasedPredictor(Predictor):
         self.min_tile = self.MIN_TILE_LR * self.scale
         self.max_batch = self.MAX_BATCH
         self.halo_lr = 0  # set by prepare() from the PSF
-        self.hr_bands = 0  # > 0: the MSI is stacked (HR bands, then sharpened 20 m bands): PSF on the HR bands
+        self.hr_bands = int(hr_bands)  # > 0: the MSI is stacked (HR bands, then 20 m bands): PSF on the HR bands
         self.network_seconds = 0.0
-        self.messages: list[str] = []
-        self.report: dict[str, Any] = {}
+        self.messages = []
+        self.report = {}
         self._used: tuple[str, str] | None = None
         self._params: Any = None
 
@@ -356,15 +381,65 @@ class ModelBasedPredictor(Predictor):
         return out.astype(np.float32, copy=False)
 
 
+class ScenePredictor(ModelBasedPredictor):
+    """``scene``: glp+cy plus a correction learned on the pair itself (:mod:`fusion.scene`), gated on a held-out
+    strip of the reduced-scale pair; per window: glp+cy, the correction, the projection onto the LR-HSI again."""
+
+    def __init__(self, scale: int, hsi_bands: int, msi_bands: int, config: SceneConfig | None = None,
+                 progress: Callable[[float, str], None] | None = None, stop: Callable[[], bool] | None = None,
+                 **options: Any) -> None:
+        super().__init__("glp+cy", scale, hsi_bands, msi_bands, **options)
+        self.name = "scene"
+        self.config = config or SceneConfig()
+        self.progress, self.stop = progress, stop
+        self.model: SceneModel | None = None
+
+    def prepare(self, lr: np.ndarray, msi: np.ndarray) -> None:
+        """The observation model and glp+cy's parameters, then the correction learned and gated on the sample."""
+        super().prepare(lr, msi)
+        self.name = "scene"
+        t0 = time.perf_counter()
+        self.model = learn_scene(lr, msi, self.scale, self.obs, self.config, self.progress, self.stop)
+        info = self.model.info
+        self.report = {**self.report, "scene": info}
+        if self.model.alpha > 0:
+            self.halo_lr += consistency_margin_lr(self.obs)  # the second projection's context
+            self.messages.append(f"scene: correction learned on the pair in {time.perf_counter() - t0:.1f} s "
+                                 f"({info['steps']} steps, subspace {info['subspace']}, {info['train_px']} px); "
+                                 f"gate on a held-out strip ({info['holdout_px']} px): alpha {info['alpha']:.2f}, "
+                                 f"hold-out gain {info['holdout_gain_db']:+.2f} dB, SAM {info['holdout_sam_deg'][0]:.3f} "
+                                 f"-> {info['holdout_sam_deg'][1]:.3f} deg; halo {self.halo_lr} LR px.")
+        else:
+            why = info.get("reason") or f"no gain on the held-out strip ({info.get('holdout_gain_db', 0):+.3f} dB)"
+            self.messages.append(f"scene: alpha 0, the output is glp+cy exactly: {why}.")
+
+    def predict(self, lr: np.ndarray, msi: np.ndarray) -> np.ndarray:
+        """glp+cy, then (alpha > 0) the correction and the projection onto the LR-HSI, window by window."""
+        base = super().predict(lr, msi)
+        if self.model is None or self.model.alpha == 0.0:
+            return base
+        t0 = time.perf_counter()
+        n = self.hsi_bands
+        outs = [apply_scene(self.model, x, a, b, self.obs, pad=False) for x, a, b in zip(base, lr, msi, strict=True)]
+        out = np.stack(outs)[:, :n]
+        apply_mask(out, nodata_mask(lr, msi, self.scale))
+        self.network_seconds += time.perf_counter() - t0
+        return out.astype(np.float32, copy=False)
+
+
 def make_predictor(model: str | os.PathLike | Predictor, *, scale: int, hsi_bands: int, msi_bands: int,
                    hsi_wavelengths: Sequence[float | None] | None = None, device: str = "auto",
                    precision: str = "fp32", threads: int | None = None, runtime: str = "auto",
-                   model_options: dict[str, Any] | None = None) -> Predictor:
+                   model_options: dict[str, Any] | None = None, hr_bands: int = 0,
+                   progress: Callable[[float, str], None] | None = None,
+                   stop: Callable[[], bool] | None = None) -> Predictor:
     """A predictor for ``model``: a classical method name, a zoo model name, a .safetensors/.json path, or a
     :class:`Predictor` (returned as is). Model-based names (``glp+c``, ``cnmf``, ``auto``...) take
     ``model_options`` (psf, srf, sensor, fwhm, msi_wavelengths) of :class:`ModelBasedPredictor`. Learned models
     are checked against the data (bands, wavelengths, scale) before any compute; a missing model file is a
-    CsakdError.
+    CsakdError. ``hr_bands`` > 0: the MSI is stacked (its own ``hr_bands`` bands, then sharpened 20 m bands).
+    ``progress`` / ``stop``: for predictors that learn in :meth:`Predictor.prepare` (``scene``: its progress
+    bar; ``stop()`` ends the learning and keeps glp+cy). ``model_options["scene_config"]``: a :class:`SceneConfig`.
     """
 
     if isinstance(model, Predictor) or (hasattr(model, "predict") and hasattr(model, "scale")):
@@ -373,10 +448,16 @@ def make_predictor(model: str | os.PathLike | Predictor, *, scale: int, hsi_band
             raise CsakdError(f"The predictor works at scale {pred.scale} but the inputs have scale {scale}.")
         return pred  # type: ignore[return-value]
     text = str(model).strip()
-    if is_model_based(text):
+    method = get_method(text)
+    if method is not None and method.family == "scene":
+        opts = dict(model_options or {})
+        config = opts.pop("scene_config", None) or SceneConfig(threads=threads)
+        return ScenePredictor(scale, hsi_bands, msi_bands, config=config, progress=progress, stop=stop, **opts,
+                              wavelengths=hsi_wavelengths, hr_bands=hr_bands)
+    if method is not None and method.family == "model-based":
         return ModelBasedPredictor(text, scale, hsi_bands, msi_bands, **(model_options or {}),
-                                   wavelengths=hsi_wavelengths)
-    if text.lower() in CLASSICAL_METHODS:
+                                   wavelengths=hsi_wavelengths, hr_bands=hr_bands)
+    if method is not None:
         d = (device or "auto").strip().lower()
         pred = ClassicalPredictor(text.lower(), scale, hsi_bands, msi_bands)
         if d.startswith("cuda"):
@@ -389,5 +470,6 @@ def make_predictor(model: str | os.PathLike | Predictor, *, scale: int, hsi_band
 
 
 __all__ = ["CallablePredictor", "ClassicalPredictor", "ModelBasedPredictor", "Predictor", "NetworkPredictor",
+           "ScenePredictor",
            "all_finite", "apply_mask", "fill_nodata", "make_predictor",
            "nodata_mask"]

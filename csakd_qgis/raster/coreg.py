@@ -49,6 +49,7 @@ from csakd_qgis.raster.io import (
     read_window_raw,
     to_reflectance,
 )
+from csakd_qgis.raster.job import OUTSIDE, Layer
 from csakd_qgis.spectral.degrade import fill_nan_nearest, wald_degrade
 
 log = logging.getLogger("csakd_qgis.coreg")
@@ -219,6 +220,14 @@ class FusionGrid:
         hr_rows = max(1, int(self._msi_ds.block_shapes[0][0]))
         lr_off = self.hsi_source.row_off if self.hsi_source.kind == "direct" else 0
         return (lr_rows, int(lr_off) % lr_rows), (hr_rows, int(self.msi_window.row_off) % hr_rows)
+
+    def layers(self) -> list[Layer]:
+        """The raster job's inputs of a fusion: the LR-HSI (LR grid) and the HR-MSI (s x), context mirrored."""
+        (lr_block, lr_phase), (hr_block, hr_phase) = self.block_rows()
+        return [Layer(lambda r, c, h, w, out=None: self.read_lr(r, c, h, w, outside=OUTSIDE, out=out),
+                      len(self.hsi_bands), 1, self.lr_height, lr_block, lr_phase, reads_into=True),
+                Layer(lambda r, c, h, w, out=None: self.read_hr(r, c, h, w, outside=OUTSIDE, out=out),
+                      len(self.msi_bands), self.scale, self.hr_height, hr_block, hr_phase, reads_into=True)]
 
     def central_window_lr(self, max_size: int) -> tuple[int, int, int, int]:
         """(row, col, height, width) of a central LR window of at most max_size x max_size px."""

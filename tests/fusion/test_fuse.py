@@ -111,7 +111,6 @@ def test_tiled_equals_whole_for_conv_model(pair, tmp_path):
 ])
 def test_window_reader_equals_read_tile(pair, edge, tile, group_width, blocks, max_mb, monkeypatch):
     """The job's chunked reader gives exactly grid.read_tile's windows (halo, padding, mirrored outside)."""
-    from csakd_qgis.fusion.fuse import grid_layers
     from csakd_qgis.raster.coreg import plan_grid
     from csakd_qgis.raster.job import OUTSIDE, WindowReader
     from csakd_qgis.raster.tiling import plan_tiles
@@ -122,7 +121,7 @@ def test_window_reader_equals_read_tile(pair, edge, tile, group_width, blocks, m
     assert edge == "shift" or any(t.pad_bottom or t.pad_right for t in plan.tiles)
     with grid:
         monkeypatch.setattr(grid, "block_rows", lambda: blocks)
-        reader = WindowReader(grid_layers(grid), plan, 3, max_chunk_mb=max_mb)
+        reader = WindowReader(grid.layers(), plan, 3, max_chunk_mb=max_mb)
         for t in plan.tiles:
             lr, m = reader.read(t)
             lr0, m0 = grid.read_tile(t.row, t.col, t.height + t.pad_bottom, t.width + t.pad_right, halo_lr=3,

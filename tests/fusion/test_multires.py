@@ -275,7 +275,7 @@ def test_csakd_fuse_bad_msi20_is_one_line_exit_1(rasters, capsys):
 
 
 def test_plan_msi20_places_an_offset_hsi(rasters):
-    from csakd_qgis.fusion.fuse import plan_msi20
+    from csakd_qgis.fusion.msi20 import plan_msi20
     from csakd_qgis.raster.coreg import plan_grid
 
     d, p = rasters
