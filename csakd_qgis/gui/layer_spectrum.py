@@ -23,6 +23,7 @@ from csakd_qgis.spectral.profiles import BandInfo, Profile, band_info, fusion_in
 
 # the identify format enum moved to Qgis.RasterIdentifyFormat in newer QGIS
 _VALUE = Qgis.RasterIdentifyFormat.Value if hasattr(Qgis, "RasterIdentifyFormat") else QgsRaster.IdentifyFormatValue
+OUTSIDE = "outside the layer"
 NO_WAVELENGTHS = ("no band wavelengths (GDAL band metadata 'wavelength', an ENVI 'wavelength = {...}' list or "
                   "'(... nm)' in the band names): not drawn")
 
@@ -74,18 +75,20 @@ def read_spectrum(layer: QgsRasterLayer, point: QgsPointXY, crs: QgsCoordinateRe
                   context: QgsCoordinateTransformContext, bands: LayerBands) -> Reading:
     """The spectrum of ``layer`` at ``point`` (in ``crs``), read through its data provider, or why there is none."""
     name = layer.name()
-    info = bands.get(layer)
-    if isinstance(info, str):
-        return Reading(name, reason=info)
     try:
         p = QgsPointXY(point)
         if crs.isValid() and layer.crs().isValid() and crs != layer.crs():
             p = QgsCoordinateTransform(crs, layer.crs(), context).transform(point)
     except QgsCsException:
         return Reading(name, reason="the point has no position in the layer's CRS (outside its area of use)")
+    if not layer.extent().contains(p):
+        return Reading(name, reason=OUTSIDE)
+    info = bands.get(layer)
+    if isinstance(info, str):
+        return Reading(name, reason=info)
     pixel = info.pixel(p.x(), p.y())
     if pixel is None:
-        return Reading(name, reason="outside the layer")
+        return Reading(name, reason=OUTSIDE)
     result = layer.dataProvider().identify(p, _VALUE)
     if not result.isValid():
         return Reading(name, reason=f"the pixel could not be read ({result.error().summary()})", pixel=pixel)
@@ -97,4 +100,4 @@ def read_spectrum(layer: QgsRasterLayer, point: QgsPointXY, crs: QgsCoordinateRe
     return Reading(name, Profile(name, point.x(), point.y(), wl, refl, info.as_points), pixel=pixel)
 
 
-__all__ = ["LayerBands", "NO_WAVELENGTHS", "Reading", "read_spectrum"]
+__all__ = ["LayerBands", "NO_WAVELENGTHS", "OUTSIDE", "Reading", "read_spectrum"]

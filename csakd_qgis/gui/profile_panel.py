@@ -15,7 +15,7 @@ from qgis.PyQt.QtGui import QColor, QCursor, QIcon, QPainter, QPainterPath, QPen
 from qgis.PyQt.QtWidgets import QAction, QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from csakd_qgis.errors import CsakdError
-from csakd_qgis.gui.layer_spectrum import LayerBands, Reading, read_spectrum
+from csakd_qgis.gui.layer_spectrum import OUTSIDE, LayerBands, Reading, read_spectrum
 from csakd_qgis.gui.profile_plot import COLOURS, Series, make_plot
 from csakd_qgis.raster.io import write_bytes_atomic
 from csakd_qgis.spectral.profiles import Profile, profiles_csv
@@ -57,8 +57,8 @@ class ProfilePanel(QgsDockWidget):
         self.point: QgsPointXY | None = None
         body = QWidget()
         self.plot, note = make_plot(body, use_matplotlib)
-        self.status, self.info, self.note = QLabel(), QLabel(), QLabel(note)
-        for label in (self.status, self.info, self.note):
+        self.status, self.info, self.message, self.note = QLabel(), QLabel(), QLabel(), QLabel(note)
+        for label in (self.status, self.info, self.message, self.note):
             label.setWordWrap(True)
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.note.setVisible(bool(note))
@@ -73,7 +73,7 @@ class ProfilePanel(QgsDockWidget):
             row.addWidget(b)
         lay = QVBoxLayout(body)
         lay.addWidget(self.plot, 1)
-        for w in (self.status, self.info, self.note):
+        for w in (self.status, self.info, self.message, self.note):
             lay.addWidget(w)
         lay.addLayout(row)
         self.setWidget(body)
@@ -88,6 +88,7 @@ class ProfilePanel(QgsDockWidget):
         """Read and draw every visible raster layer's spectrum at ``point`` (canvas CRS unless ``crs``)."""
         crs = crs or self.canvas.mapSettings().destinationCrs()
         self.point = QgsPointXY(point)
+        self.say("")
         where = f"{point.x():.2f}, {point.y():.2f} ({crs.authid() or 'map CRS'})"
         layers = self.layers()
         context = QgsProject.instance().transformContext()
@@ -97,7 +98,7 @@ class ProfilePanel(QgsDockWidget):
             head = "No visible raster layer: add the fused output or the LR-HSI to the map."
         elif self.current:
             head = f"Spectra at {where}:"
-        elif all(r.reason == "outside the layer" for r in readings):
+        elif all(r.reason == OUTSIDE for r in readings):
             head = f"Point {where} is outside every visible raster layer."
         else:
             head = f"No spectrum at {where}:"
@@ -107,7 +108,7 @@ class ProfilePanel(QgsDockWidget):
                 gaps = int(np.isnan(r.profile.values).sum())
                 lines.append(f"{r.layer}: pixel (row {r.pixel[0]}, col {r.pixel[1]}), {len(r.profile.values)} "
                              f"bands, {gaps} gap(s) (bad bands / nodata)")
-            elif not (self.current and r.reason == "outside the layer"):
+            elif not (self.current and r.reason == OUTSIDE):
                 lines.append(f"{r.layer}: {r.reason}.")
         self.set_status("\n".join(lines))
         info = [(lyr.name(), self.bands.fusion_line(lyr)) for lyr, r in zip(layers, readings, strict=True)
@@ -121,21 +122,30 @@ class ProfilePanel(QgsDockWidget):
         """Show ``text`` (one line per layer) under the plot."""
         self.status.setText(text)
 
+    def say(self, text: str) -> None:
+        """Show the outcome of a button (pin, export) on its own line."""
+        self.message.setText(text)
+        self.message.setVisible(bool(text))
+
     # ------------------------------------------------------------------------------------------ pins
     def pin(self) -> None:
         """Keep the current profiles drawn (up to PIN_LIMIT places; the oldest goes first)."""
         if not self.current:
-            self.set_status("Nothing to pin: click the map on a raster layer first.")
+            self.say("Nothing to pin: click the map on a raster layer first.")
             return
         self.n_pinned += 1
         self.pins.append([Profile(p.layer, p.x, p.y, p.wavelengths, p.values, p.as_points, self.n_pinned)
                           for p in self.current])
+        dropped = self.pins[:-PIN_LIMIT]
         del self.pins[:-PIN_LIMIT]
+        self.say(f"Pinned as pin {self.n_pinned}" + (f" (pin {dropped[0][0].pin} dropped: {PIN_LIMIT} pins at most)."
+                                                      if dropped else "."))
         self.redraw()
 
     def clear_pins(self) -> None:
         """Forget the pinned profiles."""
         self.pins.clear()
+        self.say("Pins cleared.")
         self.redraw()
 
     def shown(self) -> list[Profile]:
@@ -171,14 +181,14 @@ class ProfilePanel(QgsDockWidget):
 
     def _export(self, path: str, kind: str, data) -> bool:
         if not self.shown():
-            self.set_status(f"Nothing to export as {kind}: click the map on a raster layer first.")
+            self.say(f"Nothing to export as {kind}: click the map on a raster layer first.")
             return False
         try:
             write_bytes_atomic(path, data(), f"spectral profile {kind}")
         except CsakdError as exc:
-            self.set_status(str(exc))
+            self.say(str(exc))
             return False
-        self.set_status(f"{len(self.shown())} profile(s) written to {path}.")
+        self.say(f"{len(self.shown())} profile(s) written to {path}.")
         return True
 
     def _ask_save(self, kind: str, filt: str, export) -> None:
