@@ -3,6 +3,7 @@ through the layer's data provider, then :func:`spectral.profiles.spectrum` (no c
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,24 +39,35 @@ class Reading:
     pixel: tuple[int, int] | None = None
 
 
+def _path(layer: QgsRasterLayer) -> str:
+    """The file behind a GDAL layer's source ("" for other providers)."""
+    if layer.providerType() != "gdal":
+        return ""
+    return QgsProviderRegistry.instance().decodeUri("gdal", layer.source()).get("path") or layer.source()
+
+
 class LayerBands:
-    """Band descriptions of layers, read once per layer source (the file's header, not its pixels)."""
+    """Band descriptions of layers, read once per layer file and version (the file's header, not its pixels)."""
 
     def __init__(self) -> None:
-        self._cache: dict[str, BandInfo | str] = {}
+        self._cache: dict[tuple, BandInfo | str] = {}
 
     def get(self, layer: QgsRasterLayer) -> BandInfo | str:
         """The layer's :class:`BandInfo`, or why it has none (not a file GDAL reads, no wavelengths)."""
-        key = f"{layer.providerType()}::{layer.source()}"
+        path = _path(layer)
+        try:
+            stamp = os.stat(path).st_mtime_ns if path else 0
+        except OSError:
+            stamp = 0
+        key = (layer.providerType(), layer.source(), stamp)
         if key not in self._cache:
-            self._cache[key] = self._read(layer)
+            self._cache[key] = self._read(layer, path)
         return self._cache[key]
 
     @staticmethod
-    def _read(layer: QgsRasterLayer) -> BandInfo | str:
-        if layer.providerType() != "gdal":
+    def _read(layer: QgsRasterLayer, path: str) -> BandInfo | str:
+        if not path:
             return f"a '{layer.providerType()}' layer, not a raster file: {NO_WAVELENGTHS}"
-        path = QgsProviderRegistry.instance().decodeUri("gdal", layer.source()).get("path") or layer.source()
         try:
             info = band_info(path)
         except CsakdError as exc:

@@ -238,16 +238,23 @@ class SpectralProfile:
             self.tool = ProfileMapTool(canvas)
             self.tool.setAction(self.action)
             self.tool.picked.connect(self.panel.show_at)
+            self.panel.closed.connect(self.release_tool)
         self.panel.show()
         self.panel.raise_()
         canvas.setMapTool(self.tool)
         self.action.setChecked(True)
 
-    def unload(self) -> None:
-        """Remove the action, the tool and the panel."""
+    def release_tool(self) -> None:
+        """The panel was closed: the canvas goes back to the pan tool."""
         canvas = self.iface.mapCanvas()
         if self.tool is not None and canvas.mapTool() is self.tool:
-            canvas.unsetMapTool(self.tool)
+            self.iface.actionPan().trigger()
+            if canvas.mapTool() is self.tool:
+                canvas.unsetMapTool(self.tool)
+
+    def unload(self) -> None:
+        """Remove the action, the tool and the panel."""
+        self.release_tool()
         self.iface.removePluginMenu(self.menu, self.action)
         self.iface.removeToolBarIcon(self.action)
         if self.panel is not None:

@@ -153,6 +153,12 @@ def main() -> None:
         report["plain_pins"] = [group[0].pin for group in plain.pins]
         report["plain_pin_message"] = plain.message.text()
         plain.close()
+        panel.close()
+        _pump()
+        report["closed_releases_tool"] = canvas.mapTool() is not tool and not prof.action.isChecked()
+        prof.action.trigger()
+        _pump()
+        report["reopened"] = panel.isVisible() and canvas.mapTool() is tool
         prof.unload()
         report["unloaded"] = prof.panel is None and canvas.mapTool() is not tool
         QgsProject.instance().setDirty(False)

@@ -148,4 +148,4 @@ def test_spectral_profile_panel_draws_the_pixel_spectra(tmp_path):
                                    equal_nan=True)
     assert data["plain_pins"] == [2, 3, 4, 5, 6], data["plain_pins"]  # 5 pins at most, the oldest dropped
     assert data["plain_pin_message"] == "Pinned as pin 6 (pin 1 dropped: 5 pins at most).", data["plain_pin_message"]
-    assert data["unloaded"]
+    assert data["closed_releases_tool"] and data["reopened"] and data["unloaded"]
