@@ -22,6 +22,7 @@ MPL_STYLES = ("-", "--", ":", "-.", (0, (6, 2)), (0, (3, 1, 1, 1)))  # the curre
 QT_STYLES = (Qt.PenStyle.SolidLine, Qt.PenStyle.DashLine, Qt.PenStyle.DotLine, Qt.PenStyle.DashDotLine,
              Qt.PenStyle.DashDotDotLine, Qt.PenStyle.DashLine)
 X_LABEL, Y_LABEL = "Wavelength (nm)", "Reflectance"
+PNG_INCHES = (8.0, 4.5)
 
 
 @dataclass
@@ -81,9 +82,15 @@ class MplPlot(QWidget):
                 for ln in self.ax.get_lines()}
 
     def png_bytes(self) -> bytes:
-        """The figure as PNG."""
+        """The figure as PNG, 8 x 4.5 inches whatever the panel's size."""
         buf = io.BytesIO()
-        self.figure.savefig(buf, format="png", dpi=150)
+        size = self.figure.get_size_inches()
+        try:
+            self.figure.set_size_inches(*PNG_INCHES, forward=False)
+            self.figure.savefig(buf, format="png", dpi=150)
+        finally:
+            self.figure.set_size_inches(*size, forward=False)
+            self.canvas.draw_idle()
         return buf.getvalue()
 
 
