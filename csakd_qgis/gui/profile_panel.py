@@ -94,16 +94,15 @@ class ProfilePanel(QgsDockWidget):
         context = QgsProject.instance().transformContext()
         readings = [read_spectrum(lyr, point, crs, context, self.bands) for lyr in layers]
         self.current = [r.profile for r in readings if r.profile is not None]
+        per_layer = False
         if not layers:
             head = "No visible raster layer: add the fused output or the LR-HSI to the map."
-        elif self.current:
-            head = f"Spectra at {where}:"
         elif all(r.reason == OUTSIDE for r in readings):
             head = f"Point {where} is outside every visible raster layer."
         else:
-            head = f"No spectrum at {where}:"
+            head, per_layer = f"{'Spectra' if self.current else 'No spectrum'} at {where}:", True
         lines = [head]
-        for r in readings if layers and head.startswith(("Spectra", "No spectrum")) else ():
+        for r in readings if per_layer else ():
             if r.profile is not None:
                 gaps = int(np.isnan(r.profile.values).sum())
                 lines.append(f"{r.layer}: pixel (row {r.pixel[0]}, col {r.pixel[1]}), {len(r.profile.values)} "
