@@ -1,5 +1,5 @@
 """QGIS plugin object: registers the Processing provider (headless and in the desktop) and, in the desktop,
-the Plugins > CSAKD > "Check / install dependencies" dialog."""
+the Plugins > CSAKD > "Check / install dependencies" dialog and "Spectral profile" panel (also a toolbar button)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from csakd_qgis.deps import PIP_NAMES, DependencyCheck, InstallResult
+from csakd_qgis.gui.profile_panel import SpectralProfile
 from csakd_qgis.provider import CsakdProvider
 
 MENU = "&CSAKD"
@@ -105,6 +106,7 @@ class CsakdPlugin:
         self.iface = iface
         self.provider = None
         self.deps_action = None
+        self.profile: SpectralProfile | None = None
 
     def initProcessing(self) -> None:  # noqa: N802 (QGIS API name)
         """Register the provider; QGIS calls this for qgis_process and at desktop start."""
@@ -120,12 +122,15 @@ class CsakdPlugin:
         # addProvider returns False (and deletes the object) on a duplicate id: keep no dangling ref.
 
     def initGui(self) -> None:  # noqa: N802 (QGIS API name)
-        """Desktop start: make sure the provider is registered; add the dependency dialog to the menu."""
+        """Desktop start: make sure the provider is registered; add the dependency dialog and the spectral profile
+        panel to the menu."""
         self.initProcessing()
         if self.iface is not None and self.deps_action is None:
             self.deps_action = QAction("Check / install dependencies", self.iface.mainWindow())
             self.deps_action.triggered.connect(self.show_dependencies)
             self.iface.addPluginToMenu(MENU, self.deps_action)
+        if self.iface is not None and self.profile is None:
+            self.profile = SpectralProfile(self.iface, MENU)
 
     def show_dependencies(self) -> None:
         """Open the dependency dialog over the main window."""
@@ -139,3 +144,6 @@ class CsakdPlugin:
         if self.deps_action is not None and self.iface is not None:
             self.iface.removePluginMenu(MENU, self.deps_action)
             self.deps_action = None
+        if self.profile is not None:
+            self.profile.unload()
+            self.profile = None

@@ -8,15 +8,13 @@ output opened again in a new project must look the same.
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers_desktop import requires_desktop, start_qgis
 from _helpers_raster import HAVE_SHARED, ROOT, write_pair
 
 from csakd_qgis.quality.report import TRUE_COLOUR_NM, rgb_bands
@@ -25,35 +23,11 @@ from csakd_qgis.zoo.registry import available_models
 
 pytestmark = [
     pytest.mark.qgis, pytest.mark.shared_data,
-    pytest.mark.skipif(not (shutil.which("xvfb-run") and shutil.which("qgis")),
-                       reason="desktop QGIS under Xvfb needs the qgis and xvfb packages (make setup installs them)"),
+    requires_desktop,
     pytest.mark.skipif(not HAVE_SHARED, reason="needs the real EnMAP tiles in ../shared/data/enmap_potsdam"),
 ]
 SCRIPT = Path(__file__).with_name("desktop_canvas.py")
 ARTIFACTS = ROOT / "test-artifacts"
-
-
-def _start_qgis(job: dict, tmp_path: Path, timeout: float = 120.0) -> dict:
-    """Run desktop QGIS with desktop_canvas.py under Xvfb and return its report.json."""
-    profiles = tmp_path / "profiles"
-    ini = profiles / "profiles" / "default" / "QGIS" / "QGIS3.ini"
-    ini.parent.mkdir(parents=True)
-    ini.write_text("[PythonPlugins]\ncsakd_qgis=true\nprocessing=true\n\n[qgis]\ncheckVersion=false\n",
-                   encoding="utf-8")
-    (tmp_path / "job.json").write_text(json.dumps(job), encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if k not in ("QT_QPA_PLATFORM", "QGIS_CUSTOM_CONFIG_PATH")}
-    env.update(CSAKD_CANVAS_JOB=str(tmp_path / "job.json"), QGIS_PLUGINPATH=str(ROOT),
-               PYTHONPATH=str(ROOT / ".venv" / "lib" / "python3.11" / "site-packages"),
-               XDG_RUNTIME_DIR=str(tmp_path / "runtime"))
-    (tmp_path / "runtime").mkdir(mode=0o700)
-    cmd = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", "qgis", "--nologo", "--noversioncheck",
-           "--profiles-path", str(profiles), "--code", str(SCRIPT)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
-    report = Path(job["out_dir"]) / "report.json"
-    assert report.exists(), f"QGIS exited with {proc.returncode} without a report:\n{proc.stderr[-3000:]}"
-    data = json.loads(report.read_text(encoding="utf-8"))
-    assert "error" not in data, data["error"]
-    return data
 
 
 def _quicklook_means(cube: np.ndarray, bands: list[int]) -> np.ndarray:
@@ -80,7 +54,7 @@ def test_fused_image_is_true_colour_on_the_desktop_canvas(tmp_path):
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     fused = out_dir / "fused_10m.tif"
-    data = _start_qgis({"out_dir": str(out_dir), "params": {
+    data = start_qgis(SCRIPT, {"out_dir": str(out_dir), "params": {
         "HSI": str(pair["hsi"]), "MSI": str(pair["msi"]), "DEVICE": "cpu", "OUTPUT": str(fused)}}, tmp_path)
     ARTIFACTS.mkdir(exist_ok=True)
     for name in ("canvas_after_fuse.png", "canvas_reopened.png", "window_after_fuse.png"):
