@@ -23,7 +23,6 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -64,6 +63,7 @@ from csakd_qgis.raster.job import (
     check_options,
     raster_layer,
 )
+from csakd_qgis.temporaries import WorkFolder
 
 FIT_SAMPLE_LR = 512  # classical coefficients are fitted on a central window of at most this many LR px a side
 RADIOMETRY_SAMPLE = 1 << 20  # values per input used by radiometry_check
@@ -331,8 +331,7 @@ def fuse(hsi: str | os.PathLike, msi: str | os.PathLike, out: str | os.PathLike,
             if m20 is not None:
                 import rasterio
 
-                tmp = z_stack.enter_context(tempfile.TemporaryDirectory(prefix=".csakd-msi20-",
-                                                                        dir=out_path.parent))
+                tmp = z_stack.enter_context(WorkFolder(".csakd-msi20-", out_path.parent))
                 z_path = os.path.join(tmp, "msi20_sharpened.tif")
                 messages += sharpen_msi20(grid, m20, z_path, dataclasses.replace(
                     opts, tile=SHARPEN_TILE, overlap=SHARPEN_OVERLAP, group_width=GROUP_WIDTH, batch=1, part=None),
