@@ -94,19 +94,24 @@ def _writable(folder: Path) -> bool:
     return True
 
 
+def _local(p: PurePath) -> Path:
+    """A concrete path for a check on disk (a Windows path written with '/' works on both platforms)."""
+    return Path(p.as_posix())
+
+
 def _first_file(candidates: list[PurePath]) -> PurePath:
-    return next((c for c in candidates if Path(str(c)).is_file()), candidates[0])
+    return next((c for c in candidates if _local(c).is_file()), candidates[0])
 
 
 def _site_packages(facts: PythonFacts, prefix: PurePath) -> Path:
     if facts.windows:
-        return Path(str(prefix / "Lib" / "site-packages"))
-    return Path(str(prefix / "lib" / f"python{facts.version[0]}.{facts.version[1]}" / "site-packages"))
+        return _local(prefix / "Lib" / "site-packages")
+    return _local(prefix / "lib" / f"python{facts.version[0]}.{facts.version[1]}" / "site-packages")
 
 
 def _externally_managed(facts: PythonFacts, prefix: PurePath) -> bool:
     stdlib = prefix / "Lib" if facts.windows else prefix / "lib" / f"python{facts.version[0]}.{facts.version[1]}"
-    return Path(str(stdlib / "EXTERNALLY-MANAGED")).is_file()
+    return _local(stdlib / "EXTERNALLY-MANAGED").is_file()
 
 
 def _posix_names(facts: PythonFacts, prefix: PurePath) -> list[PurePath]:
@@ -168,10 +173,10 @@ def _windows_python(facts: PythonFacts, prefix: PurePath) -> QgisPython:
     exe = str(_first_file([prefix / "python.exe", prefix / "Scripts" / "python.exe"]))
     user = not _writable(_site_packages(facts, prefix))
     root = prefix.parent.parent if prefix.parent.name.lower() == "apps" else None
-    if root is None or not Path(str(root / "OSGeo4W.bat")).is_file():
+    if root is None or not _local(root / "OSGeo4W.bat").is_file():
         return QgisPython(exe, "python", user=user)
     shell = root / "OSGeo4W.bat"
-    if Path(str(root / "etc" / "setup" / "installed.db")).is_file():  # the OSGeo4W network installer's record
+    if _local(root / "etc" / "setup" / "installed.db").is_file():  # the OSGeo4W network installer's record
         return QgisPython(exe, "osgeo4w", user=user,
                           run_from=f"the OSGeo4W Shell (Start menu > OSGeo4W > OSGeo4W Shell, or {shell})")
     return QgisPython(exe, "windows-installer", user=user,
