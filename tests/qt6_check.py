@@ -72,7 +72,7 @@ def check_source(text: str, path: str = "<string>") -> list[Finding]:
     """Findings for one file's source."""
     tree = ast.parse(text, filename=path)
     out: list[Finding] = []
-    origin: dict[str, str] = {}  # imported name -> module it comes from
+    origin: dict[str, tuple[str, str]] = {}  # name in the file -> (module, name there)
     fallback_lines = _imports_from_qtgui_in_try(tree)
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -84,7 +84,7 @@ def check_source(text: str, path: str = "<string>") -> list[Finding]:
             if module in BINDING_MODULES or module.split(".")[0] in ("PyQt5", "PyQt6"):
                 out.append(Finding(path, node.lineno, f"from {module} import ...: import it from qgis.PyQt"))
             for alias in node.names:
-                origin[alias.asname or alias.name] = module
+                origin[alias.asname or alias.name] = (module, alias.name)
                 if alias.name in REMOVED_NAMES:
                     out.append(Finding(path, node.lineno, REMOVED_NAMES[alias.name]))
                 if (alias.name in MOVED_TO_QTGUI and module.endswith("QtWidgets")
@@ -116,7 +116,7 @@ def check_source(text: str, path: str = "<string>") -> list[Finding]:
                 if (owner_name, node.attr) in RENAMED_ENUMS:
                     out.append(Finding(path, node.lineno, f"{owner_name}.{node.attr} is removed in Qt 6"))
                 elif owner_name in origin:
-                    scope = _resolve_scope(origin[owner_name], owner_name, node.attr)
+                    scope = _resolve_scope(*origin[owner_name], node.attr)
                     if scope is not None:
                         out.append(Finding(path, node.lineno, f"unscoped enum {owner_name}.{node.attr}: write "
                                                               f"{owner_name}.{scope}.{node.attr}"))
