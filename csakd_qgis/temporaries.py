@@ -152,9 +152,9 @@ class WorkFolder:
         try:
             fd = os.open(os.path.join(self.name, OWNER_NAME), os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0),
                          0o600)
-            os.write(fd, json.dumps(owner_record()).encode("utf-8"))
-            # the owner file holds the owner record itself, for file systems without locks
+            # locked first, then the owner record written into it (for file systems without locks)
             self._owner: OwnedFile | None = OwnedFile(os.path.join(self.name, OWNER_NAME), fd, marker=False)
+            os.write(fd, json.dumps(owner_record()).encode("utf-8"))
         except OSError:
             shutil.rmtree(self.name, ignore_errors=True)
             raise
@@ -246,8 +246,11 @@ def _sweep_folder(entry: os.DirEntry) -> bool:
             remove()
             return True
         return False
+    record = _read_record(owner)
+    if record is not None and record.get("pid") == os.getpid() and owner_alive(record):
+        return False  # this process's own folder (locks emulated per process, e.g. on NFS, would not say so)
     state = _remove_if_unlocked(owner, remove)
-    if state is None and _dead(_read_record(owner), os.stat(owner).st_mtime):  # no locks: the record tells
+    if state is None and _dead(record, os.stat(owner).st_mtime):  # no locks: the record tells
         remove()
         return True
     return bool(state)
