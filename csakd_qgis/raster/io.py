@@ -22,7 +22,12 @@ import numpy as np
 
 from csakd_qgis import oscompat
 from csakd_qgis.errors import CsakdError
-from csakd_qgis.temporaries import TEMP_SUFFIX, OwnedFile, sweep_stale_temporaries
+from csakd_qgis.temporaries import (
+    TEMP_SUFFIX,
+    OwnedFile,
+    is_temporary_name,  # noqa: F401 - re-exported (its home was here)
+    sweep_stale_temporaries,
+)
 
 log = logging.getLogger("csakd")
 
