@@ -10,11 +10,13 @@ the version already there, so installing a runtime never replaces the numpy that
 from __future__ import annotations
 
 import importlib
+import os
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from csakd_qgis import oscompat
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.python_finder import find_qgis_python
 
@@ -144,7 +146,10 @@ class DependencyCheck:
         cmd = install_command(runtime)
         lines: list[str] = []
         try:
-            proc = self.popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            # pip's output as UTF-8 on every platform; no console window flashing up on Windows
+            proc = self.popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, encoding="utf-8",
+                              errors="replace", env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+                              **({"creationflags": 0x08000000} if oscompat.windows_semantics() else {}))
         except OSError as exc:
             return InstallResult(False, f"pip could not be started ({exc.strerror or exc}): run this in a "
                                         f"terminal: {install_hint(runtime)}", "")

@@ -119,3 +119,28 @@ def test_dependency_hint_and_error_follow_the_platform(tmp_path, monkeypatch):
     err = str(deps.missing_runtime_error("enmap_s2-4band_x4"))
     assert "\n" not in err and hint in err
     assert deps.python_line().startswith(f"QGIS's Python: {_win(prefix / 'python.exe')} (OSGeo4W")
+
+
+def test_pip_runs_without_a_console_window_on_windows_and_reads_utf8(monkeypatch):
+    import io
+
+    from csakd_qgis import oscompat
+    from csakd_qgis.deps import DependencyCheck, PackageStatus
+
+    seen = {}
+
+    class Pip:
+        def __call__(self, cmd, **kw):
+            seen.update(kw, cmd=cmd)
+            self.stdout = io.StringIO("Téléchargement onnxruntime\n")
+            return self
+
+        def wait(self):
+            return 1
+
+    monkeypatch.setattr(deps, "package_status", lambda: [PackageStatus("torch", False), PackageStatus(
+        "onnxruntime", False)])
+    monkeypatch.setattr(oscompat, "windows_semantics", lambda: True)
+    res = DependencyCheck(popen=Pip()).install("onnx")
+    assert seen["creationflags"] == 0x08000000 and seen["encoding"] == "utf-8"
+    assert seen["env"]["PYTHONIOENCODING"] == "utf-8" and not res.ok and "Téléchargement" in res.message
