@@ -12,12 +12,13 @@ from __future__ import annotations
 import importlib
 import os
 import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from csakd_qgis import oscompat
 from csakd_qgis.errors import CsakdError
+from csakd_qgis.python_finder import find_qgis_python
 
 RUNTIMES = ("torch", "onnx")
 PIP_NAMES = {"torch": "torch", "onnx": "onnxruntime"}
@@ -34,33 +35,33 @@ class PackageStatus:
 
 
 def python_executable() -> Path:
-    """The Python interpreter of this process, found from its own prefix: inside QGIS ``sys.executable`` is the
-    QGIS binary or whatever ``python3`` comes first on PATH (another interpreter), never QGIS's Python itself."""
-    venv = sys.prefix != sys.base_prefix
-    prefix = Path(sys.prefix if venv else sys.base_exec_prefix)
-    ver = f"{sys.version_info.major}.{sys.version_info.minor}"
-    names = ([prefix / "python.exe", prefix / "Scripts" / "python.exe"] if os.name == "nt" else
-             [prefix / "bin" / f"python{ver}", prefix / "bin" / "python3", prefix / "bin" / "python"])
-    exe = Path(sys.executable) if sys.executable else None
-    if exe is not None and exe.name.lower().startswith("python") and exe.parent in {n.parent for n in names}:
-        return exe
-    return next((n for n in names if n.is_file()), names[0])
+    """QGIS's own Python interpreter (inside QGIS ``sys.executable`` is the QGIS binary or another ``python3`` on
+    PATH, never QGIS's Python itself): found from this process's prefix and the platform's install layout."""
+    return Path(find_qgis_python().executable)
 
 
 def install_command(runtime: str) -> list[str]:
     """pip arguments that install ``runtime`` ("onnx", "torch" or another pip package name) for this Python,
-    numpy pinned as it is."""
+    numpy pinned as it is (``--user`` where its prefix is not writable)."""
     import numpy
 
-    args = [str(python_executable()), "-m", "pip", "install"]
-    if sys.prefix == sys.base_prefix:  # not a virtual environment: the user's site, no root needed
-        args.append("--user")
-    return args + [PIP_NAMES.get(runtime, runtime), f"numpy=={numpy.__version__}"]
+    return find_qgis_python().pip_install([PIP_NAMES.get(runtime, runtime), f"numpy=={numpy.__version__}"])
 
 
 def install_hint(runtime: str = "onnx") -> str:
-    """The install command as one shell line (arguments with spaces quoted)."""
-    return " ".join(f'"{a}"' if " " in a else a for a in install_command(runtime))
+    """The install command as one line for a terminal (arguments with spaces quoted), with where to run it
+    (e.g. the OSGeo4W Shell on Windows; ``flatpak run`` for the Flatpak)."""
+    import numpy
+
+    return find_qgis_python().hint([PIP_NAMES.get(runtime, runtime), f"numpy=={numpy.__version__}"])
+
+
+def python_line() -> str:
+    """One line for the dependency dialog: which Python the packages go to, and how."""
+    qp = find_qgis_python()
+    how = {"osgeo4w": "OSGeo4W", "windows-installer": "QGIS standalone installer", "macos-app": "QGIS.app",
+           "flatpak": "Flatpak", "linux": "system Python", "venv": "virtual environment"}.get(qp.kind, "Python")
+    return f"QGIS's Python: {qp.executable} ({how}{'; pip --user' if qp.user else ''})"
 
 
 def runtime_available(runtime: str) -> bool:
@@ -145,10 +146,13 @@ class DependencyCheck:
         cmd = install_command(runtime)
         lines: list[str] = []
         try:
-            proc = self.popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            # pip's output as UTF-8 on every platform; no console window flashing up on Windows
+            proc = self.popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, encoding="utf-8",
+                              errors="replace", env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+                              **({"creationflags": 0x08000000} if oscompat.windows_semantics() else {}))
         except OSError as exc:
             return InstallResult(False, f"pip could not be started ({exc.strerror or exc}): run this in a "
-                                        f"terminal: {' '.join(cmd)}", "")
+                                        f"terminal: {install_hint(runtime)}", "")
         for line in proc.stdout:
             lines.append(line.rstrip("\n"))
             if on_line is not None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from qgis.core import QgsApplication
 from qgis.PyQt.QtCore import QThread, pyqtSignal
 from qgis.PyQt.QtWidgets import (
-    QAction,
     QDialog,
     QDialogButtonBox,
     QLabel,
@@ -17,9 +16,14 @@ from qgis.PyQt.QtWidgets import (
     QVBoxLayout,
 )
 
-from csakd_qgis.deps import PIP_NAMES, DependencyCheck, InstallResult
+from csakd_qgis.deps import PIP_NAMES, DependencyCheck, InstallResult, python_line
 from csakd_qgis.gui.profile_panel import SpectralProfile
 from csakd_qgis.provider import CsakdProvider
+
+try:  # Qt 6 (QGIS 4) moved QAction to QtGui; Qt 5 has it in QtWidgets
+    from qgis.PyQt.QtGui import QAction
+except ImportError:
+    from qgis.PyQt.QtWidgets import QAction
 
 MENU = "&CSAKD"
 
@@ -45,8 +49,8 @@ class DependencyDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("CSAKD: check / install dependencies")
         self.check = check or DependencyCheck()
-        self.summary, self.result = QLabel(), QLabel()
-        for label in (self.summary, self.result):
+        self.summary, self.result, self.where = QLabel(), QLabel(), QLabel(python_line())
+        for label in (self.summary, self.result, self.where):
             label.setWordWrap(True)
         self.table = QTableWidget(0, 3)
         self.table.setHorizontalHeaderLabels(["Package", "Status", "Details"])
@@ -57,10 +61,10 @@ class DependencyDialog(QDialog):
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
         self.buttons = {r: QPushButton(f"Install {PIP_NAMES[r]}") for r in ("onnx", "torch")}
-        close = QDialogButtonBox(QDialogButtonBox.Close)
+        close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         close.rejected.connect(self.reject)
         lay = QVBoxLayout(self)
-        for w in (self.summary, self.table, *self.buttons.values(), self.log, self.result, close):
+        for w in (self.summary, self.where, self.table, *self.buttons.values(), self.log, self.result, close):
             lay.addWidget(w)
         for r, b in self.buttons.items():
             b.clicked.connect(lambda _=False, r=r: self.start(r))
@@ -134,7 +138,7 @@ class CsakdPlugin:
 
     def show_dependencies(self) -> None:
         """Open the dependency dialog over the main window."""
-        DependencyDialog(self.iface.mainWindow() if self.iface is not None else None).exec_()
+        DependencyDialog(self.iface.mainWindow() if self.iface is not None else None).exec()
 
     def unload(self) -> None:
         """Remove the provider when the plugin is disabled or reloaded."""

@@ -16,9 +16,11 @@ from qgis.core import (
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
+    QgsProject,
 )
 from qgis.PyQt.QtCore import QCoreApplication
 
+from csakd_qgis import oscompat
 from csakd_qgis.algorithms import styling
 from csakd_qgis.errors import CancelledError, CsakdError, failure_message
 from csakd_qgis.raster.io import check_output_path, read_meta
@@ -38,12 +40,22 @@ def cancel_on_signals(feedback: QgsProcessingFeedback | None):
     def on_signal(signum: int, frame: object) -> None:
         feedback.cancel()
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, on_signal) for sig in oscompat.stop_signals()}
     try:
         yield
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def loaded_layer_of(path: str) -> str | None:
+    """The name of a layer of the open project that reads the file ``path`` (QGIS keeps it open), else None."""
+    target = os.path.normcase(os.path.abspath(path))
+    for layer in QgsProject.instance().mapLayers().values():
+        source = layer.source().split("|")[0]
+        if source and os.path.normcase(os.path.abspath(source)) == target:
+            return layer.name()
+    return None
 
 
 class _FeedbackWarnings(logging.Handler):
@@ -191,6 +203,11 @@ class CsakdAlgorithm(QgsProcessingAlgorithm):
             check_output_path(path, inputs, role=role)
         except CsakdError as exc:
             return False, str(exc)
+        layer = loaded_layer_of(path) if oscompat.windows_semantics() else None
+        if layer is not None:
+            return False, (f"The {role} '{path}' is loaded in the project as the layer '{layer}', and Windows cannot "
+                           "replace a file QGIS keeps open: remove that layer from the project (or choose another "
+                           "output name) and run again.")
         return True, ""
 
     def enum_string(self, parameters: dict, name: str, context: QgsProcessingContext) -> str:

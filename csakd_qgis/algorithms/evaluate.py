@@ -12,6 +12,7 @@ from qgis.core import (
 )
 
 from csakd_qgis.algorithms.base import CsakdAlgorithm
+from csakd_qgis.algorithms.qgis_enums import INTEGER
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.quality.report import evaluate_rasters
 from csakd_qgis.raster.io import check_writable_folder
@@ -46,7 +47,7 @@ class EvaluateAlgorithm(CsakdAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer(self.LR, self.tr("LR-HSI (for the bicubic baseline)"),
                                                             optional=True))
         self.addParameter(QgsProcessingParameterNumber(self.SCALE, self.tr("Scale factor"),
-                                                       QgsProcessingParameterNumber.Integer, 4, minValue=2))
+                                                       INTEGER, 4, minValue=2))
         self.addParameter(QgsProcessingParameterFileDestination(self.JSON, self.tr("Metrics JSON"),
                                                                 "JSON files (*.json)", optional=True))
         self.addParameter(QgsProcessingParameterFileDestination(self.REPORT, self.tr("HTML report"),

@@ -6,7 +6,6 @@ from qgis.core import (
     QgsProcessingOutputFile,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
@@ -14,6 +13,7 @@ from qgis.core import (
 )
 
 from csakd_qgis.algorithms.base import CsakdAlgorithm
+from csakd_qgis.algorithms.qgis_enums import ADVANCED, INTEGER
 from csakd_qgis.distributed.batch import PAIR_OPTIONS, run_batch
 
 
@@ -51,14 +51,14 @@ class FuseBatchAlgorithm(CsakdAlgorithm):
         self.addParameter(QgsProcessingParameterString(self.MODEL, self.tr("Model for rows without one"),
                                                        defaultValue="glp"))
         self.addParameter(QgsProcessingParameterNumber(self.WORKERS, self.tr("Dask worker processes (1: none)"),
-                                                       QgsProcessingParameterNumber.Integer, 1, minValue=1))
+                                                       INTEGER, 1, minValue=1))
         self.addParameter(QgsProcessingParameterBoolean(self.RESUME, self.tr("Skip pairs whose output is complete"),
                                                         defaultValue=True))
         advanced = [QgsProcessingParameterString(self.SCHEDULER, self.tr("Dask scheduler address"), optional=True),
                     QgsProcessingParameterNumber(self.RETRIES, self.tr("Retries of a failed task"),
-                                                 QgsProcessingParameterNumber.Integer, 1, minValue=0)]
+                                                 INTEGER, 1, minValue=0)]
         for p in advanced:
-            p.setFlags(p.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            p.setFlags(p.flags() | ADVANCED)
             self.addParameter(p)
         self.addParameter(QgsProcessingParameterFileDestination(self.SUMMARY, self.tr("Summary (JSON)"),
                                                                 "JSON files (*.json)"))

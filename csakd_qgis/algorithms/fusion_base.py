@@ -9,7 +9,6 @@ from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
@@ -20,6 +19,7 @@ from qgis.core import (
 
 from csakd_qgis.algorithms import styling
 from csakd_qgis.algorithms.base import CsakdAlgorithm
+from csakd_qgis.algorithms.qgis_enums import ADVANCED, INTEGER
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.fusion.fuse import fuse
 from csakd_qgis.fusion.multires import uses_msi20
@@ -92,14 +92,14 @@ class FusionBase(CsakdAlgorithm):
                 self.DEVICE, self.tr("Device"), options=DEVICES, defaultValue="auto", usesStaticStrings=True))
         advanced = [
             QgsProcessingParameterNumber(self.TILE, self.tr("Tile size (output pixels)"),
-                                         QgsProcessingParameterNumber.Integer, 256 if learned else 512,
+                                         INTEGER, 256 if learned else 512,
                                          minValue=16),
             QgsProcessingParameterNumber(self.OVERLAP, self.tr("Tile overlap (output pixels)"),
-                                         QgsProcessingParameterNumber.Integer, 32, minValue=0),
+                                         INTEGER, 32, minValue=0),
         ]
         if learned:
             advanced.append(QgsProcessingParameterNumber(
-                self.BATCH, self.tr("Tiles per batch"), QgsProcessingParameterNumber.Integer, 4, minValue=1))
+                self.BATCH, self.tr("Tiles per batch"), INTEGER, 4, minValue=1))
             advanced.append(QgsProcessingParameterEnum(
                 self.RUNTIME, self.tr("Network runtime (auto: PyTorch when installed, else ONNX Runtime)"),
                 options=RUNTIMES, defaultValue="auto", usesStaticStrings=True))
@@ -119,7 +119,7 @@ class FusionBase(CsakdAlgorithm):
             self.CREATION_OPTIONS, self.tr("GDAL creation options (e.g. COMPRESS=LZW)"), defaultValue="",
             optional=True))
         for p in advanced:
-            p.setFlags(p.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            p.setFlags(p.flags() | ADVANCED)
             self.addParameter(p)
         self.add_display_parameters()
         self.addParameter(QgsProcessingParameterRasterDestination(

@@ -11,6 +11,7 @@ from qgis.core import (
 )
 
 from csakd_qgis.algorithms.base import CsakdAlgorithm
+from csakd_qgis.algorithms.qgis_enums import DOUBLE, INTEGER
 from csakd_qgis.algorithms.styling import display_help, provenance
 from csakd_qgis.raster.simulate import simulate_rasters
 
@@ -46,10 +47,10 @@ class SimulatePairAlgorithm(CsakdAlgorithm):
         self.addParameter(QgsProcessingParameterString(self.SENSOR, self.tr("MSI sensor and bands"),
                                                        defaultValue="S2A:B2,B3,B4,B8"))
         self.addParameter(QgsProcessingParameterNumber(self.SCALE, self.tr("Scale factor"),
-                                                       QgsProcessingParameterNumber.Integer, 4, minValue=2,
+                                                       INTEGER, 4, minValue=2,
                                                        maxValue=16))
         self.addParameter(QgsProcessingParameterNumber(self.SNR, self.tr("Noise SNR in dB (0 = no noise)"),
-                                                       QgsProcessingParameterNumber.Double, 0.0, minValue=0.0))
+                                                       DOUBLE, 0.0, minValue=0.0))
         self.add_display_parameters()
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUT_LR, self.tr("Simulated LR-HSI")))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUT_MSI, self.tr("Simulated HR-MSI")))

@@ -35,6 +35,7 @@ from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtXml import QDomDocument
 
 from csakd_qgis import __version__
+from csakd_qgis.algorithms.qgis_enums import ADVANCED
 from csakd_qgis.quality.report import TRUE_COLOUR_NM, rgb_bands
 from csakd_qgis.raster.io import read_meta, write_files_atomic
 
@@ -70,7 +71,7 @@ def display_parameters() -> list[QgsProcessingParameterDefinition]:
         DISPLAY_WAVELENGTHS, _tr("Custom display wavelengths in nm: red,green,blue (one value = grey)"),
         defaultValue="", optional=True)
     for p in (choice, custom):
-        p.setFlags(p.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        p.setFlags(p.flags() | ADVANCED)
     return [choice, custom]
 
 

@@ -7,6 +7,7 @@ import functools
 from qgis.core import QgsProcessingParameterNumber
 
 from csakd_qgis.algorithms.fusion_base import FILE_CHOICE, PRODUCT_HELP, ModelFusionBase
+from csakd_qgis.algorithms.qgis_enums import ADVANCED, INTEGER
 from csakd_qgis.algorithms.styling import display_help
 from csakd_qgis.fusion.superresolve import superresolve
 from csakd_qgis.zoo.registry import available_models
@@ -61,8 +62,8 @@ class SuperresolveAlgorithm(ModelFusionBase):
         self.add_inputs()
         self.add_model_parameters(model_choices())
         scale = QgsProcessingParameterNumber(self.SCALE, self.tr("Scale factor (bicubic only)"),
-                                             QgsProcessingParameterNumber.Integer, 4, minValue=2, maxValue=16)
-        scale.setFlags(scale.flags() | scale.FlagAdvanced)
+                                             INTEGER, 4, minValue=2, maxValue=16)
+        scale.setFlags(scale.flags() | ADVANCED)
         self.addParameter(scale)
         self.add_run_options(learned=True)
         out = self.parameterDefinition(self.OUTPUT)

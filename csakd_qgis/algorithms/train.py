@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from qgis.core import (
-    QgsProcessing,
     QgsProcessingException,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
@@ -20,6 +18,7 @@ from qgis.core import (
 
 from csakd_qgis.algorithms.base import CsakdAlgorithm
 from csakd_qgis.algorithms.fusion_base import DEVICES
+from csakd_qgis.algorithms.qgis_enums import ADVANCED, DOUBLE, INTEGER, TYPE_RASTER
 from csakd_qgis.algorithms.styling import provenance
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.spectral.srf import load_srf
@@ -83,7 +82,7 @@ class TrainAlgorithm(CsakdAlgorithm):
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
         self.addParameter(QgsProcessingParameterMultipleLayers(
             self.REFERENCES, self.tr("Training rasters: reference high-resolution HSI (reference mode)"),
-            QgsProcessing.TypeRaster, optional=True))
+            TYPE_RASTER, optional=True))
         self.addParameter(QgsProcessingParameterRasterLayer(
             self.HSI, self.tr("Low-resolution hyperspectral image (adaptive mode)"), optional=True))
         self.addParameter(QgsProcessingParameterRasterLayer(
@@ -92,7 +91,7 @@ class TrainAlgorithm(CsakdAlgorithm):
             self.SENSOR, self.tr("MSI sensor and bands (spectral responses)"), defaultValue="S2A:B2,B3,B4,B8",
             optional=True))
         self.addParameter(QgsProcessingParameterNumber(
-            self.SCALE, self.tr("Scale factor (reference mode)"), QgsProcessingParameterNumber.Integer, 3,
+            self.SCALE, self.tr("Scale factor (reference mode)"), INTEGER, 3,
             minValue=2, maxValue=16))
         self.addParameter(QgsProcessingParameterEnum(
             self.PRESET, self.tr("Network size for a new network"), options=PRESETS, defaultValue="lite",
@@ -102,9 +101,9 @@ class TrainAlgorithm(CsakdAlgorithm):
             self.INIT, self.tr("Fine-tune from"), options=choices, defaultValue="auto", usesStaticStrings=True))
         self.addParameter(QgsProcessingParameterNumber(
             self.STEPS, self.tr("Maximum training steps (0 = until the time budget)"),
-            QgsProcessingParameterNumber.Integer, 0, minValue=0))
+            INTEGER, 0, minValue=0))
         self.addParameter(QgsProcessingParameterNumber(
-            self.BUDGET, self.tr("Time budget (minutes, 0 = no limit)"), QgsProcessingParameterNumber.Double, 5.0,
+            self.BUDGET, self.tr("Time budget (minutes, 0 = no limit)"), DOUBLE, 5.0,
             minValue=0.0))
         self.addParameter(QgsProcessingParameterEnum(
             self.DEVICE, self.tr("Device"), options=DEVICES, defaultValue="auto", usesStaticStrings=True))
@@ -112,18 +111,18 @@ class TrainAlgorithm(CsakdAlgorithm):
             QgsProcessingParameterFile(self.INIT_FILE, self.tr("Fine-tune from a model file (.safetensors)"),
                                        extension="safetensors", optional=True),
             QgsProcessingParameterNumber(self.BATCH_SIZE, self.tr("Batch size"),
-                                         QgsProcessingParameterNumber.Integer, 8, minValue=1),
+                                         INTEGER, 8, minValue=1),
             QgsProcessingParameterNumber(self.PATCH, self.tr("Patch size (target pixels)"),
-                                         QgsProcessingParameterNumber.Integer, 12, minValue=4),
+                                         INTEGER, 12, minValue=4),
             QgsProcessingParameterNumber(self.LEARNING_RATE, self.tr("Learning rate"),
-                                         QgsProcessingParameterNumber.Double, 2e-4, minValue=1e-7, maxValue=1.0),
+                                         DOUBLE, 2e-4, minValue=1e-7, maxValue=1.0),
             QgsProcessingParameterNumber(self.VAL_FRACTION, self.tr("Held-out validation fraction"),
-                                         QgsProcessingParameterNumber.Double, 0.2, minValue=0.05, maxValue=0.5),
-            QgsProcessingParameterNumber(self.SEED, self.tr("Random seed"), QgsProcessingParameterNumber.Integer,
+                                         DOUBLE, 0.2, minValue=0.05, maxValue=0.5),
+            QgsProcessingParameterNumber(self.SEED, self.tr("Random seed"), INTEGER,
                                          0, minValue=0),
         ]
         for p in advanced:
-            p.setFlags(p.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            p.setFlags(p.flags() | ADVANCED)
             self.addParameter(p)
         self.add_display_parameters()
         self.addParameter(QgsProcessingParameterFileDestination(

@@ -20,6 +20,7 @@ from csakd_qgis.cli.simulate import add_simulate_parser
 from csakd_qgis.cli.superresolve import add_superresolve_parser
 from csakd_qgis.cli.train import add_train_parser
 from csakd_qgis.errors import failure_message
+from csakd_qgis.oscompat import stop_signals
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     route_gdal_messages(args.verbose)
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    term = [sig for sig in stop_signals() if sig != signal.SIGINT]  # SIGTERM where the platform delivers it
+    previous = {sig: signal.signal(sig, _on_sigterm) for sig in term}
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt as exc:
@@ -91,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"csakd: error: {line}", file=sys.stderr)
         return 1
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import datetime
+import io
 import json
 import logging
 import os
@@ -34,7 +35,7 @@ from typing import Any
 from csakd_qgis.distributed.cluster import DaskExecutor, SerialExecutor, executor, task_key, task_options
 from csakd_qgis.errors import CancelledError, CsakdError
 from csakd_qgis.raster.coreg import _footprint
-from csakd_qgis.raster.io import read_meta
+from csakd_qgis.raster.io import read_meta, write_bytes_atomic
 from csakd_qgis.raster.job import check_int
 
 log = logging.getLogger("csakd_qgis.distributed")
@@ -304,14 +305,14 @@ def _write_summary(result: BatchResult, json_path: Path, csv_path: Path) -> None
     write_json(json_path, {"summary": result.summary(), "where": result.where, "elapsed_s": result.elapsed_s,
                            "done": result.count("done"), "failed": result.count("failed"),
                            "skipped": result.count("skipped"), "pairs": [asdict(r) for r in result.records]})
-    tmp = csv_path.with_name(f".{csv_path.name}.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["row", "status", "seconds", "device", "error", *METRICS, "hsi", "msi", "out", "log"])
-        for r in result.records:
-            w.writerow([r.row, r.status, "" if r.seconds is None else f"{r.seconds:.2f}", r.device, r.error,
-                        *(r.metrics.get(m, "") for m in METRICS), r.hsi, r.msi, r.out, r.log])
-    os.replace(tmp, csv_path)
+    fh = io.StringIO(newline="")
+    w = csv.writer(fh)
+    w.writerow(["row", "status", "seconds", "device", "error", *METRICS, "hsi", "msi", "out", "log"])
+    for r in result.records:
+        w.writerow([r.row, r.status, "" if r.seconds is None else f"{r.seconds:.2f}", r.device, r.error,
+                    *(r.metrics.get(m, "") for m in METRICS), r.hsi, r.msi, r.out, r.log])
+    # atomic, and one line when Windows refuses the replace (e.g. the table is open in a spreadsheet)
+    write_bytes_atomic(csv_path, fh.getvalue().encode("utf-8"), role="batch summary table")
 
 
 def run_batch(jobs: str | os.PathLike | Sequence[PairJob], *, scheduler: str | None = None,

@@ -19,8 +19,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -30,6 +28,7 @@ from csakd_qgis.distributed.cluster import DaskExecutor, SerialExecutor, executo
 from csakd_qgis.errors import CancelledError, CsakdError
 from csakd_qgis.raster.io import atomic_output, check_output_path, default_creation_options
 from csakd_qgis.raster.job import EmptyPart, RasterJobResult
+from csakd_qgis.temporaries import WorkFolder
 
 log = logging.getLogger("csakd_qgis.distributed")
 
@@ -133,7 +132,8 @@ def run_blocks(entry: Callable[..., R], inputs: Mapping[str, Any], out: str | os
     report = progress or (lambda fraction, message: None)
     if cancel is not None and cancel():
         raise CancelledError()
-    work = tempfile.mkdtemp(prefix=f".{out_path.stem}.blocks.", dir=str(out_path.parent))
+    folder = WorkFolder(f".{out_path.stem}.blocks.", out_path.parent)  # owned: swept only once this run is dead
+    work = folder.name
     futures: list[Any] = []
     try:
         report(0.0, f"{n} block tasks on {ex.description}")
@@ -158,7 +158,7 @@ def run_blocks(entry: Callable[..., R], inputs: Mapping[str, Any], out: str | os
         ex.cancel(futures)
         raise
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        folder.cleanup()
     return _merge(ordered, out_path, ex, layout, time.perf_counter() - t_start, assemble_s, report)
 
 

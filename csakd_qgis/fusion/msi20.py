@@ -12,7 +12,6 @@ import contextlib
 import dataclasses
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +34,7 @@ from csakd_qgis.fusion.predictors import Predictor, apply_mask, nodata_mask
 from csakd_qgis.raster.coreg import FusionGrid
 from csakd_qgis.raster.io import RasterMeta, read_meta
 from csakd_qgis.raster.job import GROUP_WIDTH, Layer, OutputSpec, Progress, TiledRasterJob, raster_layer
+from csakd_qgis.temporaries import WorkFolder
 
 FIT_SAMPLE_LR = 512  # the gains are fitted on a central window of at most this many 20 m px a side
 # The sharpened 20 m bands are an intermediate raster with a fixed window plan: the user's tile/overlap must
@@ -202,7 +202,7 @@ class Msi20Stack:
         """Sharpen the 20 m bands into a temporary GeoTIFF in ``out_dir`` (removed on exit) and open it."""
         import rasterio
 
-        tmp = self._stack.enter_context(tempfile.TemporaryDirectory(prefix=".csakd-msi20-", dir=out_dir))
+        tmp = self._stack.enter_context(WorkFolder(".csakd-msi20-", out_dir))
         z_path = os.path.join(tmp, "msi20_sharpened.tif")
         lines = sharpen_msi20(self.grid, self.plan, z_path, dataclasses.replace(
             opts, tile=SHARPEN_TILE, overlap=SHARPEN_OVERLAP, group_width=GROUP_WIDTH, batch=1, part=None),

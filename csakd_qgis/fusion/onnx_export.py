@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -25,6 +24,7 @@ from csakd_qgis.quality.metrics import psnr
 from csakd_qgis.spectral.degrade import synthesize_msi, wald_degrade
 from csakd_qgis.spectral.srf import gaussian_srf, srf_matrix
 from csakd_qgis.spectral.synthetic import make_scene
+from csakd_qgis.temporaries import WorkFolder
 from csakd_qgis.zoo.card import apply_normalization, invert_normalization, model_paths
 
 OPSET = 17  # ONNX Runtime CPU runs every op of our nets at this opset
@@ -219,7 +219,7 @@ def export_onnx(model_path: str | os.PathLike, variants: Sequence[str] = ("fp32"
         torch_s = (time.perf_counter() - t0) / len(tiles)
     report = ExportReport(str(card.get("name") or card_path.stem), CALIB_TILE_LR * int(card["scale"]), threads,
                           torch_s)
-    with tempfile.TemporaryDirectory(dir=card_path.parent, prefix=".csakd-onnx.") as tmp:
+    with WorkFolder(".csakd-onnx.", card_path.parent) as tmp:
         tmp_fp32 = Path(tmp) / "fp32.onnx"
         dyn = {k: {0: "batch", 2: "lr_height" if k == "lr" else "height", 3: "lr_width" if k == "lr" else "width"}
                for k in [*names, "hr"]}

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.products.base import ProductRaster, write_geotiff
 from csakd_qgis.products.registry import is_product, open_product
+from csakd_qgis.temporaries import WorkFolder
 
 ROLE_NAMES = {"hsi": "hyperspectral (HSI) input", "msi": "multispectral (MSI) input",
               "msi20": "20 m multispectral input"}
@@ -47,11 +47,10 @@ def pick_msi(rasters: list[ProductRaster], path: str) -> tuple[ProductRaster, Pr
     return msi[0], coarse[0] if coarse else None
 
 
-def _folder_beside(out: str | os.PathLike) -> tempfile.TemporaryDirectory:
+def _folder_beside(out: str | os.PathLike) -> WorkFolder:
     out = Path(str(out))
     try:
-        return tempfile.TemporaryDirectory(prefix=f".{out.name}.products.", dir=str(out.parent or Path(".")),
-                                           ignore_cleanup_errors=True)
+        return WorkFolder(f".{out.name}.products.", out.parent or Path("."))
     except OSError as exc:
         raise CsakdError(f"Cannot create a work folder for the products beside the output '{out}' ({exc}): "
                          "choose an output folder you can write to.") from None

@@ -7,21 +7,27 @@ so downstream code never sees sensor-specific integer scalings or nodata sentine
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import logging
 import os
 import re
+import sys
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from csakd_qgis import oscompat
 from csakd_qgis.errors import CsakdError
+from csakd_qgis.temporaries import (
+    TEMP_SUFFIX,
+    OwnedFile,
+    is_temporary_name,  # noqa: F401 - re-exported (its home was here)
+    sweep_stale_temporaries,
+)
 
 log = logging.getLogger("csakd")
 
@@ -324,7 +330,9 @@ def check_output_path(path: str | os.PathLike, inputs: Sequence[str | os.PathLik
     if p.suffix.lower() not in SUPPORTED_OUTPUT_EXTENSIONS:
         raise CsakdError(f"The {role} '{p}' has extension '{p.suffix}', but only GeoTIFF "
                          f"({', '.join(SUPPORTED_OUTPUT_EXTENSIONS)}) is written. Rename it to end in .tif.")
-    check_writable_folder(p, role)
+    folder = check_writable_folder(p, role)
+    _check_path_length(p, role)
+    sweep_stale_temporaries(folder)  # the start of every run into a folder: killed runs' temporaries go
     if p.is_dir():
         raise CsakdError(f"The {role} '{p}' is a folder: give a file name ending in .tif.")
     for src in inputs:
@@ -332,6 +340,24 @@ def check_output_path(path: str | os.PathLike, inputs: Sequence[str | os.PathLik
             raise CsakdError(f"The {role} '{p}' is one of the inputs: choose a different file name so "
                              "the input is not overwritten.")
     return p
+
+
+def _check_path_length(path: Path, role: str) -> None:
+    """CsakdError when the output's temporary (about 24 characters longer) would pass Windows' path limit."""
+    limit = oscompat.max_path_length()
+    full = os.path.abspath(str(path))
+    if limit is not None and len(full) + 24 > limit:
+        raise CsakdError(f"The {role} '{full}' is {len(full)} characters long, too long for Windows here (at most "
+                         f"{limit - 24} for an output, as its temporary is longer): choose a shorter folder or "
+                         "name, or enable long paths in Windows (LongPathsEnabled).")
+
+
+def locked_output_error(path: str | os.PathLike, role: str) -> CsakdError:
+    """The one line for an output Windows refuses to replace: another program (or QGIS's layer) holds it open."""
+    return CsakdError(f"The {role} '{path}' cannot be replaced: it is open in another program (in QGIS: a layer "
+                      "of the project reads it). Remove that layer from the project or close the program using "
+                      "the file, or choose another output name; nothing was written there (the existing file is "
+                      "kept).")
 
 
 def band_description(index: int, wavelength: float | None) -> str:
@@ -396,59 +422,13 @@ def parse_creation_options(text: str | None) -> dict[str, str]:
 def chmod_like_new_file(path: str | os.PathLike) -> None:
     """Give a mkstemp file (mode 0600) the permissions a normally created file gets (0666 minus the umask)."""
     mask = 0o022
-    try:  # read without changing it: os.umask() would briefly affect other threads
-        with open("/proc/self/status", encoding="ascii") as fh:
-            mask = next((int(ln.split()[1], 8) for ln in fh if ln.startswith("Umask:")), mask)
-    except OSError:
-        pass
+    if sys.platform.startswith("linux"):
+        try:  # read without changing it: os.umask() would briefly affect other threads
+            with open("/proc/self/status", encoding="ascii") as fh:
+                mask = next((int(ln.split()[1], 8) for ln in fh if ln.startswith("Umask:")), mask)
+        except OSError:
+            pass
     os.chmod(path, 0o666 & ~mask)
-
-
-_PROCESS_START = time.time()
-TEMP_SUFFIX = ".csakd-tmp"
-# this tool's temporaries: ".<name>.<8 random chars>.csakd-tmp", and those of earlier versions
-# (".<stem>.<8>.tmp.tif" rasters, ".<name>.<8>.tmp" model files, ".<name>.tmp" JSON/HTML/checkpoints)
-_TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.csakd-tmp$|^\..+\.[a-z0-9_]{8}\.tmp(\.tif)?$"
-                        r"|^\..+\.(json|html?|pt)\.tmp$")
-
-
-def is_temporary_name(name: str) -> bool:
-    """Whether ``name`` is the name of one of this tool's temporary output files."""
-    return bool(_TEMP_NAME.match(name))
-
-
-def sweep_stale_temporaries(folder: str | os.PathLike) -> list[str]:
-    """Remove this tool's temporaries in ``folder`` left by killed runs (older than this process, not locked).
-
-    A running writer holds an exclusive lock on its temporary, so a concurrent run is never disturbed.
-    Returns the names removed (and logs them).
-    """
-    removed = []
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return removed
-    for entry in entries:
-        if not is_temporary_name(entry.name):
-            continue
-        try:
-            if not entry.is_file(follow_symlinks=False) or entry.stat().st_mtime >= _PROCESS_START:
-                continue
-            fd = os.open(entry.path, os.O_RDONLY)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            os.remove(entry.path)
-            removed.append(entry.name)
-        except OSError:
-            pass  # locked: a writer is still running
-        finally:
-            os.close(fd)
-    if removed:
-        log.warning("Removed %d stale temporary file(s) of an interrupted earlier run from '%s': %s",
-                    len(removed), folder, ", ".join(removed))
-    return removed
 
 
 def write_error(path: str | os.PathLike, role: str, exc: BaseException) -> BaseException:
@@ -482,20 +462,25 @@ class AtomicOutput:
         folder = str(self.path.parent) or "."
         sweep_stale_temporaries(folder)
         try:
-            self._fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=TEMP_SUFFIX, dir=folder)
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=TEMP_SUFFIX, dir=folder)
         except OSError as exc:
             raise write_error(self.path, role, exc) from None
         self.tmp = Path(tmp)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        self._fd: int | None = fd
+        self._owner = OwnedFile(self.tmp, fd)
 
     def commit(self) -> Path:
         """Flush the temporary to disk and rename it onto the final path (normal file permissions)."""
         try:
             os.fsync(self._fd)
+            if oscompat.windows_semantics():  # Windows renames no file that is open: close (and unlock) first
+                self._close()
             chmod_like_new_file(self.tmp)
             os.replace(self.tmp, self.path)
         except OSError as exc:
             self.discard()
+            if oscompat.is_refused_replace(exc):
+                raise locked_output_error(self.path, self.role) from None
             raise write_error(self.path, self.role, exc) from None
         self._close()
         with contextlib.suppress(OSError):
@@ -508,15 +493,19 @@ class AtomicOutput:
 
     def discard(self) -> None:
         """Remove the temporary (if still there); the final path is not touched."""
-        if self._fd is not None and self.tmp.exists():
+        if self.tmp.exists() and not self._discarded:
+            if oscompat.windows_semantics():  # Windows removes no open file: close first
+                self._close()
             with contextlib.suppress(OSError):
                 os.remove(self.tmp)
+        self._discarded = True
         self._close()
+
+    _discarded = False
 
     def _close(self) -> None:
         if self._fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(self._fd)
+            self._owner.release()
             self._fd = None
 
 

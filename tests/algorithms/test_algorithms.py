@@ -22,7 +22,7 @@ import rasterio
 from conftest import ROOT
 from qgis_helpers import assert_same_grid, leftovers, run_json, unwritable_folder
 
-from csakd_qgis.raster.io import is_temporary_name
+from csakd_qgis.temporaries import is_temporary_name
 
 pytestmark = pytest.mark.qgis
 
