@@ -23,7 +23,7 @@ from csakd_qgis.errors import CsakdError
 from csakd_qgis.spectral.profiles import BandInfo, Profile, band_info, fusion_info, spectrum
 
 # the identify format enum moved to Qgis.RasterIdentifyFormat in newer QGIS
-_VALUE = Qgis.RasterIdentifyFormat.Value if hasattr(Qgis, "RasterIdentifyFormat") else QgsRaster.IdentifyFormatValue
+_VALUE = Qgis.RasterIdentifyFormat.Value if hasattr(Qgis, "RasterIdentifyFormat") else QgsRaster.IdentifyFormat.IdentifyFormatValue
 OUTSIDE = "outside the layer"
 NO_WAVELENGTHS = ("no band wavelengths (GDAL band metadata 'wavelength', an ENVI 'wavelength = {...}' list or "
                   "'(... nm)' in the band names): not drawn")

@@ -12,7 +12,12 @@ from qgis.core import QgsCoordinateReferenceSystem, QgsPointXY, QgsProject, QgsR
 from qgis.gui import QgsDockWidget, QgsMapCanvas, QgsMapMouseEvent, QgsMapTool
 from qgis.PyQt.QtCore import QPointF, Qt, pyqtSignal
 from qgis.PyQt.QtGui import QColor, QCursor, QIcon, QPainter, QPainterPath, QPen, QPixmap
-from qgis.PyQt.QtWidgets import QAction, QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from qgis.PyQt.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+try:  # Qt 6 (QGIS 4) moved QAction to QtGui; Qt 5 has it in QtWidgets
+    from qgis.PyQt.QtGui import QAction
+except ImportError:
+    from qgis.PyQt.QtWidgets import QAction
 
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.gui.layer_spectrum import OUTSIDE, LayerBands, Reading, read_spectrum
