@@ -24,6 +24,7 @@ the cheap version (two residuals) a fusion run puts in its summary; :func:`evalu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -303,7 +304,7 @@ def read_triplet(fused_path: str | os.PathLike, hsi_path: str | os.PathLike, msi
     grid = plan_grid(hsi_path, msi_path) if grid is None else grid
     win = _grid_window(grid, max_lr)
     s = grid.scale
-    with grid:
+    with contextlib.nullcontext() if grid.is_open else grid:  # a grid the caller holds open stays open
         lr, msi = grid.read_tile(win[0] * s, win[1] * s, win[2] * s, win[3] * s)
     x = _fused_on_grid(fused_path, grid, win)
     valid = np.isfinite(x).all(0) & np.isfinite(msi).all(0)
