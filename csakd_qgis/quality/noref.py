@@ -165,13 +165,11 @@ def d_lambda(p: _Prepared, block_lr: int = BLOCK_LR) -> float:
 def d_s(p: _Prepared, scale: int, block_lr: int = BLOCK_LR) -> float:
     """QNR spatial distortion mean_{i,j} |Q(X_i, M_j) - Q(Y_i, D M_j)| on co-located blocks (q = 1)."""
     k = min(block_lr, *p.lr.shape[1:])
-    keep_lr = (np.isfinite(_blocks(p.lr, k)).all(axis=(0, 2)) & np.isfinite(_blocks(p.m_lr, k)).all(axis=(0, 2)))
-    keep_hr = (np.isfinite(_blocks(p.x, k * scale)).all(axis=(0, 2))
-               & np.isfinite(_blocks(p.msi, k * scale)).all(axis=(0, 2)))
-    n = min(keep_lr.size, keep_hr.size)
-    keep = np.zeros(keep_lr.size, bool)
-    keep[:n] = keep_lr[:n] & keep_hr[:n]
-    if keep_lr.size != keep_hr.size or not keep.any():
+    # the interiors are cut on whole LR px, so LR block n and HR block n cover the same ground
+    keep = (np.isfinite(_blocks(p.lr, k)).all(axis=(0, 2)) & np.isfinite(_blocks(p.m_lr, k)).all(axis=(0, 2))
+            & np.isfinite(_blocks(p.x, k * scale)).all(axis=(0, 2))
+            & np.isfinite(_blocks(p.msi, k * scale)).all(axis=(0, 2)))
+    if not keep.any():
         raise CsakdError("No block of the sample is valid in the fused image, the LR-HSI and the MSI: too little "
                          "overlap or too much nodata to compute D_s.")
     q_hr = q_blocks_cross(p.x, p.msi, k * scale, keep)
@@ -257,11 +255,6 @@ def consistency_of_arrays(fused: np.ndarray, lr: np.ndarray, msi: np.ndarray, ob
 
 
 # ------------------------------------------------------------------------------------------- rasters
-def _grid_window(grid, max_lr: int) -> tuple[int, int, int, int]:
-    """(row, col, height, width) in LR px of the central sample window of ``grid``."""
-    return grid.central_window_lr(max_lr)
-
-
 def _fused_on_grid(fused_path: str | os.PathLike, grid, win_lr: tuple[int, int, int, int]) -> np.ndarray:
     """The fused raster's HSI bands (paired with ``grid.hsi_bands`` by wavelength or position) read on the HR
     window of the LR window ``win_lr``; one-line CsakdError when it is not on the MSI grid or misses it."""
@@ -302,7 +295,7 @@ def read_triplet(fused_path: str | os.PathLike, hsi_path: str | os.PathLike, msi
     from csakd_qgis.raster.coreg import plan_grid
 
     grid = plan_grid(hsi_path, msi_path) if grid is None else grid
-    win = _grid_window(grid, max_lr)
+    win = grid.central_window_lr(max_lr)
     s = grid.scale
     with contextlib.nullcontext() if grid.is_open else grid:  # a grid the caller holds open stays open
         lr, msi = grid.read_tile(win[0] * s, win[1] * s, win[2] * s, win[3] * s)
