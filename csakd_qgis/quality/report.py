@@ -410,7 +410,8 @@ def noref_section(result: dict, maps: dict | None) -> str:
                    "degrees"),
                   ("Spatial residual: |SRF(X) - MSI| / |MSI| (HR grid)", maps["spatial_rel_error"], "viridis",
                    "relative")]
-        fig, axes = plt.subplots(1, 2, figsize=(9.5, 4.0), squeeze=False)
+        fig, axes = plt.subplots(1, 2, figsize=(11.0, 4.2), squeeze=False)
+        fig.subplots_adjust(wspace=0.45)
         for a, (label, m, cmap, unit) in zip(axes[0], panels, strict=True):
             ok = np.isfinite(m)
             vmax = float(np.nanpercentile(m[ok], 99)) if ok.any() else 1.0
