@@ -271,8 +271,12 @@ def _match_bands(ref_wl: list, ref_idx: list[int], other_meta, role: str) -> tup
 
 def evaluate_rasters(reference: str | os.PathLike, fused: str | os.PathLike, scale: int,
                      json_path: str | os.PathLike | None = None, report_path: str | os.PathLike | None = None,
-                     lr_path: str | os.PathLike | None = None) -> dict:
+                     lr_path: str | os.PathLike | None = None,
+                     no_reference: tuple[dict, dict | None] | None = None) -> dict:
     """Metrics of a fused HR-HSI raster against a reference HR-HSI raster (+ bicubic baseline); writes outputs.
+
+    ``no_reference``: (result, maps) of :func:`quality.noref.noref_evaluation`, added to the JSON under
+    "no_reference" and to the report as its section.
 
     Bad (bbl = 0) and all-nodata reference bands are dropped; fused bands are paired with reference bands by
     wavelength (else by position). Both rasters must share pixel size and grid; the evaluated area is their
@@ -345,6 +349,8 @@ def evaluate_rasters(reference: str | os.PathLike, fused: str | os.PathLike, sca
                   psnr_per_band=m_fused["psnr_per_band"], wavelengths_nm=wl)
     if m_bic is not None:
         result["bicubic"] = {k: m_bic[k] for k in (*_METRIC_KEYS, "psnr_capped", "n_pixels", "psnr_per_band")}
+    if no_reference is not None:
+        result["no_reference"] = no_reference[0]
     files = [] if json_path is None else [(json_path, "metrics JSON", json_bytes(result))]
     if report_path is not None:
         nanmask = ~valid_w
@@ -356,6 +362,102 @@ def evaluate_rasters(reference: str | os.PathLike, fused: str | os.PathLike, sca
         doc = build_report(show_ref, show_est, None, wavelengths=wl if all(w is not None for w in wl) else None,
                            bicubic=show_bic if m_bic is not None else None, scale=s, metrics=m_fused,
                            metrics_bicubic=m_bic, title=f"csakd evaluation: {Path(str(fused)).name}", info=info)
+        if no_reference is not None:
+            doc = doc.replace("</body>", noref_section(*no_reference) + "</body>")
         files.append((report_path, "HTML report", doc.encode("utf-8")))
     write_files_atomic(files)  # both outputs or neither
     return result
+
+
+_NOREF_ROWS = (("spectral consistency: PSNR (dB) of D X vs LR-HSI", ("spectral", "psnr")),
+               ("spectral consistency: SAM (deg)", ("spectral", "sam")),
+               ("spectral consistency: ERGAS", ("spectral", "ergas")),
+               ("spectral residual ||D X - Y|| / ||Y||", ("spectral", "rel_rmse")),
+               ("spatial consistency: PSNR (dB) of SRF(X) vs MSI", ("spatial", "psnr")),
+               ("spatial consistency: SAM (deg)", ("spatial", "sam")),
+               ("spatial residual ||R X + o - M|| / ||M||", ("spatial", "rel_rmse")),
+               ("D_lambda (1 - Q(D X, Y))", ("d_lambda",)),
+               ("D_s (QNR spatial distortion)", ("d_s",)),
+               ("HQNR = (1 - D_lambda)(1 - D_s)", ("hqnr",)),
+               ("reduced resolution: PSNR (dB)", ("reduced_resolution", "psnr")),
+               ("reduced resolution: SAM (deg)", ("reduced_resolution", "sam")),
+               ("reduced resolution: ERGAS", ("reduced_resolution", "ergas")))
+
+
+def noref_section(result: dict, maps: dict | None) -> str:
+    """HTML fragment of a no-reference evaluation (:func:`quality.noref.noref_indexes` results): the indexes,
+    the observation model and maps of both consistency residuals."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    def get(path: tuple[str, ...]):
+        v: Any = result
+        for k in path:
+            v = v.get(k) if isinstance(v, dict) else None
+        return v
+
+    def fmt(v) -> str:
+        if isinstance(v, float):
+            return "inf" if math.isinf(v) else f"{v:.4f}"
+        return "-" if v is None else html.escape(str(v))
+
+    rows = "".join(f"<tr><td>{html.escape(label)}</td><td>{fmt(get(path))}</td></tr>" for label, path in _NOREF_ROWS)
+    body = ""
+    if maps:
+        panels = [("Spectral residual: SAM of D X vs the LR-HSI (LR grid)", maps["spectral_sam_deg"], "magma",
+                   "degrees"),
+                  ("Spatial residual: |SRF(X) - MSI| / |MSI| (HR grid)", maps["spatial_rel_error"], "viridis",
+                   "relative")]
+        fig, axes = plt.subplots(1, 2, figsize=(11.0, 4.2), squeeze=False)
+        fig.subplots_adjust(wspace=0.45)
+        for a, (label, m, cmap, unit) in zip(axes[0], panels, strict=True):
+            ok = np.isfinite(m)
+            vmax = float(np.nanpercentile(m[ok], 99)) if ok.any() else 1.0
+            im = a.imshow(m, cmap=cmap, vmin=0, vmax=vmax or 1.0, interpolation="nearest")
+            a.set_title(f"{label}\nmean {np.nanmean(m) if ok.any() else float('nan'):.4g}", fontsize=9)
+            a.axis("off")
+            fig.colorbar(im, ax=a, fraction=0.046, label=unit)
+        body = (f"<h2>Consistency residual maps</h2><img alt='consistency residual maps' "
+                f"src='data:image/png;base64,{_png(fig)}'/>")
+    obs = result.get("observation", {})
+    info = {"fused": result.get("fused"), "LR-HSI": result.get("hsi"), "HR-MSI": result.get("msi"),
+            "scale": result.get("scale"), "sample (LR px)": result.get("sample_lr_px"),
+            "PSF (estimated from the pair)": f"{obs.get('psf_source')}, sigma {obs.get('sigma_hr_px')} HR px, shift "
+                                             f"({obs.get('shift_dx_lr_px')}, {obs.get('shift_dy_lr_px')}) LR px",
+            "SRF fit R^2": (obs.get("srf") or {}).get("fit_r2"),
+            "reduced-resolution method": get(("reduced_resolution", "method")),
+            "reduced-resolution note": get(("reduced_resolution", "skipped"))}
+    info_rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{fmt(v)}</td></tr>" for k, v in info.items() if v is not None)
+    warn = "".join(f"<p><b>Note:</b> {html.escape(w)}</p>" for w in result.get("warnings", []))
+    return f"""<h2>Quality without a reference</h2>
+<p>The fused image X is checked against its own inputs through the observation model estimated from the pair
+(PSF blur + decimation D, SRF R and offset o). Spectral consistency compares D X with the LR-HSI Y, spatial
+consistency R X + o with the HR-MSI M; both should be small. Consistency is necessary, not sufficient: a method
+that projects its output onto the data scores 0 there, noise of the inputs included. HQNR combines Khan's
+D_lambda and the QNR D_s (1 is ideal). The reduced-resolution check fuses the pair degraded once more by the
+scale and compares the result with the LR-HSI: a full-reference score on the user's own data, one scale down.</p>
+<table><tr><th>index</th><th>value</th></tr>{rows}</table>
+{warn}<h3>Inputs of the no-reference evaluation</h3><table>{info_rows}</table>
+{body}
+"""
+
+
+def build_noref_report(result: dict, maps: dict | None, out_html: str | os.PathLike | None,
+                       title: str = "csakd evaluation without reference") -> Path | str:
+    """Self-contained HTML of a no-reference evaluation (:func:`noref_section` in a page); ``out_html=None``
+    returns the text."""
+    doc = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #bbb;padding:3px 8px;text-align:right}}
+td:first-child{{text-align:left}}img{{max-width:100%}}</style></head><body>
+<h1>{html.escape(title)}</h1>
+<p>Generated {_dt.datetime.now().isoformat(timespec='seconds')}.</p>
+{noref_section(result, maps)}
+</body></html>
+"""
+    if out_html is None:
+        return doc
+    return write_bytes_atomic(out_html, doc.encode("utf-8"), role="HTML report")

@@ -9,6 +9,7 @@ not just the exit code. The learned-model tests use a small CSAKD student saved 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -271,6 +272,25 @@ def test_evaluate_processing_run(provider, synthetic_pair, glp_fused, tmp_path):
     html = report.read_text()
     assert html.lstrip().lower().startswith(("<!doctype html", "<html")) and "PSNR" in html
     assert "data:image/png;base64" in html and len(html) > 20_000  # the figures are embedded
+
+
+def test_evaluate_without_reference_processing_run(provider, synthetic_pair, glp_fused, tmp_path):
+    import processing
+
+    report, js = tmp_path / "noref.html", tmp_path / "noref.json"
+    res = processing.run("csakd:evaluate", {"FUSED": str(glp_fused), "LR": str(synthetic_pair["hsi"]),
+                                            "MSI": str(synthetic_pair["msi"]), "JSON": str(js),
+                                            "REPORT": str(report)})
+    data = json.loads(js.read_text())
+    assert data["mode"] == "no reference" and data["scale"] == 4
+    assert res["HQNR"] == pytest.approx((1 - res["D_LAMBDA"]) * (1 - res["D_S"]))
+    assert 0.8 < res["HQNR"] <= 1 and 0 <= res["D_LAMBDA"] < 0.1 and res["SPECTRAL_PSNR"] > 30
+    assert res["SPECTRAL_RESIDUAL"] == pytest.approx(data["spectral"]["rel_rmse"])
+    assert res["SPATIAL_RESIDUAL"] == pytest.approx(data["spatial"]["rel_rmse"])
+    # 16 x 16 LR px: too small for a second degradation by 4, so the reduced-resolution check says why
+    assert math.isnan(res["REDUCED_PSNR"]) and "too small" in data["reduced_resolution"]["skipped"]
+    assert math.isnan(res["PSNR"])  # no reference, no full-reference metric
+    assert "Quality without a reference" in report.read_text()
 
 
 # ----------------------------------------------------------------------------------------- qgis_process
