@@ -14,31 +14,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from csakd_qgis.cli.common import ProgressBar
 from csakd_qgis.errors import CsakdError
-from csakd_qgis.raster.scene import read_scene
 from csakd_qgis.spectral.srf import load_srf
 from csakd_qgis.training.adapt import FitConfig, adapt
 from csakd_qgis.training.cotrain import TrainConfig, train
 from csakd_qgis.training.scenes import make_wald_scenes
+from csakd_qgis.training.sources.references import read_references
 from csakd_qgis.zoo.registry import check_not_overwriting
 
 
-def _load_scenes(paths: Sequence[str], sensor: str, scale: int, ref_wl: list[float] | None
+def _load_scenes(paths: Sequence[str], srf: Any, scale: int, ref_wl: list[float] | None
                  ) -> tuple[list[Any], list[float], list[float] | None]:
-
-    refs, wl0, fw0 = [], ref_wl, None
-    for p in paths:
-        cube, wl, fw, _ = read_scene(p)
-        if wl0 is None:
-            wl0, fw0 = wl, fw
-        elif len(wl) != len(wl0) or np.max(np.abs(np.asarray(wl) - np.asarray(wl0))) > 1.0:
-            raise CsakdError(f"Scene '{p}' has {len(wl)} bands at other wavelengths than the first scene "
-                             f"({len(wl0)} bands): all scenes must come from the same sensor and band set.")
-        refs.append((Path(p).stem, cube))
-    return make_wald_scenes(refs, wl0, fw0, sensor, scale), wl0, fw0
+    """Wald scenes of reference rasters (one band set: the first scene's, or ``ref_wl``), their wavelengths, fwhm."""
+    refs, wl, fw = read_references(paths, ref_wl, what="scene")
+    return make_wald_scenes(refs, wl, fw, srf, scale), wl, fw
 
 
 def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:

@@ -42,7 +42,7 @@ from csakd_qgis.spectral.degrade import fill_nan_nearest
 from csakd_qgis.zoo.card import apply_normalization, invert_normalization, read_card, validate_card
 from csakd_qgis.zoo.registry import resolve_model_path
 
-log = logging.getLogger("csakd_qgis.infer")
+log = logging.getLogger(__name__)
 
 def all_finite(x: np.ndarray) -> bool:
     """True when every value is finite: one summing pass, no temporary (a sum over finite float32 values

@@ -37,7 +37,6 @@ from csakd_qgis.quality.metrics import PSNR_CAP_DB
 from csakd_qgis.quality.report import json_safe
 from csakd_qgis.raster.coreg import plan_grid
 from csakd_qgis.raster.io import check_output_path, check_writable_folder
-from csakd_qgis.raster.scene import read_scene
 from csakd_qgis.spectral.degrade import check_scale
 from csakd_qgis.spectral.srf import load_srf
 from csakd_qgis.training.loop import LoopOptions, Trainer, make_optim, prepare_run
@@ -50,11 +49,12 @@ from csakd_qgis.training.scenes import (
     reduced_scale_scene,
     split_scene,
 )
+from csakd_qgis.training.sources.references import read_references
 from csakd_qgis.training.validation import attached_base_metrics, baseline_metrics
 from csakd_qgis.zoo.card import load_model, read_card, save_model, validate_card
 from csakd_qgis.zoo.registry import ZooCandidate, check_not_overwriting, closest_zoo_model, resolve_model_path
 
-log = logging.getLogger("csakd_qgis.adapt")
+log = logging.getLogger(__name__)
 
 MODEL_SUFFIX = ".safetensors"
 INIT_AUTO, INIT_SCRATCH = "auto", "scratch"
@@ -526,16 +526,7 @@ def train_references(references: Sequence[str | os.PathLike], sensor: str, scale
                          "give e.g. 'S2A:B2,B3,B4,B8'.")
     srf = load_srf(sensor)
     rep = _ranged(progress, 0.0, 0.05)
-    refs, wl0, fw0 = [], None, None
-    for i, p in enumerate(references):
-        rep(i / len(references), f"reading {Path(str(p)).name}")
-        cube, wl, fw, _ = read_scene(p)
-        if wl0 is None:
-            wl0, fw0 = wl, fw
-        elif len(wl) != len(wl0) or float(np.max(np.abs(np.asarray(wl) - np.asarray(wl0)))) > 1.0:
-            raise CsakdError(f"The training raster '{p}' has {len(wl)} bands at other wavelengths than the first one "
-                             f"({len(wl0)} bands): all must come from the same sensor and band set.")
-        refs.append((Path(str(p)).stem, cube))
+    refs, wl0, fw0 = read_references(references, progress=rep)
     msi_info = {"bands": len(srf.band_names), "sensor": srf.sensor, "band_names": list(srf.band_names),
                 "wavelengths": [float(c) for c in srf.centroids()]}
     zoo = None

@@ -22,7 +22,7 @@ from csakd_qgis.nets.pairs import PAIRS
 from csakd_qgis.training.loop import (
     Cancel,
     LoopOptions,
-    Progress,
+    ProgressCallback,
     Trainer,
     make_optim,
     prepare_run,
@@ -158,7 +158,7 @@ def _paths(cfg: TrainConfig) -> tuple[Path | None, Path | None, Path | None]:
 
 def train(train_scenes: Sequence[Scene], val_scenes: Sequence[Scene], cfg: TrainConfig,
           wavelengths: Sequence[float] | None = None, fwhm: Sequence[float] | None = None,
-          msi_info: dict[str, Any] | None = None, progress: Progress | None = None,
+          msi_info: dict[str, Any] | None = None, progress: ProgressCallback | None = None,
           cancel: Cancel | None = None) -> TrainResult:
     """Train a teacher/student pair on ``train_scenes``; validate on ``val_scenes``; export.
 

@@ -36,7 +36,7 @@ from csakd_qgis.training.validation import evaluate_scenes, score
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[float, str], None]
+ProgressCallback = Callable[[float, str], None]
 Cancel = Callable[[], bool]
 
 
@@ -151,7 +151,7 @@ class Trainer:
                  val_scenes: Sequence[Scene], options: LoopOptions, device: str, amp_dtype: Any = None,
                  checkpoint_path: Path | None = None, checkpoint_meta: dict[str, Any] | None = None,
                  resume_keys: Sequence[str] = (), log_path: Path | None = None, t_start: float | None = None,
-                 bar_desc: str | None = None, progress: Progress | None = None, cancel: Cancel | None = None
+                 bar_desc: str | None = None, progress: ProgressCallback | None = None, cancel: Cancel | None = None
                  ) -> None:
         self.pair, self.sampler, self.val_scenes, self.opts = pair, sampler, list(val_scenes), options
         self.student, self.teacher = pair.student, pair.teacher

@@ -61,14 +61,6 @@ def model_paths(path: str | os.PathLike) -> tuple[Path, Path]:
     return p.with_suffix(".json"), p.with_suffix(".safetensors")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _software() -> dict[str, str]:
     import torch
 

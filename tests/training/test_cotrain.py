@@ -207,7 +207,7 @@ def test_cli_train_on_geotiffs(tmp_path, capsys):
 @pytest.mark.shared_data
 @pytest.mark.skipif(not (SHARED / "jasper_urban").is_dir(), reason="needs ../shared/data/jasper_urban")
 def test_read_mat_benchmark_cubes():
-    from csakd_qgis.raster.scene import read_mat_cube
+    from csakd_qgis.training.sources.mat_cubes import read_mat_cube
 
     cube, wl, fw, note = read_mat_cube(SHARED / "jasper_urban" / "jasperRidge2_R198.mat")
     assert cube.shape == (198, 100, 100) and len(wl) == 198 and 400 < wl[0] < 420 and wl[-1] < 2460
