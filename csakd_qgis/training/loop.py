@@ -14,7 +14,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from csakd_qgis.training.checkpoint import (
     save_checkpoint,
     state_to_cpu,
 )
+from csakd_qgis.training.results import LoopResult
 from csakd_qgis.training.scenes import PatchSampler, Scene
 from csakd_qgis.training.validation import evaluate_scenes, score
 
@@ -113,17 +114,6 @@ class LoopOptions:
     def __post_init__(self) -> None:
         if self.max_steps <= 0 and self.budget_s <= 0:
             raise CsakdError("Give a time budget or a number of steps: with neither, training would never stop.")
-
-
-@dataclass
-class LoopResult:
-    """What the loop did; the networks hold the best validated weights (else the last ones), in eval mode."""
-
-    steps: int
-    stopped_by: str  # "steps" | "budget"
-    best: dict[str, Any]  # role -> {"score", "step", "metrics", "state"} or None
-    history: list[dict[str, Any]] = field(default_factory=list)  # the validation records
-    elapsed_s: float = 0.0  # seconds of the loop (validation included)
 
 
 def loss_error(total: float, step: int, batch: dict[str, Any]) -> CsakdError:

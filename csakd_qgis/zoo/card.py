@@ -74,6 +74,13 @@ def _float_list(values: Sequence[Any] | None) -> list[float | None] | None:
     return [None if v is None else float(v) for v in values]
 
 
+def base_method_of(card: dict[str, Any]) -> str:
+    """The classical fusion a residual="base" network of this card corrects (older cards: in ``training``; glp)."""
+    training = card.get("training") or {}
+    return str(card.get("base_method") or training.get("base_method")
+               or (training.get("config") or {}).get("base_method") or "glp")
+
+
 def complete_card(model: Any, card: dict[str, Any], dtype: str = "float32") -> dict[str, Any]:
     """A copy of ``card`` with every key save_model can derive from ``model`` filled in and checked."""
     cfg = model.cfg
