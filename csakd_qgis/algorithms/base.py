@@ -20,7 +20,8 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QCoreApplication
 
 from csakd_qgis.algorithms import styling
-from csakd_qgis.errors import CancelledError, CsakdError, failure_message
+from csakd_qgis.errors import CancelledError, CsakdError
+from csakd_qgis.failures import failure_message
 from csakd_qgis.raster.io import check_output_path, read_meta
 
 

@@ -39,9 +39,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from csakd_qgis import __version__
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.raster.io import write_files_atomic
+from csakd_qgis.version import __version__
 
 CARD_FORMAT = "csakd-model-card"
 CARD_VERSION = 1
