@@ -112,4 +112,4 @@ class TrainRunResult(TrainedResult):
                 "timings_s": {k: round(v, 2) for k, v in self.timings.items()}}
 
 
-__all__ = ["FitResult", "LoopResult", "RunResult", "TrainResult", "TrainRunResult", "TrainedResult", "finite_psnr"]
+__all__ = ["FitResult", "LoopResult", "RunResult", "TrainResult", "TrainRunResult", "TrainedResult"]

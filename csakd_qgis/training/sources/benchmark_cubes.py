@@ -148,7 +148,7 @@ class BenchmarkCube:
 
 def default_data_dir() -> Path:
     """``../shared/data`` beside the repository."""
-    return Path(__file__).resolve().parents[3] / "shared" / "data"
+    return Path(__file__).resolve().parents[4] / "shared" / "data"
 
 
 def _source_rows(data_dir: Path) -> dict[str, str]:
