@@ -28,12 +28,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import eval_model_based as emb  # noqa: E402
 
+from bench.array_fusion import fuse_model_based  # noqa: E402
 from csakd_qgis.fusion.observation import degrade, degrade_pinv, estimate_observation  # noqa: E402
-from csakd_qgis.fusion.select import fuse_model_based  # noqa: E402
 from csakd_qgis.quality.metrics import compute_metrics  # noqa: E402
-from csakd_qgis.raster.benchmark_cubes import CATALOGUE, read_benchmark_cube  # noqa: E402
 from csakd_qgis.spectral.degrade import crop_to_multiple, simulate_pair  # noqa: E402
 from csakd_qgis.training.corpus import EXTRA_SPLIT, TRAIN_BLOCK, VAL_TILES, enmap_block  # noqa: E402
+from csakd_qgis.training.sources.benchmark_cubes import CATALOGUE, read_benchmark_cube  # noqa: E402
 
 S2 = "S2A:B2,B3,B4,B8"
 MARGIN = 16  # HR px of each training patch left out of the loss

@@ -29,14 +29,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.array_fusion import fuse_model_based  # noqa: E402
 from csakd_qgis.fusion.observation import PSF, degrade, estimate_observation  # noqa: E402
-from csakd_qgis.fusion.select import fuse_model_based  # noqa: E402
 from csakd_qgis.quality.metrics import compute_metrics  # noqa: E402
-from csakd_qgis.raster.benchmark_cubes import read_benchmark_cube  # noqa: E402
-from csakd_qgis.raster.scene import read_mat_cube  # noqa: E402
 from csakd_qgis.spectral.degrade import crop_to_multiple, simulate_pair, synthesize_msi  # noqa: E402
 from csakd_qgis.spectral.srf import load_srf, srf_matrix  # noqa: E402
 from csakd_qgis.training.corpus import TEST_TILES, VAL_TILES, enmap_block  # noqa: E402
+from csakd_qgis.training.sources.benchmark_cubes import read_benchmark_cube  # noqa: E402
+from csakd_qgis.training.sources.mat_cubes import read_mat_cube  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 EXTRA = DATA / "extra_hsi"
@@ -70,7 +70,7 @@ DEV_MISMATCH = {
 }
 # Confirmation scenes: added after the methods, thresholds and the glp+cy default were fixed, and evaluated once
 # (--confirm) to check the held-apart conclusion on scenes nothing was ever chosen on
-CONFIRM_SCENES = {  # "cat:KEY": read by raster/benchmark_cubes.py (the corpus readers)
+CONFIRM_SCENES = {  # "cat:KEY": read by training/sources/benchmark_cubes.py (the corpus readers)
     "abu_airport_2": ("cat:abu-airport-2", S2, 4, "AVIRIS-C Los Angeles airport"),
     "abu_airport_3": ("cat:abu-airport-3", L8, 3, "AVIRIS-C Los Angeles airport"),
     "abu_beach_3": ("cat:abu-beach-3", S2, 3, "AVIRIS-C Bay Champagne: water, vegetation (VNIR)"),

@@ -7,7 +7,7 @@ Scenes: the real cross-sensor pairs of ``bench/eval_model_based.py`` (its reduce
 Wald-degrade(HSI, s), HR-MSI = the real MSI block-averaged to the HSI grid, reference = the HSI, which lies in the
 HSI's geometry). Protocol: :func:`quality.real_pairs.reference_on_msi_geometry` (the shift of
 :func:`raster.coreg.estimate_shift_arrays`) and :func:`quality.real_pairs.score_both_geometries`; the
-no-reference indexes of :mod:`quality.noref` use the observation model estimated from the pair.
+no-reference indexes of :mod:`fusion.noref` use the observation model estimated from the pair.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from eval_model_based import DATA, make_pair  # noqa: E402
 
 from csakd_qgis.fusion.observation import estimate_observation  # noqa: E402
 from csakd_qgis.fusion.select import fuse_model_based  # noqa: E402
-from csakd_qgis.quality.noref import noref_indexes, reduced_resolution_score  # noqa: E402
+from csakd_qgis.fusion.noref import noref_indexes, reduced_resolution_score  # noqa: E402
 from csakd_qgis.quality.real_pairs import reference_on_msi_geometry, score_both_geometries  # noqa: E402
 
 REAL_PAIRS = ("houston2018_real",)

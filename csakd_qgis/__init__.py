@@ -3,7 +3,9 @@
 QGIS calls :func:`classFactory`; nothing heavy (torch, GDAL) is imported at plugin load.
 """
 
-__version__ = "0.3.0"
+from csakd_qgis.version import __version__
+
+__all__ = ["__version__", "classFactory"]
 
 
 def classFactory(iface):  # noqa: N802 (QGIS API name)

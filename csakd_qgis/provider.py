@@ -7,8 +7,8 @@ import os
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
-from csakd_qgis import __version__
 from csakd_qgis.algorithms import all_algorithms
+from csakd_qgis.version import __version__
 
 
 class CsakdProvider(QgsProcessingProvider):

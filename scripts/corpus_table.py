@@ -18,10 +18,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from csakd_qgis.raster.benchmark_cubes import CATALOGUE, default_data_dir, read_benchmark_cube  # noqa: E402
-from csakd_qgis.raster.scene import read_mat_cube  # noqa: E402
 from csakd_qgis.spectral.band_grids import enmap_grid  # noqa: E402
 from csakd_qgis.training.corpus import EXTRA_SPLIT, MIN_GRID_COVERAGE, build_corpus, grid_coverage  # noqa: E402
+from csakd_qgis.training.sources.benchmark_cubes import CATALOGUE, default_data_dir, read_benchmark_cube  # noqa: E402
+from csakd_qgis.training.sources.mat_cubes import read_mat_cube  # noqa: E402
 
 RULES = {"reflectance": "as stored", "x1e-4": "x 1e-4", "x1e-3": "x 1e-3", "x1/65535": "/ 65535",
          "robust": "robust p99.5", "radiance": "radiance / solar, robust"}

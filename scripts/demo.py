@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """End-to-end demo (`make demo`): real Sentinel-2 MSI + synthetic EnMAP-like HSI -> fusion through qgis_process.
 
-1. builds the inputs (csakd_qgis.raster.demo_scene): hr_msi.tif = REAL Sentinel-2 B2/B3/B4/B8 of the spyndex
+1. builds the inputs (scripts/demo_scene.py): hr_msi.tif = REAL Sentinel-2 B2/B3/B4/B8 of the spyndex
    sample tile; reference_hsi.tif = SYNTHETIC HR-HSI (real library spectra mixed to match that MSI);
    lr_hsi.tif = its Wald degradation by the scale;
 2. fuses them headless with `scripts/qgis_process.sh --json run csakd:fuse ...` (default zoo model) when
@@ -172,8 +172,9 @@ def write_quicklook(path: Path, ref: np.ndarray, fused: np.ndarray, bic: np.ndar
 def run_demo(out_dir: str | os.PathLike, scale: int = 3, size: int | None = None, seed: int = 0,
              method: str = "auto", profile: str | None = None, snr_db: float | None = None) -> dict:
     """Build inputs, fuse through qgis_process, evaluate; returns a summary dict (also in summary.json)."""
+    from demo_scene import build_demo_inputs
+
     from csakd_qgis.quality.metrics import compute_metrics
-    from csakd_qgis.raster.demo_scene import build_demo_inputs
     from csakd_qgis.raster.io import read_meta, read_reflectance
     from csakd_qgis.raster.resample import upsample_bicubic
 

@@ -93,7 +93,8 @@ def run_train(variant: str, a: argparse.Namespace, argv: list[str]) -> int:
     import torch
 
     from csakd_qgis.spectral.srf import load_srf
-    from csakd_qgis.training.cotrain import TrainConfig, train
+    from csakd_qgis.training.config import TrainConfig
+    from csakd_qgis.training.cotrain import train
 
     torch.set_num_threads(a.threads)
     data = load_split()
@@ -115,10 +116,10 @@ def run_train(variant: str, a: argparse.Namespace, argv: list[str]) -> int:
     cfg.val_at_start = True
     t0 = time.time()
     res = train(data["train"], data["val"], cfg, data["wavelengths"], data["fwhm"], msi_info)
-    summary = {"variant": variant, "mode": mode, "steps": res.steps_done, "best_step": res.best_step,
-               "train_seconds": round(time.time() - t0, 1), "val_student": _short(res.best_metrics["student"]),
-               "val_teacher": _short(res.best_metrics.get("teacher") or {}),
-               "val_bicubic": _short(res.baseline_metrics), "args": vars(a)}
+    summary = {"variant": variant, "mode": mode, "steps": res.steps, "best_step": res.best_step,
+               "train_seconds": round(time.time() - t0, 1), "val_student": _short(res.best_metrics),
+               "val_teacher": _short(res.teacher_metrics),
+               "val_bicubic": _short(res.baseline_metrics.get("bicubic", {})), "args": vars(a)}
     (RUN_DIR / f"{variant}.summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     print(json.dumps(summary))
     return 0

@@ -110,8 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from csakd_qgis.spectral.srf import load_srf
+    from csakd_qgis.training.config import TrainConfig
     from csakd_qgis.training.corpus import build_corpus, scene_provenance, to_scenes
-    from csakd_qgis.training.cotrain import TrainConfig, train
+    from csakd_qgis.training.cotrain import train
 
     torch.set_num_threads(a.threads)
     t0 = time.time()
@@ -161,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         test["student_last"] = evaluate_all(last, None, test_sc, a.scale)["student"]
     out = {"name": a.name, "args": vars(a), "scale": a.scale, "train_scenes": [s.name for s in train_sc],
            "val_scenes": [s.name for s in val_sc], "test_scenes": [s.name for s in test_sc],
-           "best_step": res.best_step, "steps": res.steps_done, "train_seconds": round(train_s, 1),
+           "best_step": res.best_step, "steps": res.steps, "train_seconds": round(train_s, 1),
            "total_seconds": round(time.time() - t0, 1), "test": test, "val": val,
            "history": [{"step": h["step"], "student": _short(h["student"]),
                         **({"teacher": _short(h["teacher"])} if "teacher" in h else {})} for h in res.history],

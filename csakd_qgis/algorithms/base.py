@@ -22,7 +22,8 @@ from qgis.PyQt.QtCore import QCoreApplication
 
 from csakd_qgis import oscompat
 from csakd_qgis.algorithms import styling
-from csakd_qgis.errors import CancelledError, CsakdError, failure_message
+from csakd_qgis.errors import CancelledError, CsakdError
+from csakd_qgis.failures import failure_message
 from csakd_qgis.raster.io import check_output_path, read_meta
 
 

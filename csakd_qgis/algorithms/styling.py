@@ -34,10 +34,10 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtXml import QDomDocument
 
-from csakd_qgis import __version__
 from csakd_qgis.algorithms.qgis_enums import ADVANCED
 from csakd_qgis.quality.report import TRUE_COLOUR_NM, rgb_bands
 from csakd_qgis.raster.io import read_meta, write_files_atomic
+from csakd_qgis.version import __version__
 
 DISPLAY_BANDS, DISPLAY_WAVELENGTHS = "DISPLAY_BANDS", "DISPLAY_WAVELENGTHS"
 TRUE_COLOUR, FALSE_COLOUR, CUSTOM = "true_colour", "false_colour", "custom"

@@ -21,8 +21,11 @@ from csakd_qgis.algorithms.fusion_base import DEVICES
 from csakd_qgis.algorithms.qgis_enums import ADVANCED, DOUBLE, INTEGER, TYPE_RASTER
 from csakd_qgis.algorithms.styling import provenance
 from csakd_qgis.errors import CsakdError
+from csakd_qgis.quality.metrics import finite_psnr
 from csakd_qgis.spectral.srf import load_srf
-from csakd_qgis.training.adapt import FitConfig, adapt, check_model_output, finite_psnr, train_references
+from csakd_qgis.training.adapt import adapt, train_references
+from csakd_qgis.training.config import FitConfig
+from csakd_qgis.zoo.outputs import check_model_output
 from csakd_qgis.zoo.registry import zoo_students
 
 PRESETS = ["lite", "paper"]

@@ -8,7 +8,6 @@ import signal
 import sys
 import traceback
 
-from csakd_qgis import __version__
 from csakd_qgis.cli.batch import add_batch_parser
 from csakd_qgis.cli.coregister import add_coregister_parser
 from csakd_qgis.cli.evaluate import add_evaluate_parser
@@ -19,8 +18,9 @@ from csakd_qgis.cli.models import add_models_parser
 from csakd_qgis.cli.simulate import add_simulate_parser
 from csakd_qgis.cli.superresolve import add_superresolve_parser
 from csakd_qgis.cli.train import add_train_parser
-from csakd_qgis.errors import failure_message
+from csakd_qgis.failures import failure_message
 from csakd_qgis.oscompat import stop_signals
+from csakd_qgis.version import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""``csakd models``: the zoo models found on this machine, with what their cards say (wired into cli.py).
+"""``csakd models``: the zoo models found on this machine, with what their cards say (registered in cli/__init__.py).
 
 Reads only the JSON cards and the safetensors headers (no torch), so it is instant.
 """

@@ -1,4 +1,4 @@
-"""``csakd train`` and ``csakd model-info`` subcommands (wired into csakd_qgis/cli.py).
+"""``csakd train`` (registered in cli/__init__.py): reference training or scene adaptation (``--adapt``).
 
 Reference training: scenes are reference HR-HSI cubes (GeoTIFF/ENVI or the .mat benchmark cubes); LR-HSI and
 HR-MSI are simulated from them by the Wald protocol with the given MSI sensor's SRFs.
@@ -10,35 +10,37 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from csakd_qgis.cli.common import ProgressBar
 from csakd_qgis.errors import CsakdError
-from csakd_qgis.raster.scene import read_scene
 from csakd_qgis.spectral.srf import load_srf
-from csakd_qgis.training.adapt import FitConfig, adapt
-from csakd_qgis.training.cotrain import TrainConfig, train
+from csakd_qgis.training.adapt import adapt
+from csakd_qgis.training.config import MODES, NORMALIZATIONS, FitConfig, TrainConfig
+from csakd_qgis.training.cotrain import train
 from csakd_qgis.training.scenes import make_wald_scenes
+from csakd_qgis.training.sources.references import read_references
 from csakd_qgis.zoo.registry import check_not_overwriting
 
+log = logging.getLogger("csakd")
 
-def _load_scenes(paths: Sequence[str], sensor: str, scale: int, ref_wl: list[float] | None
+
+def _load_scenes(paths: Sequence[str], srf: Any, scale: int, ref_wl: list[float] | None
                  ) -> tuple[list[Any], list[float], list[float] | None]:
+    """Wald scenes of reference rasters (one band set: the first scene's, or ``ref_wl``), their wavelengths, fwhm."""
+    refs, wl, fw = read_references(paths, ref_wl, what="scene")
+    return make_wald_scenes(refs, wl, fw, srf, scale), wl, fw
 
-    refs, wl0, fw0 = [], ref_wl, None
-    for p in paths:
-        cube, wl, fw, _ = read_scene(p)
-        if wl0 is None:
-            wl0, fw0 = wl, fw
-        elif len(wl) != len(wl0) or np.max(np.abs(np.asarray(wl) - np.asarray(wl0))) > 1.0:
-            raise CsakdError(f"Scene '{p}' has {len(wl)} bands at other wavelengths than the first scene "
-                             f"({len(wl0)} bands): all scenes must come from the same sensor and band set.")
-        refs.append((Path(p).stem, cube))
-    return make_wald_scenes(refs, wl0, fw0, sensor, scale), wl0, fw0
+
+_REF, _FIT = TrainConfig(), FitConfig()  # the defaults of each mode (help texts and unset options)
+
+
+def _given(args: argparse.Namespace, **dests: str) -> dict[str, Any]:
+    """Config field -> value of the options that were given (``field=dest``); unset ones keep the config's default."""
+    return {name: getattr(args, dest) for name, dest in dests.items() if getattr(args, dest) is not None}
 
 
 def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -62,33 +64,34 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
     ref.add_argument("--mat", nargs="+", default=[], help="additional .mat benchmark cubes (Jasper/Urban)")
     ref.add_argument("--val-scenes", nargs="*", default=[], help="held-out scenes for validation/model selection")
     ref.add_argument("--scale", type=int, default=4)
-    ref.add_argument("--arch", default="csakd", choices=["csakd", "dodn"],
+    ref.add_argument("--arch", default=_REF.arch, choices=["csakd", "dodn"],
                      help="csakd: HSI + MSI fusion pair; dodn: single-image SR student (LR-HSI only at inference) "
                           "with a spectral-SR teacher (HR-MSI -> HR-HSI) as privileged knowledge (DODN-style); "
                           "--mode student = the same student without KD (ablation)")
-    ref.add_argument("--mode", default="online", choices=["online", "offline", "student"],
+    ref.add_argument("--mode", default=_REF.mode, choices=list(MODES),
                      help="online co-training, offline (frozen --teacher) or student without KD")
     ref.add_argument("--teacher", default=None, help="trained teacher model (offline mode)")
     ref.add_argument("--resume", action="store_true", help="continue from <out>.ckpt.pt")
-    ref.add_argument("--snr", type=float, default=35.0, help="AWGN SNR in dB on the LR-HSI (<= 0: no noise)")
-    ref.add_argument("--val-every", type=int, default=200)
+    ref.add_argument("--snr", type=float, default=_REF.snr_db, help="AWGN SNR in dB on the LR-HSI (<= 0: no noise)")
+    ref.add_argument("--val-every", type=int, default=_REF.val_every)
     ref.add_argument("--residual", default=None, choices=["bilinear", "bicubic", "none", "base"],
-                     help="global residual (default: bilinear for csakd, bicubic for dodn; dodn has no 'base')")
+                     help=f"global residual (default: {_REF.residual} for csakd, bicubic for dodn; dodn has no 'base')")
     ref.add_argument("--feat-kd", default="mse", choices=["mse", "bce", "none"])
-    ref.add_argument("--normalization", default="none", choices=["none", "per_band"])
+    ref.add_argument("--normalization", default=_REF.normalization, choices=list(NORMALIZATIONS))
     ref.add_argument("--licence", default=None, help="licence of the exported weights (model card)")
     ada = p.add_argument_group("scene-adaptive training (--adapt)")
     ada.add_argument("--hsi", default=None, metavar="LR.tif", help="your low-resolution hyperspectral raster")
     ada.add_argument("--msi", default=None, metavar="MSI.tif", help="your high-resolution multispectral raster")
     ada.add_argument("--init", default=None, metavar="M",
                      help="starting point: auto (closest zoo model, else scratch), scratch (a new student "
-                          "correcting GLP), a zoo model name or a .safetensors file (default: auto)")
+                          "correcting GLP), a zoo model name or a .safetensors file (default: "
+                          f"{_FIT.init})")
     ada.add_argument("--budget-min", type=float, default=None, metavar="MIN",
-                     help="time budget of the training loop in minutes, 0 = none (default: 5)")
+                     help=f"time budget of the training loop in minutes, 0 = none (default: {_FIT.budget_min:g})")
     ada.add_argument("--fused", default=None, metavar="OUT.tif",
                      help="also fuse the full-resolution pair with the adapted model into this GeoTIFF")
     ada.add_argument("--val-fraction", type=float, default=None,
-                     help="held-out validation strip, fraction of the longer side (default: 0.2)")
+                     help=f"held-out validation strip, fraction of the longer side (default: {_FIT.val_fraction})")
     common = p.add_argument_group("both modes")
     common.add_argument("--out", required=True,
                         help="reference mode: output stem, e.g. models/enmap_s2_lite; --adapt: the model file "
@@ -96,18 +99,18 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
     common.add_argument("--sensor", default=None,
                         help="MSI sensor and bands, e.g. S2A:B2,B3,B4,B8 (required in reference mode; with --adapt "
                              "optional, recorded in the card and used to pick the zoo model)")
-    common.add_argument("--preset", default="lite", choices=["paper", "lite"],
+    common.add_argument("--preset", default=_REF.preset, choices=["paper", "lite"],
                         help="network size of a new network (default: %(default)s)")
     common.add_argument("--steps", type=int, default=None,
-                        help="training steps (reference mode, default 2000); --adapt: step limit, 0 = until the "
-                             "time budget (default 0)")
-    common.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    common.add_argument("--batch-size", type=int, default=8)
+                        help=f"training steps (reference mode, default {_REF.steps}); --adapt: step limit, 0 = until "
+                             f"the time budget (default {_FIT.steps})")
+    common.add_argument("--device", default=_REF.device, help="auto, cpu or cuda")
+    common.add_argument("--batch-size", type=int, default=_REF.batch_size)
     common.add_argument("--patch", type=int, default=None,
-                        help="HR patch size (multiple of the scale; default 32, --adapt 24)")
+                        help=f"HR patch size (multiple of the scale; default {_REF.patch}, --adapt {_FIT.patch})")
     common.add_argument("--lr", type=float, default=None,
-                        help="AdamW learning rate, cosine schedule (default 1e-4, --adapt 5e-4)")
-    common.add_argument("--seed", type=int, default=0)
+                        help=f"AdamW learning rate, cosine schedule (default {_REF.lr:.0e}, --adapt {_FIT.lr:.0e})".replace("e-0", "e-"))
+    common.add_argument("--seed", type=int, default=_REF.seed)
     common.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     common.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run_train)
@@ -165,14 +168,12 @@ def run_train(args: argparse.Namespace) -> int:
     val_scenes = _load_scenes(args.val_scenes, srf, args.scale, wl)[0] if args.val_scenes else []
     card: dict[str, Any] = {"training": {"data": [str(p) for p in train_paths]}}
     arch = getattr(args, "arch", "csakd")
-    residual = args.residual or ("bicubic" if arch == "dodn" else "bilinear")
+    residual = args.residual or ("bicubic" if arch == "dodn" else _REF.residual)
     if args.licence:
         card["licence"] = args.licence
     cfg = TrainConfig(
-        preset=args.preset, arch=arch, mode=args.mode, teacher_path=args.teacher,
-        steps=2000 if args.steps is None else args.steps, batch_size=args.batch_size,
-        patch=32 if args.patch is None else args.patch, lr=1e-4 if args.lr is None else args.lr,
-        snr_db=args.snr if args.snr and args.snr > 0 else None, residual=residual,
+        preset=args.preset, arch=arch, mode=args.mode, teacher_path=args.teacher, batch_size=args.batch_size,
+        **_given(args, steps="steps", patch="patch", lr="lr"), snr_db=args.snr if args.snr and args.snr > 0 else None, residual=residual,
         normalization=args.normalization, loss={"feat_kd_kind": args.feat_kd}, val_every=args.val_every,
         seed=args.seed, device=args.device, threads=args.threads, out=str(out), resume=args.resume,
         progress_bar=not args.no_progress, card=card)
@@ -183,26 +184,18 @@ def run_train(args: argparse.Namespace) -> int:
     res = train(train_scenes, val_scenes, cfg, wl, fw, msi_info)
     print(json.dumps({"student": str(res.student_path) if res.student_path else None,
                       "teacher": str(res.teacher_path) if res.teacher_path else None,
-                      "best_step": res.best_step, "device": res.device, "steps": res.steps_done,
-                      "elapsed_s": round(res.elapsed_s, 1), "validation": res.best_metrics.get("student", {}),
-                      "baseline_bicubic": res.baseline_metrics}, default=float))
+                      "best_step": res.best_step, "device": res.device_used, "steps": res.steps,
+                      "elapsed_s": round(res.elapsed_s, 1), "validation": res.best_metrics,
+                      "baseline_bicubic": res.baseline_metrics.get("bicubic", {})}, default=float))
     return 0
 
 
 def run_adapt(args: argparse.Namespace) -> int:
     """``csakd train --adapt``: :func:`training.adapt.adapt` on the user's pair; prints a JSON summary."""
-    import logging
-
-
-    log = logging.getLogger("csakd_qgis.cli")
-    defaults = FitConfig()
-    cfg = FitConfig(budget_min=defaults.budget_min if args.budget_min is None else args.budget_min,
-                    steps=0 if args.steps is None else args.steps, preset=args.preset,
-                    init=args.init or defaults.init, batch_size=args.batch_size,
-                    patch=defaults.patch if args.patch is None else args.patch,
-                    lr=defaults.lr if args.lr is None else args.lr,
-                    val_fraction=defaults.val_fraction if args.val_fraction is None else args.val_fraction,
-                    seed=args.seed, device=args.device, threads=args.threads)
+    cfg = FitConfig(preset=args.preset, batch_size=args.batch_size, seed=args.seed, device=args.device,
+                    threads=args.threads, init=args.init or _FIT.init,
+                    **_given(args, budget_min="budget_min", steps="steps", patch="patch", lr="lr",
+                             val_fraction="val_fraction"))
     bar = ProgressBar("adapt", enabled=not args.no_progress)
     try:
         res = adapt(args.hsi, args.msi, args.out, fused=args.fused, cfg=cfg, sensor=args.sensor, progress=bar)

@@ -18,8 +18,6 @@ again in the output.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from csakd_qgis.fusion.observation import ObservationModel, degrade, degrade_pinv, pinv_margin_lr
@@ -104,10 +102,4 @@ def project(x0: np.ndarray, lr: np.ndarray, msi: np.ndarray, model: ObservationM
     return x
 
 
-def consistency_info(x0: np.ndarray, x: np.ndarray, lr: np.ndarray, msi: np.ndarray, model: ObservationModel
-                     ) -> dict[str, Any]:
-    """Residuals before and after the projection (for reports)."""
-    return {"before": residuals(x0, lr, msi, model), "after": residuals(x, lr, msi, model)}
-
-
-__all__ = ["consistency_info", "margin_lr", "project", "residuals"]
+__all__ = ["margin_lr", "project", "residuals"]

@@ -7,7 +7,6 @@ size, ONNX Runtime time per tile next to torch's, and the difference to the torc
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -19,7 +18,7 @@ import numpy as np
 
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.fusion.classical import ClassicalParams, apply_classical, fit_classical
-from csakd_qgis.fusion.runtime import META_PREFIX, ONNX_VARIANTS, onnx_metadata, onnx_path
+from csakd_qgis.fusion.runtime import ONNX_VARIANTS, onnx_metadata, onnx_path
 from csakd_qgis.quality.metrics import psnr
 from csakd_qgis.spectral.degrade import synthesize_msi, wald_degrade
 from csakd_qgis.spectral.srf import gaussian_srf, srf_matrix
@@ -259,13 +258,3 @@ def _psnr_vs(ref: Sequence[np.ndarray], outs: Sequence[np.ndarray], card: dict[s
     if np.array_equal(r, o):
         return float("inf")
     return float(psnr(r, o))
-
-
-def read_onnx_card(path: str | os.PathLike) -> dict[str, Any]:
-    """The card stored inside an exported ONNX file (for inspection; the card beside the file is used to run)."""
-    import onnx
-
-    meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
-    if META_PREFIX + "card" not in meta:
-        raise CsakdError(f"'{path}' is not an ONNX file exported by csakd (no card in its metadata).")
-    return json.loads(meta[META_PREFIX + "card"])

@@ -40,7 +40,13 @@ from csakd_qgis.fusion.runtime import open_runner
 from csakd_qgis.fusion.scene import SceneConfig, SceneModel, apply_scene, learn_scene
 from csakd_qgis.fusion.select import select_method
 from csakd_qgis.spectral.degrade import fill_nan_nearest
-from csakd_qgis.zoo.card import apply_normalization, invert_normalization, read_card, validate_card
+from csakd_qgis.zoo.card import (
+    apply_normalization,
+    base_method_of,
+    invert_normalization,
+    read_card,
+    validate_card,
+)
 from csakd_qgis.zoo.registry import resolve_model_path
 
 
@@ -195,12 +201,6 @@ class ClassicalPredictor(Predictor):
         return out.astype(np.float32, copy=False)
 
 
-def _base_method(card: dict) -> str:
-    training = card.get("training") or {}
-    return str(card.get("base_method") or training.get("base_method")
-               or (training.get("config") or {}).get("base_method") or "glp")
-
-
 class NetworkPredictor(Predictor):
     """A CSAKD network from a model card, run with PyTorch or ONNX Runtime (:mod:`fusion.runtime`).
 
@@ -229,7 +229,7 @@ class NetworkPredictor(Predictor):
         self.device, self.device_used = self.runner.device, self.runner.device_used
         self.base: ClassicalPredictor | None = None
         if self.residual == "base":
-            self.base = ClassicalPredictor(_base_method(self.card), self.scale, self.hsi_bands, self.msi_bands)
+            self.base = ClassicalPredictor(base_method_of(self.card), self.scale, self.hsi_bands, self.msi_bands)
         default_halo = self.base.halo_lr if self.base is not None else 2
         self.halo_lr = int(default_halo if halo_lr is None else halo_lr)
         self.network_seconds = 0.0

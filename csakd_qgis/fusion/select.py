@@ -1,4 +1,4 @@
-"""Per-scene method selection (``auto``) and the one-call model-based fusion of an in-memory pair.
+"""Per-scene method selection (``auto``): the model-based method a pair is fused with, and why.
 
 ``auto`` scores candidate methods at reduced scale on the user's own pair, as adaptation does: the LR-HSI and
 the MSI degraded once more by the estimated PSF (the MSI to the LR grid) are fused and compared with the
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from csakd_qgis.fusion.model_based import base_key, run_base, run_candidate, split_method
-from csakd_qgis.fusion.observation import ObservationModel, degrade, estimate_observation
+from csakd_qgis.fusion.observation import ObservationModel, degrade
 from csakd_qgis.quality.metrics import psnr
 
 AUTO_CANDIDATES = ("glp", "glp+c", "glp+cy")
@@ -55,29 +55,4 @@ def select_method(lr: np.ndarray, msi: np.ndarray, s: int, obs: ObservationModel
                     "reason": f"best at reduced scale: {best}" + ("" if choice == best else f"; fallback {FALLBACK}")}
 
 
-def fuse_model_based(lr: np.ndarray, msi: np.ndarray, s: int, method: str, obs: ObservationModel | None = None,
-                     psf: str = "auto", srf: str = "auto", sensor=None, wavelengths=None, fwhm=None,
-                     cache: dict[str, np.ndarray] | None = None, seed: int = 0) -> tuple[np.ndarray, dict[str, Any]]:
-    """Fuse an in-memory pair with any model-based method name (or ``auto``); returns (HR-HSI, report).
-
-    The observation model is estimated from the pair unless ``obs`` is given. ``cache`` (a dict) keeps base
-    outputs between calls on the same pair (e.g. GLP for both ``glp`` and ``glp+c``).
-    """
-    m = str(method).strip().lower()
-    report: dict[str, Any] = {}
-    if obs is None and (m == "auto" or split_method(m)[1] or split_method(m)[0] == "cnmf"):
-        obs = estimate_observation(lr, msi, s, psf=psf, srf=srf, sensor=sensor, wavelengths=wavelengths,
-                                   fwhm=fwhm)
-    if obs is not None:
-        report["observation"] = obs.summary()
-    if m == "auto":
-        m, why = select_method(lr, msi, s, obs)
-        report.update(choice=m, **why)
-    key = base_key(m)
-    cache = {} if cache is None else cache
-    if key not in cache:
-        cache[key] = run_base(split_method(m)[0], lr, msi, s, obs if "@" in key else None, seed)[0]
-    return run_candidate(m, lr, msi, s, obs, base_out=cache[key]), report
-
-
-__all__ = ["AUTO_CANDIDATES", "DEFAULT", "FALLBACK", "fuse_model_based", "select_method"]
+__all__ = ["AUTO_CANDIDATES", "DEFAULT", "FALLBACK", "select_method"]

@@ -1,5 +1,5 @@
 """The spectrum of a QGIS raster layer at a map point: the point into the layer's CRS, the one pixel read
-through the layer's data provider, then :func:`spectral.profiles.spectrum` (no canvas needed)."""
+through the layer's data provider, then :func:`raster.profiles.spectrum` (no canvas needed)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from qgis.core import (
 )
 
 from csakd_qgis.errors import CsakdError
-from csakd_qgis.spectral.profiles import BandInfo, Profile, band_info, fusion_info, spectrum
+from csakd_qgis.raster.profiles import BandInfo, Profile, band_info, fusion_info, spectrum
 
 # the identify format enum moved to Qgis.RasterIdentifyFormat in newer QGIS
 _VALUE = Qgis.RasterIdentifyFormat.Value if hasattr(Qgis, "RasterIdentifyFormat") else QgsRaster.IdentifyFormat.IdentifyFormatValue

@@ -23,7 +23,7 @@ from csakd_qgis.errors import CsakdError
 from csakd_qgis.gui.layer_spectrum import OUTSIDE, LayerBands, Reading, read_spectrum
 from csakd_qgis.gui.profile_plot import COLOURS, Series, make_plot
 from csakd_qgis.raster.io import write_bytes_atomic
-from csakd_qgis.spectral.profiles import Profile, profiles_csv
+from csakd_qgis.raster.profiles import Profile, profiles_csv
 
 PIN_LIMIT = 5  # pinned places kept; pinning one more drops the oldest
 TITLE = "Spectral profile"

@@ -189,7 +189,3 @@ def build_model(cfg: CSAKDConfig | dict[str, Any]) -> CSAKDNet:
     if isinstance(cfg, dict):
         cfg = CSAKDConfig.from_dict(cfg)
     return CSAKDNet(cfg)
-
-
-build_teacher = build_model
-build_student = build_model

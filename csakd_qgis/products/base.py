@@ -20,6 +20,15 @@ import numpy as np
 from csakd_qgis.errors import CsakdError
 
 
+@dataclass(frozen=True)
+class Reader:
+    """A product format: ``detect(path)`` is True for its folder or main metadata file; ``read`` opens it."""
+
+    name: str  # e.g. "EnMAP L2A"
+    detect: Callable[[Path], bool]
+    read: Callable[[Path], list[ProductRaster]]
+
+
 @dataclass
 class ProductRaster:
     """One raster of a product on a map grid; reflectance = raw * scale + offset per band.

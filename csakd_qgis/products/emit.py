@@ -16,8 +16,7 @@ from typing import Any
 import numpy as np
 
 from csakd_qgis.errors import CsakdError
-from csakd_qgis.products.base import ProductRaster, find_one
-from csakd_qgis.products.registry import Reader
+from csakd_qgis.products.base import ProductRaster, Reader, find_one
 
 PRODUCT = "EMIT L2A"
 FILL = -9999.0

@@ -12,8 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from csakd_qgis.errors import CsakdError
-from csakd_qgis.products.base import ProductRaster, find_one
-from csakd_qgis.products.registry import Reader
+from csakd_qgis.products.base import ProductRaster, Reader, find_one
 from csakd_qgis.products.sidecar import (
     FlagLayer,
     check_layer_grid,

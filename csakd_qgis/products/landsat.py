@@ -15,9 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from csakd_qgis.errors import CsakdError
-from csakd_qgis.products.base import ProductRaster, find_one
+from csakd_qgis.products.base import ProductRaster, Reader, find_one
 from csakd_qgis.products.msi_bands import StripCache, band_rows, sensor_centres, shared_grid
-from csakd_qgis.products.registry import Reader
 
 PRODUCT = "Landsat 8/9 C2 L2"
 BANDS = tuple(range(1, 8))  # SR_B1 .. SR_B7 (coastal aerosol .. SWIR 2)

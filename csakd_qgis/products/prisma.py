@@ -22,8 +22,7 @@ from affine import Affine
 from rasterio.crs import CRS
 
 from csakd_qgis.errors import CsakdError
-from csakd_qgis.products.base import ProductRaster, find_one
-from csakd_qgis.products.registry import Reader
+from csakd_qgis.products.base import ProductRaster, Reader, find_one
 from csakd_qgis.products.sidecar import folder_has, name_matches, product_folder
 
 NAME = "PRISMA L2D"

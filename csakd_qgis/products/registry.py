@@ -3,28 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from csakd_qgis.errors import CsakdError
-from csakd_qgis.products.base import ProductRaster, extract_zip
-
-
-@dataclass(frozen=True)
-class Reader:
-    """A product format: ``detect(path)`` is True for its folder or main metadata file; ``read`` opens it."""
-
-    name: str  # e.g. "EnMAP L2A"
-    detect: Callable[[Path], bool]
-    read: Callable[[Path], list[ProductRaster]]
+from csakd_qgis.products import desis, emit, enmap, landsat, prisma, sentinel2  # each defines READER
+from csakd_qgis.products.base import ProductRaster, Reader, extract_zip
 
 
 def readers() -> list[Reader]:
     """Every known product reader, in detection order."""
-    # each reader module defines READER; imported here so the formats stay independent of each other
-    from csakd_qgis.products import desis, emit, enmap, landsat, prisma, sentinel2
-
     return [enmap.READER, desis.READER, prisma.READER, sentinel2.READER, landsat.READER, emit.READER]
 
 

@@ -15,9 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from csakd_qgis.errors import CsakdError
-from csakd_qgis.products.base import ProductRaster, find_one
+from csakd_qgis.products.base import ProductRaster, Reader, find_one
 from csakd_qgis.products.msi_bands import StripCache, band_rows, sensor_centres, shared_grid, srf_centres
-from csakd_qgis.products.registry import Reader
 from csakd_qgis.spectral.srf import SRF, canonical_band
 
 PRODUCT = "Sentinel-2 L2A"

@@ -21,7 +21,9 @@ in both images; nodata (NaN) is therefore excluded automatically.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -213,6 +215,18 @@ def uiqi(ref: np.ndarray, est: np.ndarray, mask: np.ndarray | None = None, windo
     means = [_uiqi_block(r[b0:b0 + _CHUNK], e[b0:b0 + _CHUNK], v, window)[:, ok].mean(axis=1)
              for b0 in range(0, r.shape[0], _CHUNK)]
     return float(np.mean(np.concatenate(means)))
+
+
+def finite_psnr(metrics: dict[str, Any]) -> float:
+    """The PSNR of a metrics dict, capped (``psnr_capped``, 100 dB a band) when it is infinite (a perfect band).
+
+    Keeps the CLI summary and the Processing outputs finite (``inf`` would be written as Infinity or null).
+    """
+    p = float(metrics["psnr"])
+    if math.isfinite(p):
+        return p
+
+    return float(metrics.get("psnr_capped", PSNR_CAP_DB))
 
 
 def compute_metrics(ref: np.ndarray, est: np.ndarray, scale: float, mask: np.ndarray | None = None,

@@ -275,7 +275,7 @@ def evaluate_rasters(reference: str | os.PathLike, fused: str | os.PathLike, sca
                      no_reference: tuple[dict, dict | None] | None = None) -> dict:
     """Metrics of a fused HR-HSI raster against a reference HR-HSI raster (+ bicubic baseline); writes outputs.
 
-    ``no_reference``: (result, maps) of :func:`quality.noref.noref_evaluation`, added to the JSON under
+    ``no_reference``: (result, maps) of :func:`fusion.noref.noref_evaluation`, added to the JSON under
     "no_reference" and to the report as its section.
 
     Bad (bbl = 0) and all-nodata reference bands are dropped; fused bands are paired with reference bands by
@@ -385,7 +385,7 @@ _NOREF_ROWS = (("spectral consistency: PSNR (dB) of D X vs LR-HSI", ("spectral",
 
 
 def noref_section(result: dict, maps: dict | None) -> str:
-    """HTML fragment of a no-reference evaluation (:func:`quality.noref.noref_indexes` results): the indexes,
+    """HTML fragment of a no-reference evaluation (:func:`fusion.noref.noref_indexes` results): the indexes,
     the observation model and maps of both consistency residuals."""
     import matplotlib
 

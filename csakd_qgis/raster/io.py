@@ -22,6 +22,7 @@ import numpy as np
 
 from csakd_qgis import oscompat
 from csakd_qgis.errors import CsakdError
+from csakd_qgis.spectral.envi import number_list
 from csakd_qgis.temporaries import (
     TEMP_SUFFIX,
     OwnedFile,
@@ -83,16 +84,6 @@ def _unit_factor(units: str | None, values: Sequence[float]) -> float:
     return 1.0
 
 
-def _parse_envi_list(text: str | None) -> list[float] | None:
-    if not text:
-        return None
-    parts = [p for p in re.split(r"[,{}\s]+", text) if p]
-    try:
-        return [float(p) for p in parts]
-    except ValueError:
-        return None
-
-
 def _band_spectral_meta(ds) -> tuple[list[float | None], list[float | None], list[int]]:
     """Wavelength (nm), FWHM (nm) and bad-band list from GDAL band tags, the ENVI domain or descriptions."""
     n = ds.count
@@ -119,15 +110,15 @@ def _band_spectral_meta(ds) -> tuple[list[float | None], list[float | None], lis
                 pass
         units[i] = tags.get("wavelength_units")
     envi = {k.lower(): v for k, v in ds.tags(ns="ENVI").items()} if n else {}
-    envi_wl = _parse_envi_list(envi.get("wavelength"))
+    envi_wl = number_list(envi.get("wavelength"))
     if any(w is None for w in wl) and envi_wl and len(envi_wl) == n:
         wl = list(envi_wl)
         units = [envi.get("wavelength_units")] * n
     if envi_wl and len(envi_wl) == n:  # GDAL copies ENVI wavelengths to band tags but not always fwhm / bbl
-        envi_fw = _parse_envi_list(envi.get("fwhm"))
+        envi_fw = number_list(envi.get("fwhm"))
         if envi_fw and len(envi_fw) == n and any(f is None for f in fw):
             fw = list(envi_fw)
-        envi_bbl = _parse_envi_list(envi.get("bbl"))
+        envi_bbl = number_list(envi.get("bbl"))
         if envi_bbl and len(envi_bbl) == n and all(b == 1 for b in bbl):
             bbl = [int(b) for b in envi_bbl]
     if any(w is None for w in wl):

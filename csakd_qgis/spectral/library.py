@@ -20,7 +20,6 @@ from __future__ import annotations
 import csv
 import functools
 import importlib.util
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from csakd_qgis.errors import CsakdError
+from csakd_qgis.spectral.envi import brace_list, envi_header
 
 FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
 WATER_CLASS = "water"
@@ -127,20 +127,6 @@ def package_data_dir(package: str) -> Path:
             return d
     raise CsakdError(f"The '{package}' package has no data folder; reinstall it with pip install --no-deps "
                      f"--force-reinstall {package}")
-
-
-def envi_header(path: Path) -> dict[str, str]:
-    """Key -> raw value of an ENVI header (brace lists kept as text)."""
-    text = path.read_text(encoding="utf-8", errors="replace")
-    out: dict[str, str] = {}
-    for m in re.finditer(r"^\s*([A-Za-z][A-Za-z0-9 _]*?)\s*=\s*(\{.*?\}|[^\n]*)", text, re.M | re.S):
-        out[m.group(1).strip().lower()] = m.group(2).strip()
-    return out
-
-
-def brace_list(text: str) -> list[str]:
-    """The items of an ENVI ``{a, b, c}`` list, stripped."""
-    return [t.strip() for t in text.strip().strip("{}").split(",") if t.strip()]
 
 
 def read_envi_sli(sli_path: str | Path) -> tuple[np.ndarray, np.ndarray, list[str]]:

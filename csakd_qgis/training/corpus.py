@@ -17,7 +17,7 @@ Sources (all from ``../shared/data``, see its README, plus the spyndex/earthlib 
   are linearly interpolated along wavelength (declared in ``notes``).
 - Synthetic: :func:`synthetic.make_scene` with painted water bodies and shadows (dark spectra are rare in the
   real data but frequent in unseen scenes).
-- extra_hsi (source "extra_hsi"): the catalogue of :mod:`raster.benchmark_cubes` (AVIRIS-C, AVIRIS-NG, EMIT, HYDICE,
+- extra_hsi (source "extra_hsi"): the catalogue of :mod:`training.sources.benchmark_cubes` (AVIRIS-C, AVIRIS-NG, EMIT, HYDICE,
   ROSIS, CASI, SAMSON cubes, the Houston 2018 CASI cube and the CAVE lab scenes), each resampled to the target grid
   with Gaussian band responses when its span holds >= :data:`MIN_GRID_COVERAGE` of the grid's band centres
   (:func:`grid_coverage`; the few end bands beyond it are held constant), else skipped with the reason in
@@ -49,19 +49,19 @@ from typing import Any
 import numpy as np
 
 from csakd_qgis.errors import CsakdError
-from csakd_qgis.raster.benchmark_cubes import (
+from csakd_qgis.raster.io import read_meta, read_reflectance
+from csakd_qgis.spectral.band_grids import enmap_grid
+from csakd_qgis.spectral.library import resample_spectra
+from csakd_qgis.spectral.synthetic import make_scene
+from csakd_qgis.training.scenes import make_wald_scenes
+from csakd_qgis.training.sources.benchmark_cubes import (
     CATALOGUE,
     WL_APPROX,
     WL_FILE,
     default_data_dir,
     read_benchmark_cube,
 )
-from csakd_qgis.raster.io import read_meta, read_reflectance
-from csakd_qgis.raster.scene import read_mat_cube
-from csakd_qgis.spectral.band_grids import enmap_grid
-from csakd_qgis.spectral.library import resample_spectra
-from csakd_qgis.spectral.synthetic import make_scene
-from csakd_qgis.training.scenes import make_wald_scenes
+from csakd_qgis.training.sources.mat_cubes import read_mat_cube
 
 ENMAP_ATTRIBUTION = "Contains modified EnMAP data (c) DLR 2022 (EnMAP-Box test data, GPL-3.0)"
 JASPER_ATTRIBUTION = "AVIRIS Jasper Ridge, NASA/JPL (unmixing benchmark crop, 100 x 100 px)"
@@ -232,7 +232,7 @@ def resample_cube(cube: np.ndarray, wl_src: Sequence[float], fw_src: Sequence[fl
 
 
 def jasper_urban(data_dir: Path | None = None) -> dict[str, tuple[np.ndarray, list[float], str]]:
-    """{"jasper": (cube, wavelengths, note), "urban": (...)} as read by cli_train.read_mat_cube."""
+    """{"jasper": (cube, wavelengths, note), "urban": (...)} as read by :func:`training.sources.mat_cubes.read_mat_cube`."""
 
     d = (data_dir or default_data_dir()) / "jasper_urban"
     out = {}

@@ -7,11 +7,8 @@ The architecture ("csakd" fusion or "dodn" single-image SR) is a pair of :data:`
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,97 +16,23 @@ import numpy as np
 
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.nets.pairs import PAIRS
+from csakd_qgis.training.config import TrainConfig
 from csakd_qgis.training.loop import (
     Cancel,
     LoopOptions,
-    Progress,
+    ProgressCallback,
     Trainer,
     make_optim,
     prepare_run,
     resolve_amp_dtype,
 )
+from csakd_qgis.training.results import TrainResult
 from csakd_qgis.training.scenes import PatchSampler, Scene, attach_bases, band_stats, check_scenes
 from csakd_qgis.training.validation import baseline_metrics
 from csakd_qgis.zoo.card import load_model, save_model
+from csakd_qgis.zoo.trained_card import normalization_section, trained_card
 
-MODES = ("online", "offline", "student")
 WALD_PROTOCOL = "Wald : blur sigma s/2 + s x s block mean; SRF-synthesised MSI"
-
-
-@dataclass
-class TrainConfig:
-    """Everything a training run needs besides the data. JSON-serialisable via to_dict."""
-
-    preset: str = "lite"
-    arch: str = "csakd"  # a key of nets.pairs.PAIRS: csakd (fusion) | dodn (single-image SR, MSI privileged)
-    mode: str = "online"  # online co-training | offline (frozen teacher) | student (no KD, ablation)
-    teacher_path: str | None = None  # offline mode: a saved teacher (.safetensors/.json/stem)
-    steps: int = 2000
-    batch_size: int = 8
-    patch: int = 32  # HR patch size, rounded down to a multiple of the scale
-    lr: float = 1e-4
-    weight_decay: float = 1e-4
-    min_lr_ratio: float = 0.01  # cosine schedule ends at lr * min_lr_ratio
-    grad_clip: float | None = 1.0
-    snr_db: float | None = 35.0  # AWGN on the LR-HSI (training only); None = clean
-    augment: bool = True
-    residual: str = "bilinear"
-    csa: str = "corrected"
-    upsample: str = "nearest"
-    zero_head: bool = True  # zero-init the last head conv: start from the residual image (measured +0.7 dB)
-    base_method: str = "glp"  # classical method providing ``base`` when residual == "base"
-    normalization: str = "none"  # none | per_band (statistics from the training scenes)
-    loss: dict[str, Any] = field(default_factory=dict)  # LossWeights fields
-    val_every: int = 200
-    log_every: int = 20
-    sam_weight: float = 1.0  # best-model score = PSNR (dB) - sam_weight * SAM (degrees)
-    val_at_start: bool = False  # validate the initial weights too (a zero-head "base" net = the classical estimate)
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | cuda:N | gpu | mps (nets.device.resolve_device)
-    amp: bool = True  # autocast on CUDA (see amp_dtype)
-    amp_dtype: str = "auto"  # auto (bf16 where supported, else fp16) | bf16 | fp16 (fp16 uses grad scaling)
-    threads: int | None = None
-    out: str | None = None  # export stem: <out>_student / <out>_teacher (.safetensors + .json)
-    checkpoint: str | None = None  # default <out>.ckpt.pt
-    log_path: str | None = None  # JSON lines; default <out>.log.jsonl
-    resume: bool = False
-    progress_bar: bool = True
-    card: dict[str, Any] = field(default_factory=dict)  # extra card fields: name, licence, training ...
-    budget_min: float = 0.0  # also stop after this many minutes of training (0 = only the step limit)
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise CsakdError(f"Training mode must be one of {MODES}, got {self.mode!r}.")
-        if self.mode == "offline" and not self.teacher_path:
-            raise CsakdError("Offline mode needs a trained teacher: give its model path (--teacher).")
-        if self.steps < 1 or self.batch_size < 1:
-            raise CsakdError("steps and batch size must be >= 1.")
-        if self.normalization not in ("none", "per_band"):
-            raise CsakdError(f"normalization must be 'none' or 'per_band', got {self.normalization!r}.")
-        if self.arch not in PAIRS:
-            raise CsakdError(f"arch must be one of {', '.join(repr(a) for a in PAIRS)}, got {self.arch!r}.")
-        if not self.budget_min >= 0:
-            raise CsakdError(f"The time budget must be >= 0 minutes (got {self.budget_min}).")
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable dict."""
-        return dataclasses.asdict(self)
-
-
-@dataclass
-class TrainResult:
-    """What a run produced."""
-
-    student_path: Path | None
-    teacher_path: Path | None
-    best_step: int
-    best_metrics: dict[str, Any]
-    baseline_metrics: dict[str, Any]
-    history: list[dict[str, Any]]
-    steps_done: int
-    elapsed_s: float
-    device: str
-    stopped_by: str = "steps"  # "steps" | "budget"
 
 
 def _check_offline_teacher(card: dict[str, Any], student_cfg: Any) -> None:
@@ -158,7 +81,7 @@ def _paths(cfg: TrainConfig) -> tuple[Path | None, Path | None, Path | None]:
 
 def train(train_scenes: Sequence[Scene], val_scenes: Sequence[Scene], cfg: TrainConfig,
           wavelengths: Sequence[float] | None = None, fwhm: Sequence[float] | None = None,
-          msi_info: dict[str, Any] | None = None, progress: Progress | None = None,
+          msi_info: dict[str, Any] | None = None, progress: ProgressCallback | None = None,
           cancel: Cancel | None = None) -> TrainResult:
     """Train a teacher/student pair on ``train_scenes``; validate on ``val_scenes``; export.
 
@@ -221,43 +144,33 @@ def train(train_scenes: Sequence[Scene], val_scenes: Sequence[Scene], cfg: Train
 
     paths: dict[str, Path | None] = {"student": None, "teacher": None}
     if out_stem is not None:
-        norm_card: dict[str, Any] = {"type": "none"}
-        if norm_np is not None:
-            norm_card = {"type": "per_band", **{k: [float(x) for x in v] for k, v in norm_np.items()}}
+        config = {k: v for k, v in cfg.to_dict().items() if k != "card"}
         for role, model in trainer.trained():
             b = best.get(role)
-            card = copy.deepcopy(cfg.card)
-            card.update({
-                "name": card.get("name") or f"{out_stem.name}_{role}", "role": role,
-                "hsi": {"bands": n_h, "wavelengths": list(wavelengths) if wavelengths is not None else None,
-                        "fwhm": list(fwhm) if fwhm is not None else None,
-                        "sensor": card.get("hsi_sensor")},
-                "msi": {"bands": n_m, **(msi_info or {})},
-                "normalization": norm_card,
-                "training": {**card.get("training", {}), "preset": cfg.preset, "mode": cfg.mode,
-                             "steps": step, "train_scenes": [sc.name for sc in train_scenes],
-                             "val_scenes": [sc.name for sc in val_scenes],
-                             "protocol": WALD_PROTOCOL,
-                             "loss": weights.to_dict(), "config": cfg.to_dict(),
-                             "offline_teacher": cfg.teacher_path if cfg.mode == "offline" else None},
-                "validation": {"best_step": b["step"] if b else step, "metrics": b["metrics"] if b else {},
-                               "baseline_bicubic": baseline, "scenes": [sc.name for sc in val_scenes]},
-            })
-            card.pop("hsi_sensor", None)
-            if cfg.residual == "base":
-                card["base_method"] = cfg.base_method  # the classical fusion the net corrects
-            card["training"]["config"].pop("card", None)
+            card = trained_card(
+                role, name=f"{out_stem.name}_{role}", extra=cfg.card, normalization=normalization_section(norm_np),
+                hsi={"bands": n_h, "wavelengths": list(wavelengths) if wavelengths is not None else None,
+                     "fwhm": list(fwhm) if fwhm is not None else None},
+                msi={"bands": n_m, **(msi_info or {})},
+                training={"preset": cfg.preset, "mode": cfg.mode, "steps": step,
+                          "train_scenes": [sc.name for sc in train_scenes],
+                          "val_scenes": [sc.name for sc in val_scenes], "protocol": WALD_PROTOCOL,
+                          "loss": weights.to_dict(), "config": config,
+                          "offline_teacher": cfg.teacher_path if cfg.mode == "offline" else None},
+                validation={"best_step": b["step"] if b else step, "metrics": b["metrics"] if b else {},
+                            "baseline_bicubic": baseline, "scenes": [sc.name for sc in val_scenes]},
+                base_method=cfg.base_method if cfg.residual == "base" else None)  # the classical fusion it corrects
             export = getattr(model, "export_module", None)  # DODN: the student without its KD adapter
             paths[role], _ = save_model(out_stem.with_name(f"{out_stem.name}_{role}"), export() if export else model,
                                         card)
     b = best.get("student")
     result = TrainResult(student_path=paths["student"], teacher_path=paths["teacher"],
-                         best_step=b["step"] if b else step, best_metrics={
-                             "student": b["metrics"] if b else {},
-                             "teacher": best["teacher"]["metrics"] if best.get("teacher") else {}},
-                         baseline_metrics=baseline, history=run.history, steps_done=step,
-                         elapsed_s=time.time() - t_start, device=device, stopped_by=run.stopped_by)
-    trainer.write_log({"event": "end", "best_step": result.best_step, "best": result.best_metrics,
+                         best_step=b["step"] if b else step, best_metrics=b["metrics"] if b else {},
+                         teacher_metrics=best["teacher"]["metrics"] if best.get("teacher") else {},
+                         baseline_metrics={"bicubic": baseline} if baseline else {}, history=run.history,
+                         steps=step, elapsed_s=time.time() - t_start, device_used=device, stopped_by=run.stopped_by)
+    trainer.write_log({"event": "end", "best_step": result.best_step,
+                       "best": {"student": result.best_metrics, "teacher": result.teacher_metrics},
                        "baseline_bicubic": baseline,
                        "student_path": str(paths["student"]) if paths["student"] else None,
                        "teacher_path": str(paths["teacher"]) if paths["teacher"] else None})

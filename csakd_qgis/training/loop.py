@@ -14,7 +14,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +31,13 @@ from csakd_qgis.training.checkpoint import (
     save_checkpoint,
     state_to_cpu,
 )
+from csakd_qgis.training.results import LoopResult
 from csakd_qgis.training.scenes import PatchSampler, Scene
 from csakd_qgis.training.validation import evaluate_scenes, score
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[float, str], None]
+ProgressCallback = Callable[[float, str], None]
 Cancel = Callable[[], bool]
 
 
@@ -115,17 +116,6 @@ class LoopOptions:
             raise CsakdError("Give a time budget or a number of steps: with neither, training would never stop.")
 
 
-@dataclass
-class LoopResult:
-    """What the loop did; the networks hold the best validated weights (else the last ones), in eval mode."""
-
-    steps: int
-    stopped_by: str  # "steps" | "budget"
-    best: dict[str, Any]  # role -> {"score", "step", "metrics", "state"} or None
-    history: list[dict[str, Any]] = field(default_factory=list)  # the validation records
-    elapsed_s: float = 0.0  # seconds of the loop (validation included)
-
-
 def loss_error(total: float, step: int, batch: dict[str, Any]) -> CsakdError:
     """The error for a non-finite training loss: the input data when the batch holds non-finite or implausible
     values (a wrong nodata value or scale factor), else the learning rate."""
@@ -151,7 +141,7 @@ class Trainer:
                  val_scenes: Sequence[Scene], options: LoopOptions, device: str, amp_dtype: Any = None,
                  checkpoint_path: Path | None = None, checkpoint_meta: dict[str, Any] | None = None,
                  resume_keys: Sequence[str] = (), log_path: Path | None = None, t_start: float | None = None,
-                 bar_desc: str | None = None, progress: Progress | None = None, cancel: Cancel | None = None
+                 bar_desc: str | None = None, progress: ProgressCallback | None = None, cancel: Cancel | None = None
                  ) -> None:
         self.pair, self.sampler, self.val_scenes, self.opts = pair, sampler, list(val_scenes), options
         self.student, self.teacher = pair.student, pair.teacher

@@ -39,9 +39,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from csakd_qgis import __version__
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.raster.io import write_files_atomic
+from csakd_qgis.version import __version__
 
 CARD_FORMAT = "csakd-model-card"
 CARD_VERSION = 1
@@ -61,14 +61,6 @@ def model_paths(path: str | os.PathLike) -> tuple[Path, Path]:
     return p.with_suffix(".json"), p.with_suffix(".safetensors")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _software() -> dict[str, str]:
     import torch
 
@@ -80,6 +72,13 @@ def _float_list(values: Sequence[Any] | None) -> list[float | None] | None:
     if values is None:
         return None
     return [None if v is None else float(v) for v in values]
+
+
+def base_method_of(card: dict[str, Any]) -> str:
+    """The classical fusion a residual="base" network of this card corrects (older cards: in ``training``; glp)."""
+    training = card.get("training") or {}
+    return str(card.get("base_method") or training.get("base_method")
+               or (training.get("config") or {}).get("base_method") or "glp")
 
 
 def complete_card(model: Any, card: dict[str, Any], dtype: str = "float32") -> dict[str, Any]:

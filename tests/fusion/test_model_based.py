@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from bench.array_fusion import fuse_model_based
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.fusion.model_based import is_model_based, split_method
 from csakd_qgis.fusion.observation import PSF, estimate_observation
 from csakd_qgis.fusion.predictors import ModelBasedPredictor, make_predictor
-from csakd_qgis.fusion.select import DEFAULT, DEFAULT_NONLINEAR, fuse_model_based
+from csakd_qgis.fusion.select import DEFAULT, DEFAULT_NONLINEAR
 from csakd_qgis.fusion.unmixing import apply_cnmf, fit_cnmf, vca
 from csakd_qgis.quality.metrics import psnr
 from tests.fusion.test_observation import _pair

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 from _helpers_raster import enmap_reference, read_all, write_pair
-from _helpers_runtime import block_modules
+from _helpers_runtime import block_modules, read_onnx_card
 from conftest import ROOT, requires_shared
 
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.fusion import runtime
 from csakd_qgis.fusion.fuse import fuse
-from csakd_qgis.fusion.onnx_export import export_onnx, read_onnx_card
+from csakd_qgis.fusion.onnx_export import export_onnx
 from csakd_qgis.fusion.runtime import onnx_path, open_runner
 from csakd_qgis.fusion.superresolve import superresolve
 from csakd_qgis.nets.csakd import build_model, preset_configs

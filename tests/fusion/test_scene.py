@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 import rasterio
-
 from _helpers_raster import MSI_SPEC, reference, write_pair
+
 from csakd_qgis.fusion.consistency import residuals
 from csakd_qgis.fusion.observation import estimate_observation
 from csakd_qgis.fusion.scene import SceneConfig, apply_scene, fuse_scene, glp_cy, learn_scene
@@ -72,7 +72,6 @@ def test_learns_gain_stays_in_subspace_and_consistent(pair):
 def test_fuse_scene_tiled_equals_whole_and_tags(tmp_path):
     """Through fuse(): small tiles give the one-tile result; the tags and result carry alpha and the gain."""
     from csakd_qgis.fusion.fuse import fuse
-
     from csakd_qgis.fusion.predictors import ScenePredictor
 
     p = write_pair(tmp_path, scale=3)

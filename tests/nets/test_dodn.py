@@ -26,7 +26,8 @@ from csakd_qgis.nets.dodn import (
 )
 from csakd_qgis.nets.losses import LossWeights  # noqa: E402
 from csakd_qgis.nets.pairs import DODNPair
-from csakd_qgis.training.cotrain import TrainConfig, train  # noqa: E402
+from csakd_qgis.training.config import TrainConfig  # noqa: E402
+from csakd_qgis.training.cotrain import train  # noqa: E402
 from csakd_qgis.training.scenes import Scene  # noqa: E402
 from csakd_qgis.zoo.card import load_model, model_paths, read_card  # noqa: E402
 
@@ -183,7 +184,7 @@ def test_engine_offline_and_no_kd_modes(tmp_path, monkeypatch):
     assert "feat_kd" not in last and "response_kd" not in last
     # resume continues the same run
     res2 = train(scenes, val, _cfg(tmp_path, mode="student", out=str(tmp_path / "nokd"), steps=5, resume=True))
-    assert res2.steps_done == 5
+    assert res2.steps == 5
     # an offline teacher of the other architecture is refused
     res_c = train(scenes, [], TrainConfig(preset="lite", steps=1, batch_size=1, patch=8, device="cpu",
                                           out=str(tmp_path / "csakd"), progress_bar=False))

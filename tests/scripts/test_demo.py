@@ -11,9 +11,12 @@ import pytest
 import rasterio
 from conftest import ROOT
 
-from csakd_qgis.raster.demo_scene import build_demo_inputs
 from csakd_qgis.raster.io import read_meta, read_reflectance
 from csakd_qgis.spectral.band_grids import enmap_grid
+
+if str(ROOT / "scripts") not in sys.path:  # the demo's input builder lives beside the demo script
+    sys.path.insert(0, str(ROOT / "scripts"))
+from demo_scene import build_demo_inputs  # noqa: E402
 
 
 def _check_grids(paths: dict, scale: int, side: int, wl: np.ndarray) -> None:

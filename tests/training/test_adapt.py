@@ -174,7 +174,8 @@ def real_run(tmp_path_factory) -> dict:
                     "../shared/data/README.md)")
     from csakd_qgis.fusion.fuse import fuse
     from csakd_qgis.quality.metrics import compute_metrics
-    from csakd_qgis.training.adapt import FitConfig, adapt
+    from csakd_qgis.training.adapt import adapt
+    from csakd_qgis.training.config import FitConfig
 
     d = tmp_path_factory.mktemp("real")
     pair = write_pair(d, enmap_reference(), scale=REAL_SCALE, name="enmap")
@@ -248,7 +249,7 @@ def test_auto_init_picks_the_x4_zoo_model_for_a_real_enmap_s2_pair(tmp_path):
     if not HAVE_SHARED:
         pytest.skip(f"real EnMAP data {ENMAP_DIR} is absent")
     from csakd_qgis.spectral.srf import load_srf
-    from csakd_qgis.training.adapt import read_pair
+    from csakd_qgis.training.adapt_pairs import read_pair
     from csakd_qgis.zoo.registry import closest_zoo_model
 
     pair = write_pair(tmp_path, enmap_reference(), scale=4, name="enmap4")
@@ -261,7 +262,8 @@ def test_auto_init_picks_the_x4_zoo_model_for_a_real_enmap_s2_pair(tmp_path):
 
 def test_cancel_leaves_no_model_files(tiny_pair, tmp_path, monkeypatch):
     from csakd_qgis.errors import CancelledError
-    from csakd_qgis.training.adapt import FitConfig, adapt
+    from csakd_qgis.training.adapt import adapt
+    from csakd_qgis.training.config import FitConfig
 
     calls = {"n": 0}
 

@@ -84,7 +84,8 @@ def test_base_residual_training_starts_exactly_at_the_classical_estimate(tmp_pat
     import torch
 
     from csakd_qgis.fusion.classical import fuse_classical
-    from csakd_qgis.training.cotrain import TrainConfig, train
+    from csakd_qgis.training.config import TrainConfig
+    from csakd_qgis.training.cotrain import train
     from csakd_qgis.training.scenes import make_wald_scenes
     from csakd_qgis.training.validation import baseline_metrics
 

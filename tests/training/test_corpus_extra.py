@@ -1,29 +1,32 @@
-"""Benchmark cube readers (raster.benchmark_cubes) and the corpus' extra_hsi source (training.corpus): values,
+"""Benchmark cube readers (training.sources.benchmark_cubes) and the corpus' extra_hsi source (training.corpus): values,
 band centres, provenance, the split by acquisition site, resampling to the EnMAP grid and Wald pairs."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import SHARED_DATA, requires_shared
 
 from csakd_qgis.errors import CsakdError
-from csakd_qgis.raster.benchmark_cubes import (
+from csakd_qgis.spectral.band_grids import enmap_grid
+from csakd_qgis.training.corpus import EXTRA_SPLIT, MIN_GRID_COVERAGE, build_corpus, grid_coverage, to_scenes
+from csakd_qgis.training.sources.benchmark_cubes import (
     CATALOGUE,
-    LAND_COVERS,
     MAX_REFLECTANCE,
     REFERENCE_P995,
     SPECS,
     WL_APPROX,
     WL_FILE,
+    default_data_dir,
     read_benchmark_cube,
-    read_houston_pair,
     solar_shape,
 )
-from csakd_qgis.raster.scene import load_mat_variables
-from csakd_qgis.spectral.band_grids import enmap_grid
-from csakd_qgis.training.corpus import EXTRA_SPLIT, MIN_GRID_COVERAGE, build_corpus, grid_coverage, to_scenes
+from csakd_qgis.training.sources.mat_cubes import load_mat_variables
 from csakd_qgis.zoo.card import check_training_provenance
+
+LAND_COVERS = ("urban", "vegetation", "water", "soil", "minerals", "agriculture", "lab")  # catalogue vocabulary
 
 # the extra_hsi / real_pairs scenes bench/eval_model_based.py scores as held apart: they must stay TEST
 BENCH_HELD_APART = ("samson", "moffett", "cuprite", "abu-beach-1", "abu-urban-1", "pavia-u", "muufl-sub", "houston2018")
@@ -118,6 +121,14 @@ def test_every_reader_on_the_real_files(cubes):
     assert all(cubes[k].wavelengths[-1] < 1000 for k in VNIR_ONLY_ABU)
     # MUUFL keeps 400-1000 nm (noisy CASI edges dropped); its stored centres start at 367.7 nm
     assert cubes["muufl-sub"].wavelengths[0] > 400 and cubes["muufl-sub"].provenance["bands_dropped"] == 9
+
+
+def read_houston_pair(data_dir=None):
+    """The Houston 2018 real pair: the CASI cube (as read_benchmark_cube) and its real RGB (3, 4H, 4W) in [0, 1]."""
+    hsi = read_benchmark_cube("houston2018", data_dir)
+    d = Path(data_dir) if data_dir is not None else default_data_dir()
+    rgb = np.asarray(load_mat_variables(d / SPECS["houston2018"].path)["rgbImg"], np.float32)
+    return hsi, (rgb / 255.0).transpose(2, 0, 1)
 
 
 @requires_shared

@@ -14,7 +14,8 @@ from _helpers_cli import run_cli
 from csakd_qgis.errors import CancelledError, CsakdError  # noqa: E402
 from csakd_qgis.spectral.degrade import block_mean, wald_degrade  # noqa: E402
 from csakd_qgis.training.checkpoint import load_checkpoint  # noqa: E402
-from csakd_qgis.training.cotrain import TrainConfig, train  # noqa: E402
+from csakd_qgis.training.config import TrainConfig  # noqa: E402
+from csakd_qgis.training.cotrain import train  # noqa: E402
 from csakd_qgis.training.scenes import PatchSampler, Scene, make_wald_scenes  # noqa: E402
 from csakd_qgis.zoo.card import load_model  # noqa: E402
 
@@ -79,7 +80,7 @@ def test_resume_reproduces_uninterrupted_run(tmp_path):
     ck = load_checkpoint(tmp_path / "split" / "m.ckpt.pt")  # weights_only=True load
     assert ck["step"] == 3
     res_split = train(scenes, [], _cfg(tmp_path / "split", resume=True))
-    assert res_split.steps_done == 6
+    assert res_split.steps == 6
     a, _ = load_model(res_full.student_path)
     b, _ = load_model(res_split.student_path)
     for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
@@ -155,9 +156,9 @@ def test_lite_pair_beats_bicubic_on_held_out_enmap_tile(tmp_path):
     cfg = TrainConfig(preset="lite", steps=200, batch_size=4, patch=16, lr=1e-3, snr_db=35.0, val_every=50,
                       threads=2, seed=0, out=str(tmp_path / "enmap_lite"), progress_bar=False)
     res = train(tr, val, cfg, wl, fw, {"sensor": "S2A", "band_names": ["B2", "B3", "B4", "B8"]})
-    bic = res.baseline_metrics
-    stu = res.best_metrics["student"]
-    tea = res.best_metrics["teacher"]
+    bic = res.baseline_metrics["bicubic"]
+    stu = res.best_metrics
+    tea = res.teacher_metrics
     summary = {"bicubic": bic, "student": stu, "teacher": tea, "best_step": res.best_step,
                "elapsed_s": res.elapsed_s}
     print(json.dumps({k: ({m: round(v, 3) for m, v in x.items() if m in ("psnr", "sam", "ergas", "rmse", "ssim")}
@@ -207,7 +208,7 @@ def test_cli_train_on_geotiffs(tmp_path, capsys):
 @pytest.mark.shared_data
 @pytest.mark.skipif(not (SHARED / "jasper_urban").is_dir(), reason="needs ../shared/data/jasper_urban")
 def test_read_mat_benchmark_cubes():
-    from csakd_qgis.raster.scene import read_mat_cube
+    from csakd_qgis.training.sources.mat_cubes import read_mat_cube
 
     cube, wl, fw, note = read_mat_cube(SHARED / "jasper_urban" / "jasperRidge2_R198.mat")
     assert cube.shape == (198, 100, 100) and len(wl) == 198 and 400 < wl[0] < 420 and wl[-1] < 2460
@@ -223,7 +224,7 @@ def test_cuda_training_with_autocast(tmp_path, amp_dtype):
     scenes = [synthetic_scene("a", 0), synthetic_scene("b", 1)]
     res = train(scenes, [synthetic_scene("v", 2)], _cfg(tmp_path, device="cuda", amp=True, amp_dtype=amp_dtype,
                                                          steps=20, val_every=10))
-    assert res.device == "cuda" and res.steps_done == 20
-    assert np.isfinite(res.best_metrics["student"]["psnr"])
+    assert res.device_used == "cuda" and res.steps == 20
+    assert np.isfinite(res.best_metrics["psnr"])
     model, _ = load_model(res.student_path)
     assert all(torch.isfinite(p).all() for p in model.parameters())

@@ -13,9 +13,10 @@ import torch
 from csakd_qgis.errors import CancelledError, CsakdError
 from csakd_qgis.nets.pairs import PAIRS, CSAKDPair, DODNPair
 from csakd_qgis.spectral.degrade import wald_degrade
-from csakd_qgis.training.adapt import FitConfig, fit_student
 from csakd_qgis.training.checkpoint import load_checkpoint
-from csakd_qgis.training.cotrain import TrainConfig, train
+from csakd_qgis.training.config import FitConfig, TrainConfig
+from csakd_qgis.training.cotrain import train
+from csakd_qgis.training.fit import fit_student
 from csakd_qgis.training.loop import LoopOptions
 from csakd_qgis.training.scenes import Scene, attach_bases, split_scene
 from csakd_qgis.zoo.card import read_card
@@ -53,16 +54,16 @@ def _fit_data() -> tuple[list[Scene], list[Scene]]:
 def test_kd_co_training_stops_at_the_time_budget_and_validates_the_last_step(tmp_path):
     res = train([_scene("a", 0)], [_scene("v", 2)], _cfg(tmp_path / "m", steps=100_000, val_every=1000,
                                                          budget_min=1.0 / 60))
-    assert res.stopped_by == "budget" and 0 < res.steps_done < 100_000
-    assert res.history[-1]["step"] == res.steps_done  # the stop step is validated too
+    assert res.stopped_by == "budget" and 0 < res.steps < 100_000
+    assert res.history[-1]["step"] == res.steps  # the stop step is validated too
     assert {"student", "teacher"} <= set(res.history[-1])
     card = read_card(res.student_path)
-    assert card["training"]["steps"] == res.steps_done and card["training"]["config"]["budget_min"] == 1.0 / 60
+    assert card["training"]["steps"] == res.steps and card["training"]["config"]["budget_min"] == 1.0 / 60
     assert card["validation"]["best_step"] == res.best_step
-    assert load_checkpoint(tmp_path / "m.ckpt.pt")["step"] == res.steps_done
+    assert load_checkpoint(tmp_path / "m.ckpt.pt")["step"] == res.steps
     # the step limit still stops first when it comes first
     res = train([_scene("a", 0)], [], _cfg(tmp_path / "s", steps=2, budget_min=10.0, mode="student"))
-    assert res.stopped_by == "steps" and res.steps_done == 2
+    assert res.stopped_by == "steps" and res.steps == 2
 
 
 def test_kd_progress_is_monotone_and_cancel_checkpoints(tmp_path):

@@ -17,7 +17,7 @@ from rasterio.crs import CRS
 
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.raster.io import read_reflectance
-from csakd_qgis.spectral.profiles import (
+from csakd_qgis.raster.profiles import (
     BandInfo,
     Profile,
     band_info,

@@ -17,7 +17,7 @@ from csakd_qgis.errors import CsakdError
 from csakd_qgis.fusion.observation import PSF, degrade, estimate_observation
 from csakd_qgis.fusion.select import fuse_model_based
 from csakd_qgis.quality.metrics import psnr
-from csakd_qgis.quality.noref import (
+from csakd_qgis.fusion.noref import (
     consistency_residuals,
     noref_indexes,
     q_blocks_cross,

@@ -1,4 +1,4 @@
-"""The one scene reader: a reference HR-HSI cube from GeoTIFF/ENVI (wavelength metadata) or a .mat benchmark cube."""
+"""The .mat benchmark cubes (AVIRIS Jasper Ridge, HYDICE Urban): their variables, layouts and band centres."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 
 from csakd_qgis.errors import CsakdError
-from csakd_qgis.raster.io import read_meta, read_reflectance, usable_bands
 
 # HYDICE Urban: 210 channels over 400-2500 nm; the common 162-band version drops these (1-based).
 _URBAN_DROPPED = [*range(1, 5), 76, 87, *range(101, 112), *range(136, 154), *range(198, 211)]
@@ -68,21 +67,3 @@ def read_mat_cube(path: str | os.PathLike) -> tuple[np.ndarray, list[float], lis
     raise CsakdError(f"The .mat scene '{p}' has an unknown layout (variables {sorted(k for k in d if not k.startswith('__'))}); "
                      "supported: Jasper Ridge (Y, SlectBands) and Urban (im, 162 bands). Convert it to GeoTIFF "
                      "with band wavelengths instead.")
-
-
-def read_scene(path: str | os.PathLike) -> tuple[np.ndarray, list[float], list[float] | None, str]:
-    """(cube, wavelengths, fwhm, note) of a reference HR-HSI raster (bad / all-NaN bands dropped) or .mat."""
-    if str(path).lower().endswith(MAT_SUFFIXES):
-        return read_mat_cube(path)
-
-    meta = read_meta(path, "training scene")
-    if not meta.has_wavelengths:
-        raise CsakdError(f"The training scene '{path}' has no band wavelengths in its metadata; they are needed "
-                         "to synthesise the MSI through the sensor's SRFs.")
-    data = read_reflectance(path)
-    good = usable_bands(meta, data)
-    if not good:
-        raise CsakdError(f"The training scene '{path}' has no valid band.")
-    fwhm = [meta.fwhm[i] for i in good]
-    return (data[good], [float(meta.wavelengths[i]) for i in good],
-            None if any(f is None for f in fwhm) else [float(f) for f in fwhm], Path(str(path)).stem)

@@ -33,16 +33,14 @@ import numpy as np
 
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.raster.io import read_meta, read_reflectance
-from csakd_qgis.raster.scene import hydice_urban_wavelengths, load_mat_variables
-from csakd_qgis.spectral.library import brace_list, envi_header
+from csakd_qgis.spectral.envi import brace_list, envi_header
+from csakd_qgis.training.sources.mat_cubes import hydice_urban_wavelengths, load_mat_variables
 
 REFERENCE_P995 = 0.5  # 99.5th percentile of the known-scale cubes (EnMAP Potsdam, Cuprite, HYDICE, EMIT, MUUFL)
 MAX_REFLECTANCE = 1.5
 DARK_BAND_FRACTION = 0.01
 WL_FILE = "file"
 WL_APPROX = "approximate (sensor grid)"
-LAND_COVERS = ("urban", "vegetation", "water", "soil", "minerals", "agriculture", "lab")
-SCALINGS = ("reflectance", "x1e-4", "x1e-3", "x1/65535", "robust", "radiance")
 
 _ABU = "X. Kang et al., IEEE TGRS 55(10), 2017 (ABU data set), research use; AVIRIS data NASA/JPL"
 _AVIRIS = "AVIRIS, NASA/JPL"
@@ -150,7 +148,7 @@ class BenchmarkCube:
 
 def default_data_dir() -> Path:
     """``../shared/data`` beside the repository."""
-    return Path(__file__).resolve().parents[3] / "shared" / "data"
+    return Path(__file__).resolve().parents[4] / "shared" / "data"
 
 
 def _source_rows(data_dir: Path) -> dict[str, str]:
@@ -370,13 +368,5 @@ def read_benchmark_cube(key: str, data_dir: str | os.PathLike | None = None) -> 
     return BenchmarkCube(cube, wl, fw, provenance)
 
 
-def read_houston_pair(data_dir: str | os.PathLike | None = None) -> tuple[BenchmarkCube, np.ndarray]:
-    """The Houston 2018 real pair: the CASI cube (as :func:`read_benchmark_cube`) and its real RGB (3, 4H, 4W) in [0, 1]."""
-    hsi = read_benchmark_cube("houston2018", data_dir)
-    d = Path(data_dir) if data_dir is not None else default_data_dir()
-    rgb = np.asarray(load_mat_variables(d / SPECS["houston2018"].path)["rgbImg"], np.float32)
-    return hsi, (rgb / 255.0).transpose(2, 0, 1)
-
-
-__all__ = ["CATALOGUE", "LAND_COVERS", "SPECS", "BenchmarkCube", "CubeSpec", "aviris_c_wavelengths",
-           "default_data_dir", "read_benchmark_cube", "read_houston_pair", "solar_shape"]
+__all__ = ["CATALOGUE", "SPECS", "BenchmarkCube", "CubeSpec", "aviris_c_wavelengths",
+           "default_data_dir", "read_benchmark_cube", "solar_shape"]
