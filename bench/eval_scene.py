@@ -36,7 +36,7 @@ from eval_model_based import (  # noqa: E402
 
 from csakd_qgis.fusion.observation import estimate_observation  # noqa: E402
 from csakd_qgis.fusion.scene import SceneConfig, apply_scene, glp_cy, learn_scene  # noqa: E402
-from csakd_qgis.fusion.select import fuse_model_based  # noqa: E402
+from bench.array_fusion import fuse_model_based  # noqa: E402
 from csakd_qgis.quality.metrics import compute_metrics  # noqa: E402
 
 SETS = {"dev": (DEV_SCENES, {}), "devmis": ({}, DEV_MISMATCH), "held": (SCENES, {}), "confirm": (CONFIRM_SCENES, {}),
@@ -78,7 +78,7 @@ def main(argv=None) -> int:
     ap.add_argument("--scenes", default=None)
     ap.add_argument("--out", default=None)
     for f in dataclasses.fields(SceneConfig):
-        if f.type in ("int", "float") or isinstance(f.default, (int, float)):
+        if isinstance(f.default, (int, float)) and not isinstance(f.default, bool):
             ap.add_argument("--" + f.name.replace("_", "-"), type=type(f.default) if f.default is not None else float,
                             default=None)
     a = ap.parse_args(argv)

@@ -46,6 +46,8 @@ class SceneConfig:
     srf_weight: float = 1.0  # weight of the full-resolution term SRF(glp+cy + correction) = MSI (0: off)
     srf_min_r2: float = 0.9  # the full-resolution term is used only when every MSI band's SRF fit explains this
     full_lr: int = 96  # LR px a side of the central window where the full-resolution terms are evaluated
+    null_msi: bool = True  # keep the correction out of what the MSI sees too (SRF trusted)
+    msi_gate: bool = False  # also shrink alpha to what the full-resolution MSI consistency supports (SRF trusted)
     max_scale_ratio: float = 2.5  # RMS of the correction at full resolution / at reduced scale above which it does
     #                               not carry over (an MSI whose statistics change with scale, e.g. noise): alpha 0
     budget_s: float = 120.0  # wall-clock cap of the training (a safety cap; the steps are the stop rule)
@@ -62,6 +64,7 @@ class SceneModel:
     weights: list[tuple[np.ndarray, np.ndarray]]  # (W (in, out), b (out,)) per layer; features normalised in W1
     alpha: float
     info: dict[str, Any] = field(default_factory=dict)
+    use_msi: bool = False  # the correction is also kept out of what the MSI sees (SRF trusted)
 
     @classmethod
     def zero(cls, n_bands: int, **info: Any) -> SceneModel:
@@ -167,7 +170,8 @@ def learn_scene(lr: np.ndarray, msi: np.ndarray, s: int, obs: ObservationModel, 
     model = SceneModel(mean, basis, weights, 1.0)
     # ---- gate on the held-out strip, after the final projection (linear: P(b + a q) = P(b) + a (q - D+ D q))
     q = model.correction(base_r, msi_r)
-    q_proj = project(q, np.zeros_like(lr_r), msi_r, obs, use_msi=False)
+    model.use_msi = bool(cfg.null_msi and _srf_trusted(obs, cfg))
+    q_proj = unseen_part(q, obs, model.use_msi)
     e0 = np.nan_to_num(base_r - target)[:, hold_m]
     qh = np.nan_to_num(q_proj)[:, hold_m]
     denom = float(np.sum(qh.astype(np.float64) ** 2))
@@ -183,6 +187,10 @@ def learn_scene(lr: np.ndarray, msi: np.ndarray, s: int, obs: ObservationModel, 
     q_full = model.correction(base_c, msi_c)
     ratio = float(np.sqrt(np.mean(q_full ** 2)) / max(np.sqrt(np.mean(np.nan_to_num(q)[:, valid] ** 2)), 1e-12))
     reason = None
+    alpha_msi = _msi_consistent_alpha(q_full, base_c, msi_c, s, obs, cfg) if alpha > 0 else None
+    if alpha_msi is not None and alpha_msi < alpha:  # one scale up, the MSI says less (or none) of it
+        alpha = alpha_msi
+        psnr_a, sam_a = _psnr_sam(target, base_r + alpha * q_proj, hold_m)
     if alpha > 0 and ratio > cfg.max_scale_ratio:
         alpha, psnr_a, sam_a = 0.0, psnr0, sam0
         reason = (f"the correction is {ratio:.1f}x larger at full resolution than where it was learned (the MSI's "
@@ -192,6 +200,7 @@ def learn_scene(lr: np.ndarray, msi: np.ndarray, s: int, obs: ObservationModel, 
                   "holdout_sam_deg": [round(sam0, 4), round(sam_a, 4)], "steps": steps_done, "subspace": p,
                   "train_px": int(tr.size), "holdout_px": int((hold_m & valid).sum()),
                   "reduced_shape": [int(h), int(w)], "srf_term": full is not None, "scale_ratio": round(ratio, 3),
+                  "alpha_msi": None if alpha_msi is None else round(alpha_msi, 4), "msi_null": model.use_msi,
                   **({"reason": reason} if reason else {}),
                   "seconds": round(time.perf_counter() - t0, 2)}
     if progress is not None:
@@ -207,6 +216,27 @@ def _central_full(lr: np.ndarray, msi: np.ndarray, s: int, obs: ObservationModel
     lr_c = lr[:, r0:r0 + n[0], c0:c0 + n[1]]
     msi_c = msi[:, r0 * s:(r0 + n[0]) * s, c0 * s:(c0 + n[1]) * s]
     return glp_cy(lr_c, msi_c, s, obs), msi_c
+
+
+def _srf_trusted(obs: ObservationModel, cfg: SceneConfig) -> bool:
+    """Whether the estimated SRF explains every MSI band well enough to use the MSI at full resolution."""
+    r2 = obs.spectral.r2
+    return r2 is not None and float(np.min(r2)) >= cfg.srf_min_r2
+
+
+def _msi_consistent_alpha(q: np.ndarray, base: np.ndarray, msi_c: np.ndarray, s: int, obs: ObservationModel,
+                          cfg: SceneConfig) -> float | None:
+    """The shrinkage in [0, 1] that brings SRF(glp+cy + alpha P q) closest to the MSI at full resolution (the
+    true image satisfies it), on the central window; None when the SRF fit is not trusted."""
+    r2 = obs.spectral.r2
+    if cfg.msi_gate is False or r2 is None or float(np.min(r2)) < cfg.srf_min_r2:
+        return None
+    h, w = base.shape[1] // s, base.shape[2] // s
+    qp = project(q, np.zeros((q.shape[0], h, w), np.float32), msi_c, obs, use_msi=False)
+    e = np.nan_to_num(obs.spectral.apply(base) - msi_c).astype(np.float64)
+    d = np.nan_to_num(np.einsum("mc,chw->mhw", obs.spectral.R.astype(np.float32), qp)).astype(np.float64)
+    dd = float(np.sum(d * d))
+    return float(np.clip(-np.sum(e * d) / dd, 0.0, 1.0)) if dd > 0 else 0.0
 
 
 def _full_resolution_term(base: np.ndarray, msi_c: np.ndarray, obs: ObservationModel, mean: np.ndarray,
@@ -303,13 +333,24 @@ def fuse_scene(lr: np.ndarray, msi: np.ndarray, s: int, obs: ObservationModel, c
     return apply_scene(model, base, lr, msi, obs), model
 
 
+def unseen_part(q: np.ndarray, obs: ObservationModel, use_msi: bool, pad: bool = True) -> np.ndarray:
+    """The part of a correction the LR-HSI cannot see (D q = 0) and, with ``use_msi``, the MSI neither (R q = 0):
+    the linear part of the consistency projection (both operators commute, so one pass of each is exact)."""
+    s = obs.scale
+    zeros = np.zeros((q.shape[0], q.shape[1] // s, q.shape[2] // s), np.float32)
+    offset = np.broadcast_to(obs.spectral.offset.astype(np.float32)[:, None, None],
+                             (obs.spectral.R.shape[0], q.shape[1], q.shape[2]))
+    return project(q, zeros, offset, obs, use_msi=use_msi, pad=pad)
+
+
 def apply_scene(model: SceneModel, base: np.ndarray, lr: np.ndarray, msi: np.ndarray, obs: ObservationModel,
                 pad: bool = True) -> np.ndarray:
-    """glp+cy ``base`` plus the gated correction, projected onto the LR-HSI (``base`` itself when alpha = 0)."""
+    """glp+cy ``base`` plus the part of the gated correction the LR-HSI (and, when trusted, the MSI) cannot see:
+    the output still gives back the LR-HSI exactly; ``base`` itself when alpha = 0."""
     if model.alpha == 0.0:
         return base
-    return project(base + model.correction(base, msi[:, : base.shape[1], : base.shape[2]]), lr, msi, obs,
-                   use_msi=False, pad=pad)
+    return base + unseen_part(model.correction(base, msi[:, : base.shape[1], : base.shape[2]]), obs, model.use_msi,
+                              pad)
 
 
 __all__ = ["MIN_REDUCED_LR", "SceneConfig", "SceneModel", "apply_scene", "fuse_scene", "glp_cy", "learn_scene",

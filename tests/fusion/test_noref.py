@@ -14,9 +14,6 @@ from rasterio.transform import from_origin
 from scipy.ndimage import gaussian_filter
 
 from csakd_qgis.errors import CsakdError
-from csakd_qgis.fusion.observation import PSF, degrade, estimate_observation
-from csakd_qgis.fusion.select import fuse_model_based
-from csakd_qgis.quality.metrics import psnr
 from csakd_qgis.fusion.noref import (
     consistency_residuals,
     noref_indexes,
@@ -24,6 +21,9 @@ from csakd_qgis.fusion.noref import (
     q_blocks_paired,
     reduced_resolution_score,
 )
+from csakd_qgis.fusion.observation import PSF, degrade, estimate_observation
+from csakd_qgis.fusion.select import fuse_model_based
+from csakd_qgis.quality.metrics import psnr
 from csakd_qgis.raster.coreg import plan_grid
 from csakd_qgis.raster.io import write_raster
 from csakd_qgis.spectral.degrade import add_awgn, synthesize_msi
