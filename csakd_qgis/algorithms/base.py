@@ -21,6 +21,7 @@ from qgis.PyQt.QtCore import QCoreApplication
 
 from csakd_qgis.algorithms import styling
 from csakd_qgis.errors import CancelledError, CsakdError, failure_message
+from csakd_qgis.raster.guard import Backup, check_regular_input, check_sidecars
 from csakd_qgis.raster.io import check_output_path, read_meta
 
 
@@ -189,6 +190,8 @@ class CsakdAlgorithm(QgsProcessingAlgorithm):
             return True, ""
         try:
             check_output_path(path, inputs, role=role)
+            if path.lower().endswith((".tif", ".tiff")):
+                check_sidecars([path], inputs)
         except CsakdError as exc:
             return False, str(exc)
         return True, ""
@@ -213,19 +216,30 @@ class CsakdAlgorithm(QgsProcessingAlgorithm):
     @staticmethod
     @contextlib.contextmanager
     def removed_on_failure(paths: list[str]):
-        """Delete the output files this run created (and their sidecars) if it fails: it leaves nothing behind."""
-        made = []
-        for p in (p for p in paths if p and not os.path.exists(p)):
-            sidecars = styling.sidecar_paths(p) if p.lower().endswith((".tif", ".tiff")) else ()
-            made += [q for q in (p, p + ".aux.xml", *sidecars) if not os.path.exists(q)]
+        """If the run fails, delete the output files it created (and their sidecars) and put back the outputs
+        and sidecars it replaced: a raster and its style are both the new ones or both the old ones."""
+        made, kept = [], []
         try:
+            for p in (p for p in paths if p):
+                sidecars = styling.sidecar_paths(p) if p.lower().endswith((".tif", ".tiff")) else ()
+                for q in (p, p + ".aux.xml", *sidecars):
+                    if not os.path.exists(q):
+                        made.append(q)
+                    elif os.path.isfile(q):
+                        kept.append(Backup(q))
             yield
         except BaseException:
             for q in made:
                 if os.path.exists(q):
                     with contextlib.suppress(OSError):
                         os.remove(q)
+            for backup in kept:
+                with contextlib.suppress(OSError):
+                    backup.restore()
             raise
+        finally:
+            for backup in kept:
+                backup.close()
 
     @staticmethod
     def layer_path(alg: QgsProcessingAlgorithm, parameters: dict, name: str,
@@ -236,6 +250,11 @@ class CsakdAlgorithm(QgsProcessingAlgorithm):
         compute statistics (GDAL errors on stderr for an all-nodata raster) and is not needed.
         """
         value = parameters.get(name)
+        if isinstance(value, str):
+            try:
+                check_regular_input(value, f"{role} ({name})")
+            except CsakdError as exc:
+                raise QgsProcessingException(str(exc)) from None
         if isinstance(value, str) and os.path.isfile(value):
             return value
         layer = alg.parameterAsRasterLayer(parameters, name, context)

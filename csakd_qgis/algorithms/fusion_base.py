@@ -140,7 +140,8 @@ class FusionBase(CsakdAlgorithm):
         if not ok:
             return ok, msg
         out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        inputs = [str(parameters.get(name) or "") for name in (self.HSI, self.HSI_PRODUCT, self.MSI, self.MSI_PRODUCT)]
+        inputs = [str(parameters.get(name) or "") for name in (self.HSI, self.HSI_PRODUCT, self.MSI, self.MSI_PRODUCT,
+                                                              self.MSI20, "MODEL_FILE")]
         for layer, product, role in self.input_roles():
             if not parameters.get(layer) and not parameters.get(product):
                 return False, f"The {role} is missing: choose a raster layer ({layer}) or a product file ({product})."

@@ -12,6 +12,8 @@ from qgis.core import (
 
 from csakd_qgis.algorithms.base import CsakdAlgorithm
 from csakd_qgis.algorithms.styling import display_help, provenance
+from csakd_qgis.errors import CsakdError
+from csakd_qgis.raster.guard import check_sidecars
 from csakd_qgis.raster.simulate import simulate_rasters
 
 
@@ -61,10 +63,16 @@ class SimulatePairAlgorithm(CsakdAlgorithm):
         if not ok:
             return ok, msg
         src = str(parameters.get(self.HSI) or "")
-        for name in (self.OUT_LR, self.OUT_MSI) + ((self.OUT_MSI20,) if parameters.get(self.OUT_MSI20) else ()):
-            ok, msg = self.check_output(self.parameterAsOutputLayer(parameters, name, context), [src])
+        outs = [self.parameterAsOutputLayer(parameters, name, context) for name in
+                (self.OUT_LR, self.OUT_MSI) + ((self.OUT_MSI20,) if parameters.get(self.OUT_MSI20) else ())]
+        for out in outs:
+            ok, msg = self.check_output(out, [src])
             if not ok:
                 return ok, msg
+        try:  # two outputs must not share a style sidecar either
+            check_sidecars([o for o in outs if o.lower().endswith((".tif", ".tiff"))], [src])
+        except CsakdError as exc:
+            return False, str(exc)
         return True, ""
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802

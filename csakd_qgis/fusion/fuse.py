@@ -264,7 +264,7 @@ def fuse(hsi: str | os.PathLike, msi: str | os.PathLike, out: str | os.PathLike,
          threads: int | None = None, precision: str = "fp32", edge: str = "shift",
          group_width: int | None = None, runtime: str = "auto",
          part: tuple[int, int] | None = None, model_options: dict[str, Any] | None = None,
-         msi20: str | os.PathLike | None = None) -> FuseResult:
+         msi20: str | os.PathLike | None = None, tags: dict[str, str] | None = None) -> FuseResult:
     """Fuse ``hsi`` (LR hyperspectral) and ``msi`` (HR multispectral) into ``out`` (GeoTIFF on the MSI grid).
 
     ``model``: a classical method ("bicubic", "gsa", "glp"), a zoo model name, a .safetensors/.json path or a
@@ -281,6 +281,7 @@ def fuse(hsi: str | os.PathLike, msi: str | os.PathLike, out: str | os.PathLike,
     B8A, B11, B12 beside B2, B3, B4, B8: its bands are sharpened to the MSI grid (:func:`sharpen_msi20`, into
     a temporary GeoTIFF beside ``out``) and fused as more MSI bands, after the MSI's (classical and
     model-based methods; a sensor SRF gets the 20 m bands appended, :func:`fusion.multires.multires_srf`).
+    ``tags``: more dataset tags of the output (e.g. what a batch made it from), written when it is complete.
     """
     t_start = time.perf_counter()
     inputs = [str(hsi), str(msi)] + ([str(msi20)] if msi20 is not None else [])
@@ -418,6 +419,7 @@ def fuse(hsi: str | os.PathLike, msi: str | os.PathLike, out: str | os.PathLike,
                 "device": predictor.device_used, "fused_bands": len(good), "tile": job.plan.tile,
                 "overlap": job.plan.overlap, **({"observation": predictor.report} if getattr(predictor, "report", None)
                                                 else {})})
+            job.tags.update(tags or {})
     finally:
         shift_pool.shutdown(wait=True, cancel_futures=True)
     return job.finish(FuseResult, predictor, t_start, messages, shift_x=est.dx, shift_y=est.dy,

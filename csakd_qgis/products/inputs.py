@@ -11,12 +11,13 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.products.base import ProductRaster, write_geotiff
 from csakd_qgis.products.registry import is_product, open_product
+from csakd_qgis.raster.guard import check_not_input, check_regular_input
 
 ROLE_NAMES = {"hsi": "hyperspectral (HSI) input", "msi": "multispectral (MSI) input",
               "msi20": "20 m multispectral input"}
@@ -59,14 +60,20 @@ def _folder_beside(out: str | os.PathLike) -> tempfile.TemporaryDirectory:
 
 @contextlib.contextmanager
 def product_inputs(inputs: dict[str, str | None], out: str | os.PathLike, takes_msi20: bool = False,
-                   log: Callable[[str], None] | None = None) -> Iterator[tuple[dict[str, str | None], list[str]]]:
+                   log: Callable[[str], None] | None = None, reads: Sequence[str | os.PathLike] = ()
+                   ) -> Iterator[tuple[dict[str, str | None], list[str]]]:
     """``inputs`` ({"hsi", "msi", "msi20"} -> path) with every product replaced by a GeoTIFF of it.
 
+    First refused: an input that is no regular file, and an output that is any file the run reads (a
+    product's members, the files in ``reads``, e.g. the model's).
     Yields (inputs, messages: one summary line per product raster used). ``takes_msi20``: the job accepts a
     20 m MSI, so a Sentinel-2 product's 20 m bands are passed on when no 20 m input was given.
     """
     resolved: dict[str, str | None] = dict(inputs)
     messages: list[str] = []
+    for key, path in inputs.items():
+        check_regular_input(path, ROLE_NAMES.get(key, key))
+    check_not_input(out, [*inputs.values(), *reads])  # products: their members are what the run reads
     if not any(v and is_product(v) for v in inputs.values()):
         yield resolved, messages
         return
