@@ -15,6 +15,8 @@ from csakd_qgis.errors import CsakdError
 from csakd_qgis.products.base import ProductRaster, find_one
 from csakd_qgis.products.registry import Reader
 from csakd_qgis.products.sidecar import (
+    WAVELENGTH_NM,
+    WIDTH_NM,
     FlagLayer,
     check_layer_grid,
     check_version,
@@ -122,9 +124,9 @@ def read(path: Path) -> list[ProductRaster]:
     wl, fw, gains, offsets = [], [], [], []
     for el in bands:
         what = f"band {el.get('number')}"
-        wl.append(xml_float(el, "wavelengthCenterOfBand", what, meta, NAME))
-        fw.append(xml_float(el, "FWHMOfBand", what, meta, NAME))
-        gains.append(xml_float(el, "GainOfBand", what, meta, NAME))
+        wl.append(xml_float(el, "wavelengthCenterOfBand", what, meta, NAME, *WAVELENGTH_NM))
+        fw.append(xml_float(el, "FWHMOfBand", what, meta, NAME, *WIDTH_NM))
+        gains.append(xml_float(el, "GainOfBand", what, meta, NAME, nonzero=True))
         offsets.append(xml_float(el, "OffsetOfBand", what, meta, NAME))
     info = raster_info(image, "spectral image", NAME)
     if info.count != len(bands):
