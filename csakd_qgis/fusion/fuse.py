@@ -45,6 +45,7 @@ from csakd_qgis.fusion.multires import (
     stacked_wavelengths,
 )
 from csakd_qgis.fusion.predictors import Predictor, apply_mask, make_predictor, nodata_mask
+from csakd_qgis.fusion.reflectance import require_reflectance
 from csakd_qgis.raster.coreg import (
     MIN_CORRECTED_SHIFT_LR,
     SHIFT_SAMPLE_LR,
@@ -391,6 +392,8 @@ def fuse(hsi: str | os.PathLike, msi: str | os.PathLike, out: str | os.PathLike,
             prog.check_cancel()
             prog.report(0.02, "fitting per-scene coefficients")
             t0 = time.perf_counter()
+            require_reflectance(predictor, {"hyperspectral (HSI) input": (hsi, _subsample(lr_s, RADIOMETRY_SAMPLE)),
+                                            "multispectral (MSI) input": (msi, _subsample(msi_s, RADIOMETRY_SAMPLE))})
             note = radiometry_check(_subsample(lr_s, RADIOMETRY_SAMPLE), _subsample(msi_s, RADIOMETRY_SAMPLE))
             if note:
                 messages.append(note)
