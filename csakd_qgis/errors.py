@@ -53,3 +53,14 @@ def failure_message(exc: BaseException) -> str | None:
     else:
         return None
     return " ".join(text.split())
+
+
+def name_for_user(exc: BaseException, names: dict[str, str]) -> BaseException:
+    """``exc`` with each hidden temporary path (a key of ``names``) in its message replaced by what the user
+    gave (the value): errors name the user's product or output, never a work file they never saw."""
+    if exc.args and isinstance(exc.args[0], str):
+        text = exc.args[0]
+        for hidden in sorted(names, key=len, reverse=True):  # longest first: a folder after its files
+            text = text.replace(hidden, names[hidden])
+        exc.args = (text, *exc.args[1:])
+    return exc

@@ -14,10 +14,12 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from csakd_qgis.errors import CsakdError
+from csakd_qgis.errors import CsakdError, name_for_user
+from csakd_qgis.fusion.multires import MSI20_ROLE
 from csakd_qgis.products.base import ProductRaster, write_geotiff
 from csakd_qgis.products.registry import is_product, open_product
 from csakd_qgis.raster.guard import check_not_input, check_regular_input
+from csakd_qgis.raster.io import check_has_valid_pixel
 
 ROLE_NAMES = {"hsi": "hyperspectral (HSI) input", "msi": "multispectral (MSI) input",
               "msi20": "20 m multispectral input"}
@@ -104,14 +106,33 @@ def product_inputs(inputs: dict[str, str | None], out: str | os.PathLike, takes_
             else:  # msi20: a product's 20 m raster (e.g. a SAFE given there), else its finest
                 fine, coarse = pick_msi(rasters, str(path))
                 chosen[key] = coarse or fine
+        names = {str(work): str(Path(str(out)).parent)}  # hidden work files -> what the user gave
         for key, raster in chosen.items():
             target = work / f"{key}.tif"
             if log:
                 log(f"writing the {ROLE_NAMES.get(key, key)} from {raster.product} ({raster.role})")
             write_geotiff(raster, target)
+            names[str(target)] = str(inputs.get(key) or inputs.get("msi"))
+            check_clear(target, ROLE_NAMES.get(key, key), names[str(target)], raster)
             resolved[key] = str(target)
             messages.append(f"{ROLE_NAMES.get(key, key)}: {raster.summary()}")
-        yield resolved, messages
+        if "msi20" in chosen and not inputs.get("msi20"):  # the product's 20 m bands, not a --msi20 the user gave
+            names[MSI20_ROLE] = f"20 m bands of the {chosen['msi20'].product} product"
+        try:
+            yield resolved, messages
+        except BaseException as exc:
+            name_for_user(exc, names)
+            raise
+
+
+def check_clear(path: Path, role: str, given: str, raster: ProductRaster) -> None:
+    """CsakdError naming the user's product when its raster has no clear pixel (all flagged or nodata)."""
+    try:
+        check_has_valid_pixel(path, role)
+    except CsakdError:
+        raise CsakdError(f"The {role} '{given}' ({raster.product} {raster.role}) has no clear pixel: its quality "
+                         "mask flags every pixel (cloud, shadow, outside the swath) or all are nodata. Choose a "
+                         "clearer acquisition.") from None
 
 
 __all__ = ["pick_hsi", "pick_msi", "product_inputs"]

@@ -46,6 +46,7 @@ from csakd_qgis.training.scenes import (
     Scene,
     attach_bases,
     check_scenes,
+    check_trainable,
     make_wald_scenes,
     reduced_scale_scene,
     split_scene,
@@ -463,6 +464,7 @@ def adapt(hsi: str | os.PathLike, msi: str | os.PathLike, out_model: str | os.Pa
                                        msi_info.get("wavelengths"), msi_info.get("sensor"))
         msgs += lines
     scene = reduced_scale_scene(Path(str(hsi)).stem, pair.lr, pair.msi, s)
+    check_trainable(scene, pair.lr.shape)
     attach_bases([scene], init_base_method(resolve_init(cfg.init, zoo), cfg))
     tr, va = split_scene(scene, cfg.val_fraction)
     t_read = time.perf_counter() - t0
