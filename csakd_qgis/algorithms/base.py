@@ -76,10 +76,17 @@ class CsakdAlgorithm(QgsProcessingAlgorithm):
         non-raster file 'not found'), then QGIS's checks and the display-band options."""
         for definition in self.parameterDefinitions():
             value = parameters.get(definition.name())
+            role = definition.description()
+            if role.startswith("..."):  # the second half of an "X ... or Y" pair of parameters
+                role = "input"
+            if f"({definition.name()})" not in role:
+                role += f" ({definition.name()})"
+            if isinstance(value, str) and definition.type() in ("raster", "file"):
+                try:  # before QGIS opens it: a FIFO would block it for ever
+                    check_regular_input(value, role)
+                except CsakdError as exc:
+                    return False, str(exc)
             if definition.type() == "raster" and isinstance(value, str) and os.path.isfile(value):
-                role = definition.description()
-                if f"({definition.name()})" not in role:
-                    role += f" ({definition.name()})"
                 try:
                     read_meta(value, role)
                 except CsakdError as exc:
