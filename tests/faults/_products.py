@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import struct
+import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -39,6 +40,17 @@ def sentinel2(folder: Path, **kw) -> dict:
     return build_sentinel2(folder, **kw)
 
 
+# what a run logs on stderr about the product rasters it reads (information, not part of the error)
+PRODUCT_NOTE = re.compile(r"^writing the .* from .*\(.*\)$|^(hyperspectral \(HSI\)|multispectral \(MSI\)|20 m "
+                          r"multispectral) input: |^Sentinel-2 L2A MSI 20 m bands not used")
+
+
+def without_product_notes(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    """``proc`` with the product information lines removed from stderr (so the error line stands alone)."""
+    err = "\n".join(ln for ln in proc.stderr.splitlines() if not PRODUCT_NOTE.search(ln))
+    return subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout, err)
+
+
 def set_xml_number(path: Path, tag: str, value: str, nth: int = 0) -> None:
     """Replace the text of the ``nth`` element ``tag`` (any namespace prefix) of an XML file with ``value``."""
     text = path.read_text(encoding="utf-8")
@@ -70,4 +82,5 @@ def zip_claiming(path: Path, member: str, claimed: int, real: bytes = b"\0" * 40
     return path
 
 
-__all__ = ["all_cloud", "enmap", "needs_products", "sentinel2", "set_xml_number", "zip_claiming"]
+__all__ = ["PRODUCT_NOTE", "all_cloud", "enmap", "needs_products", "sentinel2", "set_xml_number", "without_product_notes",
+           "zip_claiming"]
