@@ -155,3 +155,13 @@ def test_cli_export_never_rewrites_the_installed_zoo(zoo_copy, tmp_path):
     assert snapshot(zoo_copy) == zoo_before and snapshot(ZOO) == real_before
     proc = run_cli("export", "--onnx", STUDENT, "--variants", "fp32", "--out", zoo_copy, env=env)
     assert_failed_cleanly(proc, expect=r"installed model zoo", inputs=zoo_before)
+
+
+@pytest.mark.qgis
+def test_qgis_batch_two_rows_one_output_through_a_symlink(pair, tmp_path, profile):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "alias").symlink_to(tmp_path / "out", target_is_directory=True)
+    _table(tmp_path / "jobs.csv", [(pair["hsi"], pair["msi"], "out/x.tif"), (pair["hsi"], pair["msi"], "alias/x.tif")])
+    proc = run_qgis("csakd:fuse_batch", {"JOBS": tmp_path / "jobs.csv", "SUMMARY": tmp_path / "s.json"}, profile)
+    assert_failed_cleanly(proc, expect=r"rows 1 and 2 write the same output", folders=(tmp_path / "out",))
+    assert os.listdir(tmp_path / "out") == [] and not (tmp_path / "s.json").exists()
