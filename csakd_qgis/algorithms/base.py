@@ -173,8 +173,10 @@ class CsakdAlgorithm(QgsProcessingAlgorithm):
                 stack.callback(engine_log.removeHandler, handler)
             try:
                 result = func(*args, **kwargs)
-            except CancelledError as exc:
-                raise QgsProcessingException(f"Cancelled: {exc}. No output was written.") from None
+            except CancelledError as exc:  # a batch says which of its pairs finished
+                nothing = str(exc) == str(CancelledError())
+                raise QgsProcessingException(f"Cancelled: {exc}." + (" No output was written." if nothing else "")
+                                             ) from None
             except QgsProcessingException:
                 raise
             except Exception as exc:  # noqa: BLE001 - one line instead of a traceback
