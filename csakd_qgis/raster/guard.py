@@ -21,6 +21,7 @@ MAX_PRODUCT_FILES = 20000  # members listed per product folder (a product has te
 SIDECAR_EXTENSIONS = (".qml", ".qmd")
 # extension QGIS drops when it looks for a raster's default style: only there the sidecar is <stem>.qml
 DEFAULT_STYLE_EXTENSION = ".tif"
+NOT_RASTERS = (".json", ".safetensors", ".onnx", ".xml", ".txt", ".zip")  # inputs QGIS draws no style for
 
 
 def is_virtual(path: str | os.PathLike) -> bool:
@@ -153,7 +154,8 @@ def check_sidecars(outputs: Sequence[str | os.PathLike], inputs: Iterable[str | 
     """CsakdError before any compute when an output's sidecar is a folder or special file, an input, an input's
     own sidecar, or the sidecar of another output of the same run."""
     srcs = [s for s in inputs if s]
-    theirs = {_real(q): s for s in srcs if not Path(str(s)).is_dir() for q in default_sidecars(s)}
+    rasters = [s for s in srcs if not Path(str(s)).is_dir() and Path(str(s)).suffix.lower() not in NOT_RASTERS]
+    theirs = {_real(q): s for s in rasters for q in default_sidecars(s)}
     mine: dict[str, str] = {}
     for out in outputs:
         if not out:
