@@ -34,6 +34,7 @@ from typing import Any
 from csakd_qgis.distributed.cluster import DaskExecutor, SerialExecutor, executor, task_key, task_options
 from csakd_qgis.errors import CancelledError, CsakdError, failure_message
 from csakd_qgis.raster.coreg import _footprint
+from csakd_qgis.raster.guard import model_input_files
 from csakd_qgis.raster.io import read_meta
 from csakd_qgis.raster.job import check_int
 
@@ -160,7 +161,7 @@ def read_jobs(path: str | os.PathLike) -> list[PairJob]:
         opts = {k: _option(row[k], kind, k, where) for k, kind in PAIR_OPTIONS.items()
                 if row.get(k) is not None and str(row[k]).strip() != ""}
         jobs.append(PairJob(i, paths["hsi"], paths["msi"], out, opts, paths.get("reference")))
-    check_table_paths(jobs, p.name)
+    check_table_paths(jobs, f"Jobs table '{p.name}'")
     return jobs
 
 
@@ -175,7 +176,7 @@ def _file_key(path: str) -> tuple:
         return ("path", real)
 
 
-def check_table_paths(jobs: Sequence[PairJob], table: str = "the jobs table") -> None:
+def check_table_paths(jobs: Sequence[PairJob], where: str = "The batch") -> None:
     """CsakdError, before anything runs, when two rows write one output or a row's output is a file any row
     reads (symlinked folders and ``..`` resolved); the error names both rows."""
     reads: dict[tuple, tuple[int, str]] = {}
@@ -184,16 +185,18 @@ def check_table_paths(jobs: Sequence[PairJob], table: str = "the jobs table") ->
             path = getattr(job, col)
             if path:
                 reads.setdefault(_file_key(path), (job.row, col))
+        for f in model_input_files(job.options.get("model")):
+            reads.setdefault(_file_key(str(f)), (job.row, "model"))
     outs: dict[tuple, int] = {}
     for job in jobs:
         key = _file_key(job.out)
         if key in outs:
-            raise CsakdError(f"Jobs table '{table}': rows {outs[key]} and {job.row} write the same output "
+            raise CsakdError(f"{where}: rows {outs[key]} and {job.row} write the same output "
                              f"'{job.out}': give every pair its own output file.")
         outs[key] = job.row
         if key in reads:
             row, col = reads[key]
-            raise CsakdError(f"Jobs table '{table}': the output '{job.out}' of row {job.row} is the {col} input of "
+            raise CsakdError(f"{where}: the output '{job.out}' of row {job.row} is the {col} input of "
                              f"row {row}: writing it would overwrite that input. Give it another output file.")
 
 
@@ -383,6 +386,8 @@ def run_batch(jobs: str | os.PathLike | Sequence[PairJob], *, scheduler: str | N
     t_start = time.perf_counter()
     table = None if isinstance(jobs, Sequence) and not isinstance(jobs, str) else Path(str(jobs))
     pairs = read_jobs(table) if table is not None else list(jobs)
+    if table is None:  # a table file is checked when read
+        check_table_paths(pairs)
     unknown = sorted(set(defaults) - set(PAIR_OPTIONS) - {"creation_options"})
     if unknown:
         raise CsakdError(f"Unknown batch option(s) {', '.join(unknown)}: use {', '.join(PAIR_OPTIONS)} or "
