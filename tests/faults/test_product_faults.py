@@ -181,3 +181,13 @@ def test_qgis_tiny_lr_hsi_is_called_tiny(tiny_pairs, tmp_path, profile):
                     profile)
     line = assert_failed_cleanly(proc, expect=r"only 2 x 2 px", absent=(tmp_path / "o.tif",), folders=(tmp_path,))
     assert "cloud" not in line
+
+
+def test_a_hidden_work_file_left_in_a_message_is_named_by_what_it_is():
+    """Last line of defence (CLI and Processing both print failure_message): no hidden work path reaches the user."""
+    from csakd_qgis.errors import failure_message
+
+    line = failure_message(CsakdError("Writing the MSI20 '/d/.csakd-msi20-ab_c12de/msi20_sharpened.tif' failed."))
+    assert ".csakd-msi20-" not in line and "sharpened 20 m bands" in line
+    line = failure_message(CsakdError("The HSI '/d/.s2_far.tif.products.nzj0o_7b/hsi.tif' is bad."))
+    assert ".products." not in line and "work file" in line
