@@ -16,12 +16,14 @@ from qgis.core import (
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterRasterLayer,
 )
 from qgis.PyQt.QtCore import QCoreApplication
 
 from csakd_qgis.algorithms import styling
 from csakd_qgis.errors import CancelledError, CsakdError, failure_message
-from csakd_qgis.raster.guard import Backup, check_regular_input, check_sidecars
+from csakd_qgis.raster.guard import Backup, check_regular_input, check_sidecars, is_special_file
 from csakd_qgis.raster.io import check_output_path, read_meta
 
 
@@ -56,6 +58,23 @@ class _FeedbackWarnings(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.feedback.pushWarning(record.getMessage())
+
+
+class RasterLayerParameter(QgsProcessingParameterRasterLayer):
+    """A raster layer parameter that never opens a special file: QGIS checks a value by loading it, and a FIFO
+    blocks that load for ever; the algorithm's own checks then refuse it with one line."""
+
+    def checkValueIsAcceptable(self, value, context=None):  # noqa: N802 (QGIS API name)
+        if is_special_file(value):
+            return True
+        return super().checkValueIsAcceptable(value, context)
+
+    def clone(self):
+        copy = RasterLayerParameter(self.name(), self.description(), self.defaultValue(),
+                                    bool(self.flags() & QgsProcessingParameterDefinition.FlagOptional))
+        copy.setFlags(self.flags())
+        copy.setHelp(self.help())
+        return copy
 
 
 class CsakdAlgorithm(QgsProcessingAlgorithm):

@@ -8,10 +8,9 @@ from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
-    QgsProcessingParameterRasterLayer,
 )
 
-from csakd_qgis.algorithms.base import CsakdAlgorithm
+from csakd_qgis.algorithms.base import CsakdAlgorithm, RasterLayerParameter
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.quality.report import evaluate_rasters
 from csakd_qgis.raster.io import check_writable_folder
@@ -41,9 +40,9 @@ class EvaluateAlgorithm(CsakdAlgorithm):
             "per-band PSNR, SAM and error maps, RGB quick-looks and spectra.")
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
-        self.addParameter(QgsProcessingParameterRasterLayer(self.FUSED, self.tr("Fused HSI")))
-        self.addParameter(QgsProcessingParameterRasterLayer(self.REFERENCE, self.tr("Reference HSI")))
-        self.addParameter(QgsProcessingParameterRasterLayer(self.LR, self.tr("LR-HSI (for the bicubic baseline)"),
+        self.addParameter(RasterLayerParameter(self.FUSED, self.tr("Fused HSI")))
+        self.addParameter(RasterLayerParameter(self.REFERENCE, self.tr("Reference HSI")))
+        self.addParameter(RasterLayerParameter(self.LR, self.tr("LR-HSI (for the bicubic baseline)"),
                                                             optional=True))
         self.addParameter(QgsProcessingParameterNumber(self.SCALE, self.tr("Scale factor"),
                                                        QgsProcessingParameterNumber.Integer, 4, minValue=2))

@@ -6,11 +6,10 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
-    QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
 )
 
-from csakd_qgis.algorithms.base import CsakdAlgorithm
+from csakd_qgis.algorithms.base import CsakdAlgorithm, RasterLayerParameter
 from csakd_qgis.algorithms.styling import display_help, provenance
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.raster.guard import check_sidecars
@@ -44,7 +43,7 @@ class SimulatePairAlgorithm(CsakdAlgorithm):
             "multiple of 2 and of the scale), for the fusion algorithms' 'MSI bands at 20 m' input.") + display_help()
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
-        self.addParameter(QgsProcessingParameterRasterLayer(self.HSI, self.tr("Reference high-resolution HSI")))
+        self.addParameter(RasterLayerParameter(self.HSI, self.tr("Reference high-resolution HSI")))
         self.addParameter(QgsProcessingParameterString(self.SENSOR, self.tr("MSI sensor and bands"),
                                                        defaultValue="S2A:B2,B3,B4,B8"))
         self.addParameter(QgsProcessingParameterNumber(self.SCALE, self.tr("Scale factor"),

@@ -42,6 +42,16 @@ def _kind(mode: int) -> str | None:
     return "special file"
 
 
+def is_special_file(path: object) -> bool:
+    """Whether ``path`` (a string) names an existing FIFO, socket or device (no GDAL virtual path)."""
+    if not isinstance(path, str | os.PathLike) or not str(path) or is_virtual(path):
+        return False
+    try:
+        return _kind(os.stat(str(path)).st_mode) is not None
+    except OSError:
+        return False
+
+
 def check_regular_input(path: str | os.PathLike | None, role: str = "input") -> None:
     """CsakdError when input ``path`` is a FIFO, socket or device: reading one blocks or never ends.
 
@@ -220,4 +230,4 @@ class Backup:
 
 
 __all__ = ["Backup", "SIDECAR_EXTENSIONS", "check_not_input", "check_regular_input", "check_sidecars", "default_sidecars",
-           "input_files", "is_virtual", "model_input_files", "style_sidecars"]
+           "input_files", "is_special_file", "is_virtual", "model_input_files", "style_sidecars"]

@@ -133,10 +133,11 @@ def test_cli_fifo_as_hsi_is_refused_at_once(fifo, pair, tmp_path):
 
 
 @pytest.mark.qgis
-def test_qgis_fifo_as_hsi_product_is_refused_at_once(fifo, pair, tmp_path, profile):
-    """The FIFO as HSI_PRODUCT (a file parameter) is refused by the plugin's checks. Given as the raster layer HSI,
-    qgis_process itself opens it while parsing the parameters, before any plugin code runs (QGIS 3.22)."""
-    proc = run_qgis("csakd:fuse_classical", {"HSI_PRODUCT": fifo, "MSI": pair["msi"], "METHOD": "glp",
+@pytest.mark.parametrize("param", ["HSI", "HSI_PRODUCT"])
+def test_qgis_fifo_as_hsi_is_refused_at_once(fifo, pair, tmp_path, profile, param):
+    """As the raster layer HSI (QGIS checks a layer value by loading it: the plugin's parameter skips that for a
+    special file) or as the product file HSI_PRODUCT."""
+    proc = run_qgis("csakd:fuse_classical", {param: fifo, "MSI": pair["msi"], "METHOD": "glp",
                                              "OUTPUT": tmp_path / "o.tif"}, profile, timeout=60)
     assert_failed_cleanly(proc, expect=r"named pipe \(FIFO\)", absent=(tmp_path / "o.tif",), folders=(tmp_path,))
 
