@@ -16,7 +16,6 @@ from qgis.core import (
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterRasterLayer,
 )
 from qgis.PyQt.QtCore import QCoreApplication
@@ -70,9 +69,8 @@ class RasterLayerParameter(QgsProcessingParameterRasterLayer):
         return super().checkValueIsAcceptable(value, context)
 
     def clone(self):
-        copy = RasterLayerParameter(self.name(), self.description(), self.defaultValue(),
-                                    bool(self.flags() & QgsProcessingParameterDefinition.FlagOptional))
-        copy.setFlags(self.flags())
+        copy = RasterLayerParameter(self.name(), self.description(), self.defaultValue(), True)
+        copy.setFlags(self.flags())  # optional or not, advanced ... as this one
         copy.setHelp(self.help())
         return copy
 
