@@ -115,9 +115,9 @@ def write_geotiff(raster: ProductRaster, path: str | os.PathLike, block_rows: in
     return Path(str(path))
 
 
-MAX_UNZIPPED_BYTES = 64 * 2 ** 30  # a whole hyperspectral scene unpacks to a few GB
+MAX_UNZIPPED_BYTES = 64 * 10 ** 9  # a whole hyperspectral scene unpacks to a few GB
 MAX_ZIP_RATIO = 100.0  # unpacked / packed size: rasters and JPEG 2000 tiles pack 1-10 x, a zip bomb 1000 x
-RATIO_FROM_BYTES = 256 * 2 ** 20  # the ratio is checked only above this unpacked size
+RATIO_FROM_BYTES = 256 * 10 ** 6  # the ratio is checked only above this unpacked size
 
 
 def check_zip_size(path: str | os.PathLike, zf: zipfile.ZipFile, folder: Path) -> int:
