@@ -102,7 +102,7 @@ def input_files(path: str | os.PathLike | None) -> list[Path]:
     else:
         return []
     files: list[Path] = []
-    for root, _dirs, names in os.walk(folder, followlinks=True):
+    for root, _dirs, names in os.walk(folder):  # symlinked folders not followed: no cycles
         files.extend(Path(root) / n for n in names)
         if len(files) > MAX_PRODUCT_FILES:
             break
