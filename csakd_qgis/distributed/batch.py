@@ -423,16 +423,16 @@ def run_batch(jobs: str | os.PathLike | Sequence[PairJob], *, scheduler: str | N
     by_key = {f.key: job for f, job in zip(futures, todo, strict=True)}
     try:
         for done, fut in enumerate(ex.as_completed(futures), 1):
-            if cancel is not None and cancel():
-                raise CancelledError()
             job = by_key[fut.key]
-            try:
+            try:  # recorded first: a pair that finished while a cancel was asked for is in the summary
                 records[job.row] = fut.result()
             except Exception as exc:  # noqa: BLE001 - a pair that failed after its retries fails alone
                 records[job.row] = PairRecord(job.row, job.hsi, job.msi, job.out, "failed", error=_error_line(exc),
                                               log=logs[job.row])
             failed = sum(r.status == "failed" for r in records.values())
             report(done / max(1, len(todo)), f"{done}/{len(todo)} pairs ({failed} failed)")
+            if cancel is not None and cancel() and done < len(todo):
+                raise CancelledError()
     except BaseException as exc:
         ex.cancel(futures)
         if not isinstance(exc, KeyboardInterrupt | CancelledError):

@@ -10,8 +10,9 @@ import subprocess
 import time
 
 import numpy as np
+import pytest
 import rasterio
-from _faults import assert_failed_cleanly, child_env, cli_command, run_cli, sha256
+from _faults import assert_failed_cleanly, child_env, cli_command, qgis_command, run_cli, sha256
 
 
 def _table(path, rows, model=None) -> None:
@@ -101,3 +102,34 @@ def test_cli_batch_unreadable_pixels_are_a_user_error_not_retried(pair, tmp_path
     log = open(rows[0]["log"]).read()
     assert log.count("pair 1 on ") == 1  # one attempt: a bad input is not retried
     assert not (tmp_path / "o1.tif").exists()
+
+
+@pytest.mark.qgis
+def test_qgis_batch_sigterm_writes_the_summary_of_what_finished(pair, big_pair, tmp_path, profile):
+    """csakd:fuse_batch stopped by SIGTERM while row 3 (large) runs: the pair running finishes, row 4 is not
+    started, the summary lists what finished and the line says so."""
+    table = tmp_path / "jobs.csv"
+    outs = [tmp_path / f"o{k}.tif" for k in (1, 2, 3, 4)]
+    _table(table, [(pair["hsi"], pair["msi"], outs[0]), (pair["hsi"], pair["msi"], outs[1]),
+                   (big_pair["hsi"], big_pair["msi"], outs[2]), (pair["hsi"], pair["msi"], outs[3])], model="glp")
+    argv = qgis_command("csakd:fuse_batch", {"JOBS": table, "SUMMARY": tmp_path / "s.json"})
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=child_env({"CSAKD_QGIS_PROFILE": str(profile)}))
+    t0 = time.monotonic()
+    try:
+        while not (outs[1].exists() and any(".o3.tif." in p.name for p in tmp_path.iterdir())):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() - t0 < 120, "row 3 never started"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    done = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    line = assert_failed_cleanly(done, expect=r"Cancelled: 3 of 4 pairs finished", absent=(outs[3],),
+                                 folders=(tmp_path,))
+    assert "No output was written" not in line
+    rows = json.loads((tmp_path / "s.json").read_text())["pairs"]
+    assert [r["status"] for r in rows] == ["done", "done", "done", "not run"]
