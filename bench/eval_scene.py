@@ -34,9 +34,9 @@ from eval_model_based import (  # noqa: E402
     make_pair,
 )
 
+from bench.array_fusion import fuse_model_based  # noqa: E402
 from csakd_qgis.fusion.observation import estimate_observation  # noqa: E402
 from csakd_qgis.fusion.scene import SceneConfig, apply_scene, glp_cy, learn_scene  # noqa: E402
-from bench.array_fusion import fuse_model_based  # noqa: E402
 from csakd_qgis.quality.metrics import compute_metrics  # noqa: E402
 
 SETS = {"dev": (DEV_SCENES, {}), "devmis": ({}, DEV_MISMATCH), "held": (SCENES, {}), "confirm": (CONFIRM_SCENES, {}),

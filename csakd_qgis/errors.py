@@ -16,3 +16,14 @@ class CancelledError(CsakdError):
 
     def __init__(self, message: str = "cancelled by the user") -> None:
         super().__init__(message)
+
+
+def name_for_user(exc: BaseException, names: dict[str, str]) -> BaseException:
+    """``exc`` with each hidden temporary path (a key of ``names``) in its message replaced by what the user
+    gave (the value): errors name the user's product or output, never a work file they never saw."""
+    if exc.args and isinstance(exc.args[0], str):
+        text = exc.args[0]
+        for hidden in sorted(names, key=len, reverse=True):  # longest first: a folder after its files
+            text = text.replace(hidden, names[hidden])
+        exc.args = (text, *exc.args[1:])
+    return exc

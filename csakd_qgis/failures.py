@@ -5,6 +5,8 @@ The CLI prints it as ``csakd: error: ...`` and exits 1; Processing raises it as 
 
 from __future__ import annotations
 
+import re
+
 from csakd_qgis import deps
 from csakd_qgis.errors import CsakdError
 
@@ -40,4 +42,15 @@ def failure_message(exc: BaseException) -> str | None:
         text = "Out of memory: use a smaller tile size or batch, or close other programs."
     else:
         return None
-    return " ".join(text.split())
+    return " ".join(_HIDDEN_WORK_FILE.sub(_hidden_name, text).split())
+
+
+# work files of a run inside hidden folders beside the output (20 m sharpening, products, blocks): a message names
+# what they stand for instead, when no caller translated it already (:func:`name_for_user`)
+_HIDDEN_WORK_FILE = re.compile(r"[^\s'\"]*/\.(?:csakd-msi20-|[^/\s'\"]+\.(?:products|blocks)\.)[a-z0-9_]{8}/"
+                               r"([^\s'\"/]+)")
+_HIDDEN_ROLES = {"msi20_sharpened.tif": "the sharpened 20 m bands (a work file beside the output)"}
+
+
+def _hidden_name(m: re.Match) -> str:
+    return _HIDDEN_ROLES.get(m.group(1), f"a work file of this run ({m.group(1)}, beside the output)")

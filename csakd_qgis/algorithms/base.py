@@ -16,6 +16,7 @@ from qgis.core import (
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
+    QgsProcessingParameterRasterLayer,
     QgsProject,
 )
 from qgis.PyQt.QtCore import QCoreApplication
@@ -24,6 +25,7 @@ from csakd_qgis import oscompat
 from csakd_qgis.algorithms import styling
 from csakd_qgis.errors import CancelledError, CsakdError
 from csakd_qgis.failures import failure_message
+from csakd_qgis.raster.guard import Backup, check_regular_input, check_sidecars, is_special_file
 from csakd_qgis.raster.io import check_output_path, read_meta
 
 
@@ -70,6 +72,22 @@ class _FeedbackWarnings(logging.Handler):
         self.feedback.pushWarning(record.getMessage())
 
 
+class RasterLayerParameter(QgsProcessingParameterRasterLayer):
+    """A raster layer parameter that never opens a special file: QGIS checks a value by loading it, and a FIFO
+    blocks that load for ever; the algorithm's own checks then refuse it with one line."""
+
+    def checkValueIsAcceptable(self, value, context=None):  # noqa: N802 (QGIS API name)
+        if is_special_file(value):
+            return True
+        return super().checkValueIsAcceptable(value, context)
+
+    def clone(self):
+        copy = RasterLayerParameter(self.name(), self.description(), self.defaultValue(), True)
+        copy.setFlags(self.flags())  # optional or not, advanced ... as this one
+        copy.setHelp(self.help())
+        return copy
+
+
 class CsakdAlgorithm(QgsProcessingAlgorithm):
     """Base class: subclasses declare parameters and call one core function through :meth:`run_core`."""
 
@@ -88,10 +106,17 @@ class CsakdAlgorithm(QgsProcessingAlgorithm):
         non-raster file 'not found'), then QGIS's checks and the display-band options."""
         for definition in self.parameterDefinitions():
             value = parameters.get(definition.name())
+            role = definition.description()
+            if role.startswith("..."):  # the second half of an "X ... or Y" pair of parameters
+                role = "input"
+            if f"({definition.name()})" not in role:
+                role += f" ({definition.name()})"
+            if isinstance(value, str) and definition.type() in ("raster", "file"):
+                try:  # before QGIS opens it: a FIFO would block it for ever
+                    check_regular_input(value, role)
+                except CsakdError as exc:
+                    return False, str(exc)
             if definition.type() == "raster" and isinstance(value, str) and os.path.isfile(value):
-                role = definition.description()
-                if f"({definition.name()})" not in role:
-                    role += f" ({definition.name()})"
                 try:
                     read_meta(value, role)
                 except CsakdError as exc:
@@ -178,8 +203,10 @@ class CsakdAlgorithm(QgsProcessingAlgorithm):
                 stack.callback(engine_log.removeHandler, handler)
             try:
                 result = func(*args, **kwargs)
-            except CancelledError as exc:
-                raise QgsProcessingException(f"Cancelled: {exc}. No output was written.") from None
+            except CancelledError as exc:  # a batch says which of its pairs finished
+                nothing = str(exc) == str(CancelledError())
+                raise QgsProcessingException(f"Cancelled: {exc}." + (" No output was written." if nothing else "")
+                                             ) from None
             except QgsProcessingException:
                 raise
             except Exception as exc:  # noqa: BLE001 - one line instead of a traceback
@@ -202,6 +229,8 @@ class CsakdAlgorithm(QgsProcessingAlgorithm):
             return True, ""
         try:
             check_output_path(path, inputs, role=role)
+            if path.lower().endswith((".tif", ".tiff")):
+                check_sidecars([path], inputs)
         except CsakdError as exc:
             return False, str(exc)
         layer = loaded_layer_of(path) if oscompat.windows_semantics() else None
@@ -231,19 +260,30 @@ class CsakdAlgorithm(QgsProcessingAlgorithm):
     @staticmethod
     @contextlib.contextmanager
     def removed_on_failure(paths: list[str]):
-        """Delete the output files this run created (and their sidecars) if it fails: it leaves nothing behind."""
-        made = []
-        for p in (p for p in paths if p and not os.path.exists(p)):
-            sidecars = styling.sidecar_paths(p) if p.lower().endswith((".tif", ".tiff")) else ()
-            made += [q for q in (p, p + ".aux.xml", *sidecars) if not os.path.exists(q)]
+        """If the run fails, delete the output files it created (and their sidecars) and put back the outputs
+        and sidecars it replaced: a raster and its style are both the new ones or both the old ones."""
+        made, kept = [], []
         try:
+            for p in (p for p in paths if p):
+                sidecars = styling.sidecar_paths(p) if p.lower().endswith((".tif", ".tiff")) else ()
+                for q in (p, p + ".aux.xml", *sidecars):
+                    if not os.path.exists(q):
+                        made.append(q)
+                    elif os.path.isfile(q):
+                        kept.append(Backup(q))
             yield
         except BaseException:
             for q in made:
                 if os.path.exists(q):
                     with contextlib.suppress(OSError):
                         os.remove(q)
+            for backup in kept:
+                with contextlib.suppress(OSError):
+                    backup.restore()
             raise
+        finally:
+            for backup in kept:
+                backup.close()
 
     @staticmethod
     def layer_path(alg: QgsProcessingAlgorithm, parameters: dict, name: str,
@@ -254,6 +294,11 @@ class CsakdAlgorithm(QgsProcessingAlgorithm):
         compute statistics (GDAL errors on stderr for an all-nodata raster) and is not needed.
         """
         value = parameters.get(name)
+        if isinstance(value, str):
+            try:
+                check_regular_input(value, f"{role} ({name})")
+            except CsakdError as exc:
+                raise QgsProcessingException(str(exc)) from None
         if isinstance(value, str) and os.path.isfile(value):
             return value
         layer = alg.parameterAsRasterLayer(parameters, name, context)

@@ -6,10 +6,9 @@ from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterRasterDestination,
-    QgsProcessingParameterRasterLayer,
 )
 
-from csakd_qgis.algorithms.base import CsakdAlgorithm
+from csakd_qgis.algorithms.base import CsakdAlgorithm, RasterLayerParameter
 from csakd_qgis.algorithms.styling import display_help, provenance, shift_text
 from csakd_qgis.raster.coreg import coregister
 
@@ -36,8 +35,8 @@ class CoregisterAlgorithm(CsakdAlgorithm):
             "it is also removed. All bands and their wavelength/FWHM metadata are kept.") + display_help()
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
-        self.addParameter(QgsProcessingParameterRasterLayer(self.HSI, self.tr("Hyperspectral image (HSI)")))
-        self.addParameter(QgsProcessingParameterRasterLayer(self.MSI, self.tr("Multispectral image (MSI)")))
+        self.addParameter(RasterLayerParameter(self.HSI, self.tr("Hyperspectral image (HSI)")))
+        self.addParameter(RasterLayerParameter(self.MSI, self.tr("Multispectral image (MSI)")))
         self.addParameter(QgsProcessingParameterBoolean(self.SHIFT_CORRECT, self.tr("Remove the estimated shift"),
                                                         defaultValue=True))
         self.add_display_parameters()

@@ -9,11 +9,10 @@ from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
-    QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
 )
 
-from csakd_qgis.algorithms.base import CsakdAlgorithm
+from csakd_qgis.algorithms.base import CsakdAlgorithm, RasterLayerParameter
 from csakd_qgis.algorithms.qgis_enums import INTEGER
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.fusion.noref import evaluate_noref_rasters, noref_evaluation
@@ -69,13 +68,13 @@ class EvaluateAlgorithm(CsakdAlgorithm):
             "both evaluations are made.")
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
-        self.addParameter(QgsProcessingParameterRasterLayer(self.FUSED, self.tr("Fused HSI")))
-        self.addParameter(QgsProcessingParameterRasterLayer(
+        self.addParameter(RasterLayerParameter(self.FUSED, self.tr("Fused HSI")))
+        self.addParameter(RasterLayerParameter(
             self.REFERENCE, self.tr("Reference HSI (empty: evaluation without a reference)"), optional=True))
-        self.addParameter(QgsProcessingParameterRasterLayer(
+        self.addParameter(RasterLayerParameter(
             self.LR, self.tr("LR-HSI (for the bicubic baseline; the fusion's HSI input without a reference)"),
             optional=True))
-        self.addParameter(QgsProcessingParameterRasterLayer(
+        self.addParameter(RasterLayerParameter(
             self.MSI, self.tr("HR-MSI the image was fused with (evaluation without a reference)"), optional=True))
         self.addParameter(QgsProcessingParameterString(
             self.METHOD, self.tr("Fusion method for the reduced-resolution check (empty: from the fused raster)"),

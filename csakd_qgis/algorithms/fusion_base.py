@@ -13,12 +13,11 @@ from qgis.core import (
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
-    QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
 )
 
 from csakd_qgis.algorithms import styling
-from csakd_qgis.algorithms.base import CsakdAlgorithm
+from csakd_qgis.algorithms.base import CsakdAlgorithm, RasterLayerParameter
 from csakd_qgis.algorithms.qgis_enums import ADVANCED, INTEGER
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.fusion.fuse import fuse
@@ -56,18 +55,18 @@ class FusionBase(CsakdAlgorithm):
 
     def add_inputs(self) -> None:
         """The HSI (and MSI) inputs: each a raster layer or a delivered product (its metadata file, .he5, .nc, zip)."""
-        self.addParameter(QgsProcessingParameterRasterLayer(
+        self.addParameter(RasterLayerParameter(
             self.HSI, self.tr("Low-resolution hyperspectral image (HSI)"), optional=True))
         self.addParameter(QgsProcessingParameterFile(
             self.HSI_PRODUCT, self.tr("... or an HSI product (EnMAP/DESIS METADATA.XML, PRISMA .he5, EMIT .nc, zip)"),
             optional=True, fileFilter=PRODUCT_FILTER))
         if self.NEEDS_MSI:
-            self.addParameter(QgsProcessingParameterRasterLayer(
+            self.addParameter(RasterLayerParameter(
                 self.MSI, self.tr("High-resolution multispectral image (MSI)"), optional=True))
             self.addParameter(QgsProcessingParameterFile(
                 self.MSI_PRODUCT, self.tr("... or an MSI product (Sentinel-2 MTD_MSIL2A.xml, Landsat MTL, PRISMA .he5 "
                                           "for its PAN, zip)"), optional=True, fileFilter=PRODUCT_FILTER))
-            self.addParameter(QgsProcessingParameterRasterLayer(
+            self.addParameter(RasterLayerParameter(
                 self.MSI20, self.tr("MSI bands at 20 m (optional)"), optional=True))
 
     def input_path(self, parameters, context, layer: str, product: str, role: str) -> str:
@@ -144,7 +143,8 @@ class FusionBase(CsakdAlgorithm):
         if not ok:
             return ok, msg
         out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        inputs = [str(parameters.get(name) or "") for name in (self.HSI, self.HSI_PRODUCT, self.MSI, self.MSI_PRODUCT)]
+        inputs = [str(parameters.get(name) or "") for name in (self.HSI, self.HSI_PRODUCT, self.MSI, self.MSI_PRODUCT,
+                                                              self.MSI20, "MODEL_FILE")]
         for layer, product, role in self.input_roles():
             if not parameters.get(layer) and not parameters.get(product):
                 return False, f"The {role} is missing: choose a raster layer ({layer}) or a product file ({product})."

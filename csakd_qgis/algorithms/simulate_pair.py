@@ -6,13 +6,14 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
-    QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
 )
 
-from csakd_qgis.algorithms.base import CsakdAlgorithm
+from csakd_qgis.algorithms.base import CsakdAlgorithm, RasterLayerParameter
 from csakd_qgis.algorithms.qgis_enums import DOUBLE, INTEGER
 from csakd_qgis.algorithms.styling import display_help, provenance
+from csakd_qgis.errors import CsakdError
+from csakd_qgis.raster.guard import check_sidecars
 from csakd_qgis.raster.simulate import simulate_rasters
 
 
@@ -43,7 +44,7 @@ class SimulatePairAlgorithm(CsakdAlgorithm):
             "multiple of 2 and of the scale), for the fusion algorithms' 'MSI bands at 20 m' input.") + display_help()
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
-        self.addParameter(QgsProcessingParameterRasterLayer(self.HSI, self.tr("Reference high-resolution HSI")))
+        self.addParameter(RasterLayerParameter(self.HSI, self.tr("Reference high-resolution HSI")))
         self.addParameter(QgsProcessingParameterString(self.SENSOR, self.tr("MSI sensor and bands"),
                                                        defaultValue="S2A:B2,B3,B4,B8"))
         self.addParameter(QgsProcessingParameterNumber(self.SCALE, self.tr("Scale factor"),
@@ -62,10 +63,16 @@ class SimulatePairAlgorithm(CsakdAlgorithm):
         if not ok:
             return ok, msg
         src = str(parameters.get(self.HSI) or "")
-        for name in (self.OUT_LR, self.OUT_MSI) + ((self.OUT_MSI20,) if parameters.get(self.OUT_MSI20) else ()):
-            ok, msg = self.check_output(self.parameterAsOutputLayer(parameters, name, context), [src])
+        outs = [self.parameterAsOutputLayer(parameters, name, context) for name in
+                (self.OUT_LR, self.OUT_MSI) + ((self.OUT_MSI20,) if parameters.get(self.OUT_MSI20) else ())]
+        for out in outs:
+            ok, msg = self.check_output(out, [src])
             if not ok:
                 return ok, msg
+        try:  # two outputs must not share a style sidecar either
+            check_sidecars([o for o in outs if o.lower().endswith((".tif", ".tiff"))], [src])
+        except CsakdError as exc:
+            return False, str(exc)
         return True, ""
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802

@@ -36,6 +36,7 @@ from qgis.PyQt.QtXml import QDomDocument
 
 from csakd_qgis.algorithms.qgis_enums import ADVANCED
 from csakd_qgis.quality.report import TRUE_COLOUR_NM, rgb_bands
+from csakd_qgis.raster.guard import style_sidecars
 from csakd_qgis.raster.io import read_meta, write_files_atomic
 from csakd_qgis.version import __version__
 
@@ -114,9 +115,8 @@ def display_targets(choice: str, custom: str) -> tuple[float, ...]:
 
 # ------------------------------------------------------------------------------------------ the style
 def sidecar_paths(raster: str) -> tuple[str, str]:
-    """(style .qml, metadata .qmd) paths QGIS looks for beside a raster file (its name minus the extension)."""
-    stem = os.path.splitext(raster)[0]
-    return stem + ".qml", stem + ".qmd"
+    """(style .qml, metadata .qmd) paths written beside a raster file (:func:`raster.guard.style_sidecars`)."""
+    return style_sidecars(raster)
 
 
 def display_bands(raster: str, targets: Sequence[float]) -> list[int]:

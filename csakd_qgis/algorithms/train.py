@@ -12,11 +12,10 @@ from qgis.core import (
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
-    QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
 )
 
-from csakd_qgis.algorithms.base import CsakdAlgorithm
+from csakd_qgis.algorithms.base import CsakdAlgorithm, RasterLayerParameter
 from csakd_qgis.algorithms.fusion_base import DEVICES
 from csakd_qgis.algorithms.qgis_enums import ADVANCED, DOUBLE, INTEGER, TYPE_RASTER
 from csakd_qgis.algorithms.styling import provenance
@@ -86,9 +85,9 @@ class TrainAlgorithm(CsakdAlgorithm):
         self.addParameter(QgsProcessingParameterMultipleLayers(
             self.REFERENCES, self.tr("Training rasters: reference high-resolution HSI (reference mode)"),
             TYPE_RASTER, optional=True))
-        self.addParameter(QgsProcessingParameterRasterLayer(
+        self.addParameter(RasterLayerParameter(
             self.HSI, self.tr("Low-resolution hyperspectral image (adaptive mode)"), optional=True))
-        self.addParameter(QgsProcessingParameterRasterLayer(
+        self.addParameter(RasterLayerParameter(
             self.MSI, self.tr("High-resolution multispectral image (adaptive mode)"), optional=True))
         self.addParameter(QgsProcessingParameterString(
             self.SENSOR, self.tr("MSI sensor and bands (spectral responses)"), defaultValue="S2A:B2,B3,B4,B8",

@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt as exc:
         terminated = isinstance(exc, Terminated)
-        print(f"csakd: {'terminated' if terminated else 'interrupted'}: no output was written", file=sys.stderr)
+        detail = str(exc) or "no output was written"  # a batch says which of its pairs finished
+        print(f"csakd: {'terminated' if terminated else 'interrupted'}: {detail}", file=sys.stderr)
         return 143 if terminated else 130
     except Exception as exc:  # noqa: BLE001 - one line instead of a traceback; -v shows the traceback
         line = failure_message(exc)

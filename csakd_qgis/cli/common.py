@@ -13,6 +13,7 @@ from csakd_qgis.fusion.runtime import RUNTIME_CHOICES
 from csakd_qgis.nets.device import PRECISIONS
 from csakd_qgis.products.inputs import product_inputs
 from csakd_qgis.raster.io import parse_creation_options
+from csakd_qgis.zoo.registry import model_input_files
 
 log = logging.getLogger("csakd")
 # what --hsi / --msi accept besides rasters (folder, zip or main metadata file of a delivered product)
@@ -116,7 +117,8 @@ def run_job(name: str, args: argparse.Namespace, progress: Callable[[float, str]
     (default: when ``entry`` has that argument)."""
     if takes_msi20 is None:
         takes_msi20 = "msi20" in inspect.signature(entry).parameters
-    with product_inputs(inputs, args.out, takes_msi20=takes_msi20, log=log.info) as (paths, notes):
+    reads = model_input_files(options.get("model"))
+    with product_inputs(inputs, args.out, takes_msi20=takes_msi20, log=log.info, reads=reads) as (paths, notes):
         for line in notes:
             log.info(line)
         if args.scheduler or (args.workers or 1) > 1:

@@ -34,9 +34,11 @@ from typing import Any
 
 from csakd_qgis.distributed.cluster import DaskExecutor, SerialExecutor, executor, task_key, task_options
 from csakd_qgis.errors import CancelledError, CsakdError
+from csakd_qgis.failures import failure_message
 from csakd_qgis.raster.coreg import _footprint
 from csakd_qgis.raster.io import read_meta, write_bytes_atomic
 from csakd_qgis.raster.job import check_int
+from csakd_qgis.zoo.registry import model_input_files
 
 log = logging.getLogger("csakd_qgis.distributed")
 
@@ -67,7 +69,7 @@ class PairRecord:
     hsi: str
     msi: str
     out: str
-    status: str  # done | failed | skipped
+    status: str  # done | failed | skipped | not run (the batch was stopped first)
     seconds: float | None = None
     device: str = ""
     error: str = ""
@@ -145,7 +147,7 @@ def read_jobs(path: str | os.PathLike) -> list[PairJob]:
         raise CsakdError(f"The jobs table '{p}' has no rows: add one line per pair (hsi,msi,out).")
     known = set(REQUIRED) | set(PAIR_OPTIONS) | {"reference"}
     base = p.parent
-    jobs, outs = [], {}
+    jobs = []
     for i, row in enumerate(rows, 1):
         where = f"Jobs table '{p.name}', row {i}"
         unknown = sorted(k for k in row if k not in known)
@@ -158,14 +160,46 @@ def read_jobs(path: str | os.PathLike) -> list[PairJob]:
         paths = {k: str(base / os.path.expanduser(str(row[k]).strip())) for k in (*REQUIRED, "reference")
                  if str(row.get(k) or "").strip()}
         out = os.path.normpath(paths["out"])
-        if out in outs:
-            raise CsakdError(f"{where}: output '{out}' is also the output of row {outs[out]}: give every pair "
-                             "its own output file.")
-        outs[out] = i
         opts = {k: _option(row[k], kind, k, where) for k, kind in PAIR_OPTIONS.items()
                 if row.get(k) is not None and str(row[k]).strip() != ""}
         jobs.append(PairJob(i, paths["hsi"], paths["msi"], out, opts, paths.get("reference")))
+    check_table_paths(jobs, f"Jobs table '{p.name}'")
     return jobs
+
+
+def _file_key(path: str) -> tuple:
+    """What makes two spellings one file: device and inode when it exists, else the path with symlinks and
+    ``..`` resolved."""
+    real = os.path.realpath(os.path.expanduser(path))
+    try:
+        st = os.stat(real)
+        return ("inode", st.st_dev, st.st_ino)
+    except OSError:
+        return ("path", real)
+
+
+def check_table_paths(jobs: Sequence[PairJob], where: str = "The batch") -> None:
+    """CsakdError, before anything runs, when two rows write one output or a row's output is a file any row
+    reads (symlinked folders and ``..`` resolved); the error names both rows."""
+    reads: dict[tuple, tuple[int, str]] = {}
+    for job in jobs:
+        for col in ("hsi", "msi", "reference"):
+            path = getattr(job, col)
+            if path:
+                reads.setdefault(_file_key(path), (job.row, col))
+        for f in model_input_files(job.options.get("model")):
+            reads.setdefault(_file_key(str(f)), (job.row, "model"))
+    outs: dict[tuple, int] = {}
+    for job in jobs:
+        key = _file_key(job.out)
+        if key in outs:
+            raise CsakdError(f"{where}: rows {outs[key]} and {job.row} write the same output "
+                             f"'{job.out}': give every pair its own output file.")
+        outs[key] = job.row
+        if key in reads:
+            row, col = reads[key]
+            raise CsakdError(f"{where}: the output '{job.out}' of row {job.row} is the {col} input of "
+                             f"row {row}: writing it would overwrite that input. Give it another output file.")
 
 
 _DATE = re.compile(r"(?<!\d)((?:19|20)\d{2})[-_]?([01]\d)[-_]?([0-3]\d)(?!\d)")
@@ -226,18 +260,37 @@ def match_folders(hsi_dir: str | os.PathLike, msi_dir: str | os.PathLike, out_di
 
 
 # ------------------------------------------------------------------------------------------ one pair
-def is_complete(job: PairJob) -> bool:
-    """Whether ``job.out`` is a finished fusion of ``job``'s inputs (its tags name them; written last)."""
+BATCH_TAG = "CSAKD_BATCH"  # what made a batch output: its inputs and the options that shape the result
+NOT_RESULT_OPTIONS = ("threads", "batch")  # speed only: the same output whatever their value
+
+
+def provenance(job: PairJob, defaults: Mapping[str, Any]) -> str:
+    """The output's ``CSAKD_BATCH`` tag: resolved inputs, their size and time, and the fuse options used."""
+    def stamp(path: str) -> list:
+        try:
+            st = os.stat(path)
+            return [os.path.realpath(path), st.st_size, st.st_mtime_ns]
+        except OSError:
+            return [os.path.realpath(path)]
+
+    opts = {k: v for k, v in {**defaults, **job.options}.items() if k not in NOT_RESULT_OPTIONS}
+    return json.dumps({"hsi": stamp(job.hsi), "msi": stamp(job.msi), "options": opts}, sort_keys=True,
+                      default=str)
+
+
+def is_complete(job: PairJob, defaults: Mapping[str, Any] | None = None) -> bool:
+    """Whether ``job.out`` is a finished fusion made from ``job``'s inputs with its options (the tag it was
+    written with says so; written last, so a partial output has none)."""
     if not os.path.isfile(job.out):
         return False
     import rasterio
 
     try:
         with rasterio.open(job.out) as ds:
-            tag = json.loads(ds.tags().get("CSAKD_FUSION", "{}"))
-    except (rasterio.errors.RasterioIOError, json.JSONDecodeError):
+            tag = ds.tags().get(BATCH_TAG)
+    except rasterio.errors.RasterioIOError:
         return False
-    return tag.get("hsi") == os.path.basename(job.hsi) and tag.get("msi") == os.path.basename(job.msi)
+    return tag == provenance(job, defaults or {})
 
 
 def _error_line(exc: BaseException) -> str:
@@ -265,7 +318,7 @@ def run_pair(job: PairJob, log_path: str, defaults: Mapping[str, Any]) -> PairRe
     try:
         log.info("pair %d on %s (pid %d): %s + %s -> %s, options %s", job.row, socket.gethostname(), os.getpid(),
                  job.hsi, job.msi, job.out, opts)
-        result = fuse(job.hsi, job.msi, job.out, **opts)
+        result = fuse(job.hsi, job.msi, job.out, **opts, tags={BATCH_TAG: provenance(job, defaults)})
         for line in result.messages:
             log.info("%s", line)
         record.status, record.device = "done", result.device_used
@@ -274,7 +327,12 @@ def run_pair(job: PairJob, log_path: str, defaults: Mapping[str, Any]) -> PairRe
     except CsakdError as exc:
         record.error = _error_line(exc)
         log.error("pair %d failed: %s", job.row, record.error)
-    except Exception:
+    except Exception as exc:
+        if type(exc).__module__.split(".")[0] == "rasterio":  # GDAL failed on an input: a user error, no retry
+            record.error = failure_message(exc) or _error_line(exc)
+            log.error("pair %d failed:\n%s", job.row, traceback.format_exc())
+            return record
+        log.error("pair %d failed:\n%s", job.row, traceback.format_exc())
         log.error("pair %d failed:\n%s", job.row, traceback.format_exc())
         raise  # retried (if retries are left), then recorded by the caller
     finally:
@@ -330,6 +388,8 @@ def run_batch(jobs: str | os.PathLike | Sequence[PairJob], *, scheduler: str | N
     t_start = time.perf_counter()
     table = None if isinstance(jobs, Sequence) and not isinstance(jobs, str) else Path(str(jobs))
     pairs = read_jobs(table) if table is not None else list(jobs)
+    if table is None:  # a table file is checked when read
+        check_table_paths(pairs)
     unknown = sorted(set(defaults) - set(PAIR_OPTIONS) - {"creation_options"})
     if unknown:
         raise CsakdError(f"Unknown batch option(s) {', '.join(unknown)}: use {', '.join(PAIR_OPTIONS)} or "
@@ -354,7 +414,7 @@ def run_batch(jobs: str | os.PathLike | Sequence[PairJob], *, scheduler: str | N
     records: dict[int, PairRecord] = {}
     todo = []
     for job in pairs:
-        if resume and is_complete(job):
+        if resume and is_complete(job, defaults):
             records[job.row] = PairRecord(job.row, job.hsi, job.msi, job.out, "skipped", error="output complete")
         else:
             todo.append(job)
@@ -365,19 +425,30 @@ def run_batch(jobs: str | os.PathLike | Sequence[PairJob], *, scheduler: str | N
     by_key = {f.key: job for f, job in zip(futures, todo, strict=True)}
     try:
         for done, fut in enumerate(ex.as_completed(futures), 1):
-            if cancel is not None and cancel():
-                raise CancelledError()
             job = by_key[fut.key]
-            try:
+            try:  # recorded first: a pair that finished while a cancel was asked for is in the summary
                 records[job.row] = fut.result()
             except Exception as exc:  # noqa: BLE001 - a pair that failed after its retries fails alone
                 records[job.row] = PairRecord(job.row, job.hsi, job.msi, job.out, "failed", error=_error_line(exc),
                                               log=logs[job.row])
             failed = sum(r.status == "failed" for r in records.values())
             report(done / max(1, len(todo)), f"{done}/{len(todo)} pairs ({failed} failed)")
-    except BaseException:
+            if cancel is not None and cancel() and done < len(todo):
+                raise CancelledError()
+    except BaseException as exc:
         ex.cancel(futures)
-        raise
+        if not isinstance(exc, KeyboardInterrupt | CancelledError):
+            raise
+        # stopped (SIGTERM, Ctrl-C, cancel): the summary still says which pairs finished
+        stopped = BatchResult([records.get(j.row) or PairRecord(j.row, j.hsi, j.msi, j.out, "not run",
+                                                                error="stopped before it finished")
+                               for j in pairs], time.perf_counter() - t_start, ex.description, str(json_path),
+                              str(json_path.with_suffix(".csv")))
+        _write_summary(stopped, json_path, Path(stopped.summary_csv))
+        finished = stopped.count("done") + stopped.count("skipped")
+        raise type(exc)(f"{finished} of {len(pairs)} pairs finished ({stopped.count('done')} fused, "
+                        f"{stopped.count('skipped')} already complete, {stopped.count('failed')} failed), the others "
+                        f"were not written; summary {json_path}") from None
     result = BatchResult([records[j.row] for j in pairs], time.perf_counter() - t_start, ex.description,
                          str(json_path), str(json_path.with_suffix(".csv")))
     for r in result.records:
@@ -389,5 +460,6 @@ def run_batch(jobs: str | os.PathLike | Sequence[PairJob], *, scheduler: str | N
     return result
 
 
-__all__ = ["BatchResult", "PAIR_OPTIONS", "PairJob", "PairRecord", "is_complete", "match_folders", "name_date",
+__all__ = ["BATCH_TAG", "BatchResult", "PAIR_OPTIONS", "PairJob", "PairRecord", "check_table_paths", "is_complete",
+           "provenance", "match_folders", "name_date",
            "read_jobs", "run_batch", "run_pair"]

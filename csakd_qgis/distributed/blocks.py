@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from csakd_qgis.distributed.cluster import DaskExecutor, SerialExecutor, executor, task_key, task_options
-from csakd_qgis.errors import CancelledError, CsakdError
+from csakd_qgis.errors import CancelledError, CsakdError, name_for_user
 from csakd_qgis.raster.io import atomic_output, check_output_path, default_creation_options
 from csakd_qgis.raster.job import EmptyPart, RasterJobResult
 from csakd_qgis.temporaries import WorkFolder
@@ -154,8 +154,10 @@ def run_blocks(entry: Callable[..., R], inputs: Mapping[str, Any], out: str | os
         t0 = time.perf_counter()
         assemble([r.out_path for r in ordered], out_path, layout, options.get("creation_options"), work)
         assemble_s = time.perf_counter() - t0
-    except BaseException:
+    except BaseException as exc:
         ex.cancel(futures)
+        hidden = {os.path.join(work, f"block_{k:04d}.tif"): str(out_path) for k in range(n)}
+        name_for_user(exc, {**hidden, work: str(out_path.parent)})
         raise
     finally:
         folder.cleanup()

@@ -139,9 +139,13 @@ def fit_classical(lr: np.ndarray, msi: np.ndarray | None, s: int, method: str,
     n_valid = int(valid.sum())
     c_h, c_m = lr.shape[0], msi_lr.shape[0]
     if n_valid < c_m + 2:
-        raise CsakdError(f"Only {n_valid} LR pixels are valid in both the HSI and the MSI, too few to fit '{m}' "
-                         f"({c_m} MSI bands): the images overlap too little or are nodata (e.g. cloud-masked) "
-                         "where they overlap. Choose a pair with more clear common area.")
+        h, w = lr.shape[1:]
+        if h * w < c_m + 2:  # small, not masked: say so instead of blaming clouds
+            raise CsakdError(f"The LR-HSI is only {h} x {w} px ({h * w} pixels), too few to fit '{m}' ({c_m} MSI "
+                             f"bands need at least {c_m + 2}): give a larger pair, or use 'bicubic'.")
+        raise CsakdError(f"Only {n_valid} of the {h * w} LR pixels are valid in both the HSI and the MSI, too few to "
+                         f"fit '{m}' ({c_m} MSI bands): the images overlap too little or are nodata (e.g. "
+                         "cloud-masked) where they overlap. Choose a pair with more clear common area.")
     lv = lr[:, valid].T  # (n, C_h)
     mv = msi_lr[:, valid].T  # (n, C_m)
     if n_valid > MAX_FIT_PIXELS:

@@ -33,6 +33,7 @@ import numpy as np
 from csakd_qgis.fusion.methods import DEFAULT_METHOD
 from csakd_qgis.fusion.msi20 import FIT_SAMPLE_LR, Msi20Stack
 from csakd_qgis.fusion.predictors import make_predictor
+from csakd_qgis.fusion.reflectance import require_reflectance
 from csakd_qgis.raster.coreg import (
     MIN_CORRECTED_SHIFT_LR,
     SHIFT_SAMPLE_LR,
@@ -125,7 +126,7 @@ def fuse(hsi: str | os.PathLike, msi: str | os.PathLike, out: str | os.PathLike,
          threads: int | None = None, precision: str = "fp32", edge: str = "shift",
          group_width: int | None = None, runtime: str = "auto",
          part: tuple[int, int] | None = None, model_options: dict[str, Any] | None = None,
-         msi20: str | os.PathLike | None = None) -> FuseResult:
+         msi20: str | os.PathLike | None = None, tags: dict[str, str] | None = None) -> FuseResult:
     """Fuse ``hsi`` (LR hyperspectral) and ``msi`` (HR multispectral) into ``out`` (GeoTIFF on the MSI grid).
 
     ``model``: a fusion method of :mod:`fusion.methods` (default ``DEFAULT_METHOD``), a zoo model name, a
@@ -138,6 +139,7 @@ def fuse(hsi: str | os.PathLike, msi: str | os.PathLike, out: str | os.PathLike,
     ``srf`` (auto | auto:SENSOR | SENSOR | SRF file); the HSI FWHM and MSI wavelengths come from the rasters.
     ``msi20``: an MSI raster at an integer multiple (2) of the MSI pixel size (Sentinel-2's 20 m bands), whose
     bands are sharpened to the MSI grid and fused as more MSI bands (:mod:`fusion.msi20`; fusion methods only).
+    ``tags``: more dataset tags of the output (e.g. what a batch made it from), written when it is complete.
     """
     t_start = time.perf_counter()
     inputs = [str(hsi), str(msi)] + ([str(msi20)] if msi20 is not None else [])
@@ -200,6 +202,8 @@ def fuse(hsi: str | os.PathLike, msi: str | os.PathLike, out: str | os.PathLike,
             prog.check_cancel()
             prog.report(0.02, "fitting per-scene coefficients")
             t0 = time.perf_counter()
+            require_reflectance(predictor, {"hyperspectral (HSI) input": (hsi, _subsample(lr_s, RADIOMETRY_SAMPLE)),
+                                            "multispectral (MSI) input": (msi, _subsample(msi_s, RADIOMETRY_SAMPLE))})
             note = radiometry_check(_subsample(lr_s, RADIOMETRY_SAMPLE), _subsample(msi_s, RADIOMETRY_SAMPLE))
             messages += [note] if note else []
             if predictor.needs_sample:
@@ -225,6 +229,7 @@ def fuse(hsi: str | os.PathLike, msi: str | os.PathLike, out: str | os.PathLike,
                 "scale": s, "shift_lr_px": [round(est.dx, 4), round(est.dy, 4)], "shift_corrected": corrected,
                 "device": predictor.device_used, "fused_bands": len(good), "tile": job.plan.tile,
                 "overlap": job.plan.overlap, **({"observation": predictor.report} if predictor.report else {})})
+            job.tags.update(tags or {})
     finally:
         shift_pool.shutdown(wait=True, cancel_futures=True)
     return job.finish(FuseResult, predictor, t_start, messages, shift_x=est.dx, shift_y=est.dy,

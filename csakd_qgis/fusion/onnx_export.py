@@ -18,6 +18,7 @@ import numpy as np
 
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.fusion.classical import ClassicalParams, apply_classical, fit_classical
+from csakd_qgis.fusion.onnx_check import input_names
 from csakd_qgis.fusion.runtime import ONNX_VARIANTS, onnx_metadata, onnx_path
 from csakd_qgis.quality.metrics import psnr
 from csakd_qgis.spectral.degrade import synthesize_msi, wald_degrade
@@ -59,9 +60,7 @@ class ExportReport:
 
 
 def _input_names(card: dict[str, Any]) -> list[str]:
-    if card.get("arch") == "dodn":
-        return ["lr"]
-    return ["lr", "msi", "base"] if card.get("residual") == "base" else ["lr", "msi"]
+    return input_names(card)
 
 
 def calibration_tiles(card: dict[str, Any], n: int = 8, tile_lr: int = CALIB_TILE_LR, seed: int = 0
@@ -195,8 +194,10 @@ def _convert_fp16(src: Path, dst: Path) -> None:
 
 
 def export_onnx(model_path: str | os.PathLike, variants: Sequence[str] = ("fp32", "int8"), threads: int = 2,
-                n_tiles: int = 8, progress: Callable[[float, str], None] | None = None) -> ExportReport:
-    """Export the network of ``model_path`` (card or weights) to ONNX ``variants`` beside its card and report."""
+                n_tiles: int = 8, progress: Callable[[float, str], None] | None = None,
+                out_dir: str | os.PathLike | None = None) -> ExportReport:
+    """Export the network of ``model_path`` (card or weights) to ONNX ``variants`` beside its card (or into
+    ``out_dir``) and report."""
     import torch
 
     from csakd_qgis.zoo.card import load_model
@@ -218,7 +219,8 @@ def export_onnx(model_path: str | os.PathLike, variants: Sequence[str] = ("fp32"
         torch_s = (time.perf_counter() - t0) / len(tiles)
     report = ExportReport(str(card.get("name") or card_path.stem), CALIB_TILE_LR * int(card["scale"]), threads,
                           torch_s)
-    with WorkFolder(".csakd-onnx.", card_path.parent) as tmp:
+    dest = Path(str(out_dir)) if out_dir is not None else card_path.parent
+    with WorkFolder(".csakd-onnx.", dest) as tmp:
         tmp_fp32 = Path(tmp) / "fp32.onnx"
         dyn = {k: {0: "batch", 2: "lr_height" if k == "lr" else "height", 3: "lr_width" if k == "lr" else "width"}
                for k in [*names, "hr"]}
@@ -238,7 +240,7 @@ def export_onnx(model_path: str | os.PathLike, variants: Sequence[str] = ("fp32"
                 _convert_fp16(tmp_fp32, built["fp16"])
         for v in variants:
             _add_metadata(built[v], onnx_metadata(card, v))
-            target = onnx_path(card_path, v)
+            target = onnx_path(dest / card_path.name, v)
             if v == "fp16":  # the CPU provider lacks fp16 kernels for our convs: report size only
                 sec, diff, p = float("nan"), float("nan"), float("nan")
             else:

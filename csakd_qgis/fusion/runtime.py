@@ -16,6 +16,7 @@ import numpy as np
 
 from csakd_qgis.deps import install_hint, missing_runtime_error, runtime_available
 from csakd_qgis.errors import CsakdError
+from csakd_qgis.fusion.onnx_check import check_graph
 from csakd_qgis.nets.device import resolve_precision
 from csakd_qgis.zoo.card import load_model
 
@@ -138,6 +139,7 @@ class OnnxRunner:
         if meta.get(META_PREFIX + "weights_sha256") != weights_sha256(card):
             raise CsakdError(f"The ONNX model '{path.name}' was exported from other weights than its card "
                              f"'{Path(card_path).name}' describes: export it again with csakd export --onnx.")
+        check_graph(self.session, card, path, card_path)
         self.card, self.variant, self.path = card, variant, path
         self.inputs = [i.name for i in self.session.get_inputs()]
         used = self.session.get_providers()[0].replace("ExecutionProvider", "")

@@ -31,6 +31,7 @@ import numpy as np
 
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.fusion.predictors import fill_nodata
+from csakd_qgis.fusion.reflectance import require_reflectance
 from csakd_qgis.fusion.runtime import open_runner
 from csakd_qgis.raster.io import OUTPUT_NODATA, check_has_valid_pixel, check_output_path, read_meta
 from csakd_qgis.raster.job import (
@@ -270,7 +271,9 @@ def superresolve(hsi: str | os.PathLike, out: str | os.PathLike, model: Any = "b
     with rasterio.open(str(hsi)) as src:
         layer = raster_layer(src, meta, good)
         h, w = min(meta.height, 128), min(meta.width, 128)
-        note = _reflectance_check(layer.read(meta.height // 2 - h // 2, meta.width // 2 - w // 2, h, w))
+        sample = layer.read(meta.height // 2 - h // 2, meta.width // 2 - w // 2, h, w)
+        require_reflectance(predictor, {"hyperspectral (HSI) input": (hsi, sample)})
+        note = _reflectance_check(sample)
         if note:
             messages.append(note)
         with job:

@@ -124,14 +124,44 @@ def write_geotiff(raster: ProductRaster, path: str | os.PathLike, block_rows: in
     return Path(str(path))
 
 
+MAX_UNZIPPED_BYTES = 64 * 10 ** 9  # a whole hyperspectral scene unpacks to a few GB
+MAX_ZIP_RATIO = 100.0  # unpacked / packed size: rasters and JPEG 2000 tiles pack 1-10 x, a zip bomb 1000 x
+RATIO_FROM_BYTES = 256 * 10 ** 6  # the ratio is checked only above this unpacked size
+
+
+def check_zip_size(path: str | os.PathLike, zf: zipfile.ZipFile, folder: Path) -> int:
+    """The unpacked size of a product zip; CsakdError before unpacking when it exceeds the free space of
+    ``folder``, ``MAX_UNZIPPED_BYTES`` or ``MAX_ZIP_RATIO`` times the zip's own size (a zip bomb)."""
+    import shutil
+
+    total = sum(max(0, int(i.file_size)) for i in zf.infolist())
+    packed = max(1, sum(max(0, int(i.compress_size)) for i in zf.infolist()))
+    gb = total / 1e9
+    if total > MAX_UNZIPPED_BYTES:
+        raise CsakdError(f"The zipped product '{path}' would unpack to {gb:.1f} GB, more than any product this "
+                         f"plugin reads ({MAX_UNZIPPED_BYTES / 1e9:.0f} GB): it is not a product as delivered.")
+    if total > RATIO_FROM_BYTES and total / packed > MAX_ZIP_RATIO:
+        raise CsakdError(f"The zipped product '{path}' would unpack {packed / 1e6:.1f} MB to {gb:.1f} GB "
+                         f"({total / packed:.0f} x): no product packs like that (a zip bomb?); it was not unpacked.")
+    free = shutil.disk_usage(folder).free
+    if total > free:
+        raise CsakdError(f"The zipped product '{path}' needs {gb:.1f} GB to unpack beside the output, but only "
+                         f"{free / 1e9:.1f} GB are free there: free space, choose another output folder or "
+                         "unpack it by hand.")
+    return total
+
+
 def extract_zip(path: str | os.PathLike, folder: str | os.PathLike) -> Path:
     """Unpack a zipped product into ``folder`` and return the product's top folder (or ``folder``).
 
-    Members that would land outside ``folder`` (absolute or ``..`` paths) are refused.
+    Members that would land outside ``folder`` (absolute or ``..`` paths) are refused, as is a zip that would
+    not fit (:func:`check_zip_size`).
     """
     folder = Path(str(folder))
     try:
         with zipfile.ZipFile(str(path)) as zf:
+            folder.mkdir(parents=True, exist_ok=True)
+            check_zip_size(path, zf, folder)
             root = folder.resolve()
             for name in zf.namelist():
                 target = (folder / name).resolve()

@@ -15,6 +15,8 @@ from pathlib import Path
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.products.base import ProductRaster, Reader, find_one
 from csakd_qgis.products.sidecar import (
+    WAVELENGTH_NM,
+    WIDTH_NM,
     FlagLayer,
     check_layer_grid,
     check_version,
@@ -77,9 +79,9 @@ def read(path: Path) -> list[ProductRaster]:
     wl, fw, gains, offsets = [], [], [], []
     for el in bands:
         what = f"band {el.findtext('bandNumber')}"
-        wl.append(xml_float(el, "wavelengthCenterOfBand", what, meta, NAME))
-        fw.append(xml_float(el, "wavelengthWidthOfBand", what, meta, NAME))
-        gains.append(xml_float(el, "gainOfBand", what, meta, NAME))
+        wl.append(xml_float(el, "wavelengthCenterOfBand", what, meta, NAME, *WAVELENGTH_NM))
+        fw.append(xml_float(el, "wavelengthWidthOfBand", what, meta, NAME, *WIDTH_NM))
+        gains.append(xml_float(el, "gainOfBand", what, meta, NAME, nonzero=True))
         offsets.append(xml_float(el, "offsetOfBand", what, meta, NAME))
     hits = siblings(meta, IMAGE_NAMES)
     if not hits:

@@ -17,6 +17,7 @@ import numpy as np
 
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.products.base import ProductRaster, Reader, find_one
+from csakd_qgis.products.sidecar import WAVELENGTH_NM, checked_number
 
 PRODUCT = "EMIT L2A"
 FILL = -9999.0
@@ -174,7 +175,8 @@ def read(path: Path) -> list[ProductRaster]:
         notes.append("no EMIT_L2A_MASK file beside it: clouds not masked")
     return [ProductRaster(
         product=PRODUCT, role="HSI", source=str(nc), width=width, height=height, crs=crs, transform=transform,
-        wavelengths=[float(v) for v in wl], fwhm=[float(v) if np.isfinite(v) and v > 0 else None for v in fwhm], scales=[1.0] * wl.size,
+        wavelengths=[checked_number(v, "wavelengths", f"band {i + 1}", nc, PRODUCT, *WAVELENGTH_NM)
+                     for i, v in enumerate(np.ravel(wl))], fwhm=[float(v) if np.isfinite(v) and v > 0 else None for v in fwhm], scales=[1.0] * wl.size,
         offsets=[0.0] * wl.size, nodata=fill, dtype="float32", read_rows=read_rows, invalid_rows=invalid_rows,
         bbl=[int(g != 0) for g in good], notes=notes)]
 

@@ -14,6 +14,8 @@ from pathlib import Path
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.products.base import ProductRaster, Reader, find_one
 from csakd_qgis.products.sidecar import (
+    WAVELENGTH_NM,
+    WIDTH_NM,
     FlagLayer,
     check_layer_grid,
     check_version,
@@ -121,9 +123,9 @@ def read(path: Path) -> list[ProductRaster]:
     wl, fw, gains, offsets = [], [], [], []
     for el in bands:
         what = f"band {el.get('number')}"
-        wl.append(xml_float(el, "wavelengthCenterOfBand", what, meta, NAME))
-        fw.append(xml_float(el, "FWHMOfBand", what, meta, NAME))
-        gains.append(xml_float(el, "GainOfBand", what, meta, NAME))
+        wl.append(xml_float(el, "wavelengthCenterOfBand", what, meta, NAME, *WAVELENGTH_NM))
+        fw.append(xml_float(el, "FWHMOfBand", what, meta, NAME, *WIDTH_NM))
+        gains.append(xml_float(el, "GainOfBand", what, meta, NAME, nonzero=True))
         offsets.append(xml_float(el, "OffsetOfBand", what, meta, NAME))
     info = raster_info(image, "spectral image", NAME)
     if info.count != len(bands):

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from csakd_qgis.errors import CsakdError
+from csakd_qgis.errors import CsakdError, name_for_user
+from csakd_qgis.fusion.multires import MSI20_ROLE
 from csakd_qgis.products.base import ProductRaster, write_geotiff
 from csakd_qgis.products.registry import is_product, open_product
+from csakd_qgis.raster.guard import check_not_input, check_regular_input
+from csakd_qgis.raster.io import check_has_valid_pixel
 from csakd_qgis.temporaries import WorkFolder
 
 ROLE_NAMES = {"hsi": "hyperspectral (HSI) input", "msi": "multispectral (MSI) input",
@@ -58,14 +61,20 @@ def _folder_beside(out: str | os.PathLike) -> WorkFolder:
 
 @contextlib.contextmanager
 def product_inputs(inputs: dict[str, str | None], out: str | os.PathLike, takes_msi20: bool = False,
-                   log: Callable[[str], None] | None = None) -> Iterator[tuple[dict[str, str | None], list[str]]]:
+                   log: Callable[[str], None] | None = None, reads: Sequence[str | os.PathLike] = ()
+                   ) -> Iterator[tuple[dict[str, str | None], list[str]]]:
     """``inputs`` ({"hsi", "msi", "msi20"} -> path) with every product replaced by a GeoTIFF of it.
 
+    First refused: an input that is no regular file, and an output that is any file the run reads (a
+    product's members, the files in ``reads``, e.g. the model's).
     Yields (inputs, messages: one summary line per product raster used). ``takes_msi20``: the job accepts a
     20 m MSI, so a Sentinel-2 product's 20 m bands are passed on when no 20 m input was given.
     """
     resolved: dict[str, str | None] = dict(inputs)
     messages: list[str] = []
+    for key, path in inputs.items():
+        check_regular_input(path, ROLE_NAMES.get(key, key))
+    check_not_input(out, [*inputs.values(), *reads])  # products: their members are what the run reads
     if not any(v and is_product(v) for v in inputs.values()):
         yield resolved, messages
         return
@@ -96,14 +105,33 @@ def product_inputs(inputs: dict[str, str | None], out: str | os.PathLike, takes_
             else:  # msi20: a product's 20 m raster (e.g. a SAFE given there), else its finest
                 fine, coarse = pick_msi(rasters, str(path))
                 chosen[key] = coarse or fine
+        names = {str(work): str(Path(str(out)).parent)}  # hidden work files -> what the user gave
         for key, raster in chosen.items():
             target = work / f"{key}.tif"
             if log:
                 log(f"writing the {ROLE_NAMES.get(key, key)} from {raster.product} ({raster.role})")
             write_geotiff(raster, target)
+            names[str(target)] = str(inputs.get(key) or inputs.get("msi"))
+            check_clear(target, ROLE_NAMES.get(key, key), names[str(target)], raster)
             resolved[key] = str(target)
             messages.append(f"{ROLE_NAMES.get(key, key)}: {raster.summary()}")
-        yield resolved, messages
+        if "msi20" in chosen and not inputs.get("msi20"):  # the product's 20 m bands, not a --msi20 the user gave
+            names[MSI20_ROLE] = f"20 m bands of the {chosen['msi20'].product} product"
+        try:
+            yield resolved, messages
+        except BaseException as exc:
+            name_for_user(exc, names)
+            raise
+
+
+def check_clear(path: Path, role: str, given: str, raster: ProductRaster) -> None:
+    """CsakdError naming the user's product when its raster has no clear pixel (all flagged or nodata)."""
+    try:
+        check_has_valid_pixel(path, role)
+    except CsakdError:
+        raise CsakdError(f"The {role} '{given}' ({raster.product} {raster.role}) has no clear pixel: its quality "
+                         "mask flags every pixel (cloud, shadow, outside the swath) or all are nodata. Choose a "
+                         "clearer acquisition.") from None
 
 
 __all__ = ["pick_hsi", "pick_msi", "product_inputs"]

@@ -17,6 +17,7 @@ import numpy as np
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.products.base import ProductRaster, Reader, find_one
 from csakd_qgis.products.msi_bands import StripCache, band_rows, sensor_centres, shared_grid
+from csakd_qgis.products.sidecar import checked_number
 
 PRODUCT = "Landsat 8/9 C2 L2"
 BANDS = tuple(range(1, 8))  # SR_B1 .. SR_B7 (coastal aerosol .. SWIR 2)
@@ -86,11 +87,10 @@ def _read_mtl(mtl: Path) -> dict[str, dict[str, str]]:
 
 
 def _factor(sr: dict[str, str], key: str, mtl: Path) -> float:
-    try:
-        return float(sr[key])
-    except (KeyError, ValueError):
+    if key not in sr:
         raise CsakdError(f"The {PRODUCT} metadata '{mtl}' has no valid {key} in {SR_GROUP}: the reflectance scale "
-                         "is unknown; download the product again.") from None
+                         "is unknown; download the product again.")
+    return checked_number(sr[key], key, SR_GROUP, mtl, PRODUCT, nonzero="MULT" in key)
 
 
 def _band_file(folder: Path, contents: dict[str, str], key: str, suffix: str) -> Path:

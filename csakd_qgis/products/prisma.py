@@ -23,7 +23,7 @@ from rasterio.crs import CRS
 
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.products.base import ProductRaster, Reader, find_one
-from csakd_qgis.products.sidecar import folder_has, name_matches, product_folder
+from csakd_qgis.products.sidecar import checked_number, folder_has, name_matches, product_folder
 
 NAME = "PRISMA L2D"
 FILE_PATTERNS = ("PRS_L2D_*.HE5",)
@@ -93,7 +93,13 @@ def _detector(f, name: str, he5: Path) -> _Detector:
     det = name.capitalize()
     cw = np.asarray(_attr(f, f"List_Cw_{det}", he5), float).ravel()
     fw = np.asarray(_attr(f, f"List_Fwhm_{det}", he5), float).ravel()
-    lo, hi = (float(_attr(f, f"L2Scale{det}{k}", he5)) for k in ("Min", "Max"))
+    lo, hi = (checked_number(np.asarray(_attr(f, f"L2Scale{det}{k}", he5)).ravel()[0], f"L2Scale{det}{k}",
+                             f"the {name} cube", he5, NAME) for k in ("Min", "Max"))
+    bad = [i for i in range(len(cw)) if not (np.isfinite(cw[i]) and np.isfinite(fw[i]))]
+    if bad:
+        raise CsakdError(f"The {NAME} file '{he5}' gives List_Cw_{det}/List_Fwhm_{det} = {cw[bad[0]]!r}/"
+                         f"{fw[bad[0]]!r} for {name} band {bad[0] + 1} (not finite): the file is damaged or was "
+                         "edited; download the product again.")
     n_bands = _dataset(f, CUBES[name], 3, he5).shape[1]
     if len(cw) != n_bands or len(fw) != n_bands:
         raise CsakdError(f"The {NAME} file '{he5}' lists {len(cw)} {name} centres and {len(fw)} FWHM but its "
@@ -167,7 +173,8 @@ def _pan(f, he5: Path, crs: CRS, hsi_transform: Affine, width: int, height: int,
         return None
     ds = _dataset(f, PAN_CUBE, 2, he5)
     rows, cols = ds.shape
-    lo, hi = (float(_attr(f, f"L2ScalePan{k}", he5)) for k in ("Min", "Max"))
+    lo, hi = (checked_number(np.asarray(_attr(f, f"L2ScalePan{k}", he5)).ravel()[0], f"L2ScalePan{k}",
+                             "the PAN cube", he5, NAME) for k in ("Min", "Max"))
     res = HSI_RES / PAN_FACTOR
     notes = [f"band centre {PAN_CENTRE:g} nm and FWHM {PAN_FWHM:g} nm are approximate (PAN covers ~400-700 nm)"]
     if (rows, cols) != (PAN_FACTOR * height, PAN_FACTOR * width):

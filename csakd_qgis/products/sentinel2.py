@@ -17,6 +17,7 @@ import numpy as np
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.products.base import ProductRaster, Reader, find_one
 from csakd_qgis.products.msi_bands import StripCache, band_rows, sensor_centres, shared_grid, srf_centres
+from csakd_qgis.products.sidecar import WAVELENGTH_NM, checked_number
 from csakd_qgis.spectral.srf import SRF, canonical_band
 
 PRODUCT = "Sentinel-2 L2A"
@@ -58,12 +59,12 @@ def _first(root: ET.Element, name: str, suffix: bool = False) -> ET.Element | No
     return None
 
 
-def _number(el: ET.Element | None, what: str, mtd: Path) -> float:
-    try:
-        return float((el.text or "").strip())  # type: ignore[union-attr]
-    except (AttributeError, ValueError):
+def _number(el: ET.Element | None, what: str, mtd: Path, where: str = "the product", **limits) -> float:
+    """The number in ``el`` (finite, within ``limits``: :func:`sidecar.checked_number`), or one clear error."""
+    if el is None or not (el.text or "").strip():
         raise CsakdError(f"The {PRODUCT} metadata '{mtd}' has no valid {what}: the file is incomplete or not "
-                         "an L2A product; download the product again.") from None
+                         "an L2A product; download the product again.")
+    return checked_number(el.text, what, where, mtd, PRODUCT, **limits)
 
 
 def _baseline(root: ET.Element, mtd: Path) -> tuple[str, int]:
@@ -77,21 +78,27 @@ def _baseline(root: ET.Element, mtd: Path) -> tuple[str, int]:
     return text, int(m.group(1))
 
 
-def _spectral_info(root: ET.Element) -> dict[str, dict]:
-    """physical band name -> {'id', 'central', 'min', 'max', 'srf': (wavelengths, responses) or None}."""
+def _spectral_info(root: ET.Element, mtd: Path) -> dict[str, dict]:
+    """physical band name -> {'id', 'central', 'min', 'max', 'srf': (wavelengths, responses) or None}; every
+    number checked (finite, plausible), a bad one named with its band."""
     out: dict[str, dict] = {}
     for el in root.iter():
         if _local(el.tag) != "Spectral_Information":
             continue
         band = canonical_band(el.get("physicalBand", ""))
-        info: dict = {"id": int(el.get("bandId", el.get("band_id", DEFAULT_BAND_IDS.get(band, -1)))), "srf": None}
+        where = f"band {el.get('physicalBand', '?')}"
+        info: dict = {"id": int(checked_number(el.get("bandId", el.get("band_id", DEFAULT_BAND_IDS.get(band, -1))),
+                                               "bandId", where, mtd, PRODUCT)), "srf": None}
         for key in ("CENTRAL", "MIN", "MAX"):
             sub = _first(el, key)
-            info[key.lower()] = float(sub.text) if sub is not None and sub.text else None
+            info[key.lower()] = (_number(sub, key, mtd, where, lo=WAVELENGTH_NM[0], hi=WAVELENGTH_NM[1])
+                                 if sub is not None and (sub.text or "").strip() else None)
         step, values = _first(el, "STEP"), _first(el, "VALUES")
         if step is not None and values is not None and values.text and info["min"] is not None:
-            resp = np.asarray(values.text.split(), np.float64)
-            info["srf"] = (info["min"] + float(step.text) * np.arange(resp.size), resp)
+            resp = np.asarray([checked_number(v, "VALUES", where, mtd, PRODUCT) for v in values.text.split()],
+                              np.float64)
+            info["srf"] = (info["min"] + _number(step, "STEP", mtd, where, lo=0.0, hi=100.0) * np.arange(resp.size),
+                           resp)
         out[band] = info
     return out
 
@@ -100,7 +107,8 @@ def _offsets(root: ET.Element, major: int, mtd: Path) -> dict[int, float]:
     """band_id -> BOA_ADD_OFFSET (baseline >= 04.00: required; before: none, all 0)."""
     if major < 4:
         return {}
-    out = {int(el.get("band_id", "-1")): _number(el, "BOA_ADD_OFFSET", mtd)
+    out = {int(el.get("band_id", "-1")): _number(el, "BOA_ADD_OFFSET", mtd, f"band_id {el.get('band_id')}",
+                                                 lo=-65536.0, hi=65536.0)
            for el in root.iter() if _local(el.tag) == "BOA_ADD_OFFSET"}
     if not out:
         raise CsakdError(f"The {PRODUCT} metadata '{mtd}' (baseline 04.00 or later) has no BOA_ADD_OFFSET_VALUES_LIST: "
@@ -167,11 +175,12 @@ def read(path: Path, mask_snow: bool = False) -> list[ProductRaster]:
         raise CsakdError(f"The {PRODUCT} metadata '{mtd}' is not readable XML ({exc}): download the product "
                          "again.") from None
     baseline, major = _baseline(root, mtd)
-    quant = _number(_first(root, "BOA_QUANTIFICATION_VALUE", suffix=True), "BOA_QUANTIFICATION_VALUE", mtd)
+    quant = _number(_first(root, "BOA_QUANTIFICATION_VALUE", suffix=True), "BOA_QUANTIFICATION_VALUE", mtd,
+                    lo=0.0, hi=1e9)
     if quant <= 0:
         raise CsakdError(f"The {PRODUCT} metadata '{mtd}' has BOA_QUANTIFICATION_VALUE {quant:g} (must be > 0).")
     offsets = _offsets(root, major, mtd)
-    spectral = _spectral_info(root)
+    spectral = _spectral_info(root, mtd)
     craft = _first(root, "SPACECRAFT_NAME")
     m = _SPACECRAFT.search(craft.text or "") if craft is not None else None
     if m is None:

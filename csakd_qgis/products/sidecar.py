@@ -7,6 +7,7 @@ band rows read from the spectral image, and per-pixel flag layers turned into on
 from __future__ import annotations
 
 import fnmatch
+import math
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Sequence
@@ -70,14 +71,43 @@ def xml_text(root: ET.Element, *paths: str) -> str | None:
     return None
 
 
-def xml_float(el: ET.Element, tag: str, what: str, source: Path, product: str) -> float:
-    """The number in child ``tag`` of ``el``, or one clear error naming the metadata file."""
-    text = el.findtext(tag)
+# plausible ranges of what products state (nm; a gain/scale is never 0)
+WAVELENGTH_NM = (200.0, 3000.0)
+WIDTH_NM = (0.0, 500.0)
+
+
+def checked_number(value: object, name: str, what: str, source: str | Path, product: str,
+                   lo: float | None = None, hi: float | None = None, nonzero: bool = False) -> float:
+    """``value`` as a finite float within (``lo``, ``hi``) (open bounds; non-zero with ``nonzero``), or one
+    clear error naming the number, where it is and the metadata file."""
     try:
-        return float(text)  # type: ignore[arg-type]
+        v = float(str(value).strip()) if not isinstance(value, int | float) else float(value)
     except (TypeError, ValueError):
-        raise CsakdError(f"The {product} metadata file '{source}' has no valid {tag} for {what} "
-                         f"(found {text!r}): the file is damaged or of an unknown version.") from None
+        v = None
+    problem = None
+    if v is None:
+        problem = "not a number"
+    elif not math.isfinite(v):
+        problem = "not finite"
+    elif (lo is not None and v <= lo) or (hi is not None and v >= hi):
+        problem = f"outside {lo:g}..{hi:g}" if lo is not None and hi is not None else (
+            f"not above {lo:g}" if lo is not None else f"not below {hi:g}")
+    elif nonzero and v == 0:
+        problem = "zero"
+    if problem is not None:
+        raise CsakdError(f"The {product} metadata '{source}' gives {name} = {value!r} for {what} ({problem}): the "
+                         "file is damaged or was edited; download the product again.")
+    return v  # type: ignore[return-value]
+
+
+def xml_float(el: ET.Element, tag: str, what: str, source: Path, product: str, lo: float | None = None,
+              hi: float | None = None, nonzero: bool = False) -> float:
+    """The number in child ``tag`` of ``el`` (finite, in range: :func:`checked_number`), or one clear error."""
+    text = el.findtext(tag)
+    if text is None:
+        raise CsakdError(f"The {product} metadata file '{source}' has no {tag} for {what}: the file is damaged or "
+                         "of an unknown version.")
+    return checked_number(text, tag, what, source, product, lo, hi, nonzero)
 
 
 def check_version(name: str, pattern: str, known_majors: Sequence[int], product: str) -> str | None:
@@ -108,8 +138,10 @@ def nodata_value(image: float | None, metadata: str | None, default: float | Non
     """
     try:
         xml_value = float(metadata) if metadata is not None else None
+        if xml_value is not None and not math.isfinite(xml_value):
+            raise ValueError(metadata)
     except ValueError:
-        notes.append(f"the metadata's background value {metadata!r} is not a number: ignored")
+        notes.append(f"the metadata's background value {metadata!r} is not a finite number: ignored")
         xml_value = None
     candidates = [("image nodata", image), ("the metadata's background value", xml_value),
                   ("the product's documented fill value", default)]

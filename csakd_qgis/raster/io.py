@@ -145,6 +145,9 @@ def read_meta(path: str | os.PathLike, role: str = "input raster") -> RasterMeta
         raise CsakdError(f"The {role} is not set: give the path of a raster file.")
     if not os.path.exists(p):
         raise CsakdError(f"The {role} '{p}' does not exist: check the path.")
+    from csakd_qgis.raster.guard import check_regular_input
+
+    check_regular_input(p, role)
     if os.path.isfile(p) and os.path.getsize(p) == 0:
         raise CsakdError(f"The {role} '{p}' is an empty file (0 bytes), not a raster: copy or export it again.")
     try:
@@ -326,10 +329,9 @@ def check_output_path(path: str | os.PathLike, inputs: Sequence[str | os.PathLik
     sweep_stale_temporaries(folder)  # the start of every run into a folder: killed runs' temporaries go
     if p.is_dir():
         raise CsakdError(f"The {role} '{p}' is a folder: give a file name ending in .tif.")
-    for src in inputs:
-        if src and os.path.exists(src) and p.exists() and os.path.samefile(p, src):
-            raise CsakdError(f"The {role} '{p}' is one of the inputs: choose a different file name so "
-                             "the input is not overwritten.")
+    from csakd_qgis.raster.guard import check_not_input
+
+    check_not_input(p, inputs, role)
     return p
 
 

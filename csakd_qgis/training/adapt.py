@@ -28,7 +28,14 @@ from csakd_qgis.training.adapt_pairs import read_pair
 from csakd_qgis.training.config import FitConfig
 from csakd_qgis.training.fit import fit_student
 from csakd_qgis.training.results import FitResult, TrainRunResult
-from csakd_qgis.training.scenes import Scene, attach_bases, make_wald_scenes, reduced_scale_scene, split_scene
+from csakd_qgis.training.scenes import (
+    Scene,
+    attach_bases,
+    check_trainable,
+    make_wald_scenes,
+    reduced_scale_scene,
+    split_scene,
+)
 from csakd_qgis.training.sources.references import read_references
 from csakd_qgis.zoo.outputs import check_model_output, save_model_files
 from csakd_qgis.zoo.registry import ZooCandidate
@@ -109,6 +116,7 @@ def adapt(hsi: str | os.PathLike, msi: str | os.PathLike, out_model: str | os.Pa
     msgs = list(pair.messages)
     msi_info = _msi_info(sensor, pair.msi.shape[0], pair.msi_names, pair.msi_wavelengths)
     scene = reduced_scale_scene(Path(str(hsi)).stem, pair.lr, pair.msi, s)
+    check_trainable(scene, pair.lr.shape)
     known_wl = pair.wavelengths if all(w is not None for w in pair.wavelengths) else [None] * len(pair.wavelengths)
     zoo, lines = _start(cfg, [scene], known_wl, msi_info, s)
     msgs += lines

@@ -6,6 +6,7 @@ reduced-scale scene (:func:`reduced_scale_scene`) whose target is the LR-HSI its
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -76,6 +77,10 @@ def reduced_scale_scene(name: str, lr: np.ndarray, msi: np.ndarray, scale: int) 
     """
 
     s = int(scale)
+    h0, w0 = np.shape(lr)[-2:]
+    if h0 < s or w0 < s:
+        raise CsakdError(f"The LR-HSI ({h0} x {w0} px) is smaller than the scale {s}: too small to train on (it "
+                         f"needs at least {s} x {s} px, and more to hold out a validation strip).")
     lr = crop_to_multiple(np.asarray(lr, np.float32), s)
     h, w = lr.shape[-2:]
     msi = np.asarray(msi, np.float32)
@@ -86,6 +91,19 @@ def reduced_scale_scene(name: str, lr: np.ndarray, msi: np.ndarray, scale: int) 
         raise CsakdError(f"The LR-HSI ({h} x {w} px) is smaller than the scale {s}: too small to train on.")
     msi_lr = wald_degrade(msi[:, : h * s, : w * s], s)
     return Scene(name, lr, wald_degrade(lr, s), msi_lr)
+
+
+def check_trainable(scene: Scene, lr_shape: Sequence[int]) -> None:
+    """CsakdError when a reduced-scale scene of an LR-HSI of ``lr_shape`` is too small to fit its base and hold
+    out a validation strip: the pair is small (not cloudy), and the message says how large it must be."""
+    s, c_m = scene.scale, scene.msi.shape[0]
+    hi, wi = scene.lr.shape[-2:]
+    if max(hi, wi) >= 2 * MIN_SPLIT_LR and hi * wi >= c_m + 2:
+        return
+    need = s * max(2 * MIN_SPLIT_LR, math.ceil(math.sqrt(c_m + 2)))
+    raise CsakdError(f"The pair is too small to adapt a model on: its LR-HSI ({lr_shape[-2]} x {lr_shape[-1]} px) "
+                     f"degraded once more by the scale {s} gives a training input of {hi} x {wi} px; give an LR-HSI "
+                     f"of at least {need} x {need} px (or fuse it with a zoo model or a classical method).")
 
 
 def attach_bases(scenes: Sequence[Scene], method: str | None) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from csakd_qgis.errors import CsakdError
+from csakd_qgis.raster.guard import input_files
 from csakd_qgis.zoo.card import model_paths, read_card, read_safetensors_header, validate_card
 
 MODEL_DIRS_ENV = "CSAKD_MODEL_PATH"  # extra model folders (os.pathsep-separated), searched first
@@ -279,3 +280,14 @@ def zoo_students() -> list[str]:
         if role == "student":
             students.append(name)
     return students
+
+
+def model_input_files(model: object) -> list[Path]:
+    """The files of a model given by name or path (none for a built-in method or an unknown name)."""
+    if not isinstance(model, str | os.PathLike) or not str(model).strip():
+        return []
+    try:
+        card = resolve_model_path(str(model).strip())
+    except CsakdError:
+        return []
+    return input_files(card)

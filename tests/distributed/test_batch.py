@@ -100,7 +100,8 @@ def test_cli_batch_on_a_scheduler(table, tmp_path, capsys, cluster):
 @pytest.mark.parametrize("text, expect", [
     ("hsi,msi\na.tif,b.tif\n", "no out"),
     ("hsi,msi,out,colour\na,b,c.tif,red\n", "unknown column(s) 'colour'"),
-    ("hsi,msi,out\na,b,c.tif\nd,e,c.tif\n", "also the output of row 1"),
+    ("hsi,msi,out\na,b,c.tif\nd,e,c.tif\n", "rows 1 and 2 write the same output"),
+    ("hsi,msi,out\na,b,c.tif\nc.tif,e,f.tif\n", "output '"),
     ("hsi,msi,out,tile\na,b,c.tif,big\n", "row 1: tile must be an integer"),
     ("hsi,msi,out,shift_correct\na,b,c.tif,maybe\n", "must be true or false"),
     ("# only a comment\n", "has no rows"),
