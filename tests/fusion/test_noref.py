@@ -13,6 +13,7 @@ from rasterio.crs import CRS
 from rasterio.transform import from_origin
 from scipy.ndimage import gaussian_filter
 
+from bench.array_fusion import fuse_model_based
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.fusion.noref import (
     consistency_residuals,
@@ -22,7 +23,6 @@ from csakd_qgis.fusion.noref import (
     reduced_resolution_score,
 )
 from csakd_qgis.fusion.observation import PSF, degrade, estimate_observation
-from csakd_qgis.fusion.select import fuse_model_based
 from csakd_qgis.quality.metrics import psnr
 from csakd_qgis.raster.coreg import plan_grid
 from csakd_qgis.raster.io import write_raster
