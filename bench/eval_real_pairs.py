@@ -23,9 +23,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from eval_model_based import DATA, make_pair  # noqa: E402
 
+from bench.array_fusion import fuse_model_based  # noqa: E402
 from csakd_qgis.fusion.noref import noref_indexes, reduced_resolution_score  # noqa: E402
 from csakd_qgis.fusion.observation import estimate_observation  # noqa: E402
-from bench.array_fusion import fuse_model_based  # noqa: E402
 from csakd_qgis.quality.real_pairs import reference_on_msi_geometry, score_both_geometries  # noqa: E402
 
 REAL_PAIRS = ("houston2018_real",)
