@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     import bench_fuse
     import bench_nets
     import bench_runtime
+    import bench_scene
 
     t0 = time.time()
     rc = 0
@@ -35,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     for job in ("fuse", "superresolve"):  # the one raster job through both entry points (SR: bicubic)
         rc |= bench_fuse.main(["--job", job, "--out", str(out / f"{job}.json"), "--device", args.device, *sizes]) or 0
     rc |= bench_runtime.main(["--out", str(out / "runtime.json")] + (["--runs", "2"] if args.quick else [])) or 0
+    rc |= bench_scene.main(["--out", str(out / "scene.json"), *(["--size", "510"] if args.quick else [])]) or 0
     rc |= bench_batch.main(["--out", str(out / "batch.json"), *(["--size", "256"] if args.quick else [])]) or 0
     summary = {"elapsed_s": time.time() - t0, "results": [p.name for p in out.glob("*.json")]}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
