@@ -102,6 +102,16 @@ def _stretch(img: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return np.moveaxis(out, 0, -1)
 
 
+def _page_head(title: str) -> str:
+    """The start of a self-contained report page: doctype, title, style and the heading."""
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #bbb;padding:3px 8px;text-align:right}}
+td:first-child{{text-align:left}}img{{max-width:100%}}</style></head><body>
+<h1>{html.escape(title)}</h1>"""
+
+
 def build_report(ref: np.ndarray, fused: np.ndarray, out_html: str | os.PathLike | None,
                  wavelengths: Sequence[float] | None = None, bicubic: np.ndarray | None = None,
                  scale: float = 1.0, metrics: dict | None = None, metrics_bicubic: dict | None = None,
@@ -201,12 +211,7 @@ def build_report(ref: np.ndarray, fused: np.ndarray, out_html: str | os.PathLike
                         for k, v in (info or {}).items())
     body = "".join(f"<h2>{html.escape(t)}</h2><img alt='{html.escape(t)}' src='data:image/png;base64,{b}'/>"
                    for t, b in figs)
-    doc = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}}
-table{{border-collapse:collapse}}td,th{{border:1px solid #bbb;padding:3px 8px;text-align:right}}
-td:first-child{{text-align:left}}img{{max-width:100%}}</style></head><body>
-<h1>{html.escape(title)}</h1>
+    doc = f"""{_page_head(title)}
 <p>Generated {_dt.datetime.now().isoformat(timespec='seconds')}. Metrics on reflectance: PSNR per band
 (peak = reference band max) averaged; SAM in degrees; ERGAS with scale {scale:g}; SSIM (Gaussian 11x11, sigma 1.5)
 and UIQI (8x8) per band averaged.</p>
@@ -448,12 +453,7 @@ def build_noref_report(result: dict, maps: dict | None, out_html: str | os.PathL
                        title: str = "csakd evaluation without reference") -> Path | str:
     """Self-contained HTML of a no-reference evaluation (:func:`noref_section` in a page); ``out_html=None``
     returns the text."""
-    doc = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}}
-table{{border-collapse:collapse}}td,th{{border:1px solid #bbb;padding:3px 8px;text-align:right}}
-td:first-child{{text-align:left}}img{{max-width:100%}}</style></head><body>
-<h1>{html.escape(title)}</h1>
+    doc = f"""{_page_head(title)}
 <p>Generated {_dt.datetime.now().isoformat(timespec='seconds')}.</p>
 {noref_section(result, maps)}
 </body></html>

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from test_noref import S2, mixed_scene
+from tests.fusion.test_noref import S2, mixed_scene
 
 from csakd_qgis.fusion.observation import PSF, degrade
 from csakd_qgis.quality.metrics import psnr
