@@ -227,7 +227,7 @@ def _reflectance_check(sample: np.ndarray) -> str | None:
     return None
 
 
-def superresolve(hsi: str | os.PathLike, out: str | os.PathLike, model: Any = "bicubic", device: str = "auto",
+def superresolve(hsi: str | os.PathLike, out: str | os.PathLike, model: Any = "bicubic", *, device: str = "auto",
                  tile: int = 256, overlap: int = 32, batch: int = 4, scale: int | None = None,
                  creation_options: dict[str, str] | None = None,
                  progress: Callable[[float, str], None] | None = None, cancel: Callable[[], bool] | None = None,
