@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from csakd_qgis.fusion.observation import ObservationModel, degrade, degrade_pinv, pinv_margin_lr
+from csakd_qgis.raster.resample import repeat_to_hr
 from csakd_qgis.spectral.degrade import check_scale, fill_nan_nearest
 
 LR_BAND_GROUP = 16  # bands per LR-projection step (same result as all at once, less memory traffic)
@@ -97,7 +98,7 @@ def project(x0: np.ndarray, lr: np.ndarray, msi: np.ndarray, model: ObservationM
     if m:
         x = np.ascontiguousarray(x[:, m * s: m * s + h * s, m * s: m * s + w * s])
     x[:, ~(x_ok & msi_ok)] = np.nan
-    bad_lr = np.repeat(np.repeat(~lr_ok, s, axis=0), s, axis=1)
+    bad_lr = repeat_to_hr(~lr_ok, s)
     x[:, bad_lr] = np.nan
     return x
 

@@ -48,7 +48,7 @@ from csakd_qgis.fusion.classical import (
 )
 from csakd_qgis.fusion.methods import is_fusion_method, method_names
 from csakd_qgis.fusion.observation import ObservationModel, estimate_observation, parse_psf
-from csakd_qgis.raster.resample import upsample_bicubic
+from csakd_qgis.raster.resample import repeat_to_hr, upsample_bicubic
 from csakd_qgis.spectral.degrade import check_scale, fill_nan_nearest, gaussian_blur, wald_degrade
 from csakd_qgis.spectral.srf import load_srf, sensor_name
 
@@ -163,7 +163,7 @@ def sharpen_bands(z: np.ndarray, msi: np.ndarray, f: int, params: SharpenParams 
     for _ in range(int(rounds)):
         x += upsample_bicubic(z_f - wald_degrade(x, f), f)
     x[:, ~msi_ok] = np.nan
-    x[np.repeat(np.repeat(~z_ok, f, axis=1), f, axis=2)] = np.nan
+    x[repeat_to_hr(~z_ok, f)] = np.nan
     return x
 
 

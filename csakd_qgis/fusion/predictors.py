@@ -39,6 +39,7 @@ from csakd_qgis.fusion.observation import (
 from csakd_qgis.fusion.runtime import open_runner
 from csakd_qgis.fusion.scene import SceneConfig, SceneModel, apply_scene, learn_scene
 from csakd_qgis.fusion.select import select_method
+from csakd_qgis.raster.resample import repeat_to_hr
 from csakd_qgis.spectral.degrade import fill_nan_nearest
 from csakd_qgis.zoo.card import (
     apply_normalization,
@@ -73,7 +74,7 @@ def nodata_mask(lr: np.ndarray, msi: np.ndarray, scale: int) -> np.ndarray | Non
     msi_bad = ~np.isfinite(msi).all(axis=-3, keepdims=True)
     if not lr_bad.any() and not msi_bad.any():
         return None
-    bad = np.repeat(np.repeat(lr_bad, s, axis=-2), s, axis=-1)
+    bad = repeat_to_hr(lr_bad, s)
     return bad | msi_bad
 
 

@@ -43,7 +43,7 @@ from csakd_qgis.raster.job import (
     check_options,
     raster_layer,
 )
-from csakd_qgis.raster.resample import upsample_bicubic
+from csakd_qgis.raster.resample import repeat_to_hr, upsample_bicubic
 from csakd_qgis.zoo.card import apply_normalization, invert_normalization, read_card, validate_card
 from csakd_qgis.zoo.registry import available_models, resolve_model_path
 
@@ -59,7 +59,7 @@ def lr_nodata_mask(lr: np.ndarray, scale: int) -> np.ndarray | None:
     bad = ~np.isfinite(lr)
     if not bad.any():
         return None
-    return np.repeat(np.repeat(bad, scale, axis=-2), scale, axis=-1)
+    return repeat_to_hr(bad, scale)
 
 
 class SRPredictor:

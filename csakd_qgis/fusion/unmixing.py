@@ -23,7 +23,7 @@ import numpy as np
 
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.fusion.observation import ObservationModel, degrade
-from csakd_qgis.raster.resample import upsample_bicubic
+from csakd_qgis.raster.resample import repeat_to_hr, upsample_bicubic
 from csakd_qgis.spectral.degrade import check_scale, fill_nan_nearest
 
 N_ENDMEMBERS = 20
@@ -139,7 +139,7 @@ def apply_cnmf(lr: np.ndarray, msi: np.ndarray, model: ObservationModel, params:
     m = _pixels(msi - model.spectral.offset.astype(np.float32)[:, None, None])
     a_hr = _update_a(m, np.clip(model.spectral.R, 0.0, None) @ e, a_hr, iters, params.delta)
     out = (e @ a_hr).astype(np.float32).reshape(e.shape[0], h * s, w * s)
-    bad = ~np.isfinite(msi).all(0) | np.repeat(np.repeat(~np.isfinite(lr).all(0), s, 0), s, 1)
+    bad = ~np.isfinite(msi).all(0) | repeat_to_hr(~np.isfinite(lr).all(0), s)
     out[:, bad] = np.nan
     return out
 

@@ -38,6 +38,11 @@ def _upsample_axis(x: np.ndarray, s: int, axis: int) -> np.ndarray:
     return np.moveaxis(out, -1, axis)
 
 
+def repeat_to_hr(a: np.ndarray, s: int) -> np.ndarray:
+    """``a`` with each pixel of its last two axes repeated s x s: an LR-grid mask (or label) on the HR grid."""
+    return np.repeat(np.repeat(a, s, axis=-2), s, axis=-1)
+
+
 def upsample_bicubic(lr: np.ndarray, s: int) -> np.ndarray:
     """Bicubic (Keys, a = -0.5) upsampling of (C, h, w) or (h, w) by the integer scale s (LR/HR pixel grid).
 
@@ -53,6 +58,6 @@ def upsample_bicubic(lr: np.ndarray, s: int) -> np.ndarray:
     x = np.nan_to_num(x, nan=0.0)  # all-NaN bands: masked below
     out = _upsample_axis(_upsample_axis(x, s, -1), s, -2)
     if not valid.all():
-        bad = np.repeat(np.repeat(~valid, s, axis=-2), s, axis=-1)
+        bad = repeat_to_hr(~valid, s)
         out[bad] = np.nan
     return out
