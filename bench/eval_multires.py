@@ -52,6 +52,7 @@ from csakd_qgis.fusion.multires import (  # noqa: E402
     upsampled_bands,
 )
 from csakd_qgis.fusion.observation import estimate_observation  # noqa: E402
+from csakd_qgis.fusion.scene import fuse_scene  # noqa: E402
 from csakd_qgis.quality.metrics import compute_metrics  # noqa: E402
 from csakd_qgis.raster.io import read_reflectance, write_raster  # noqa: E402
 from csakd_qgis.raster.resample import upsample_bicubic  # noqa: E402
@@ -94,7 +95,7 @@ def fuse_variant(method: str, variant: str, lr, msi, z, s, z_hr=None):
         out = fuse_per_resolution(lr, msi, z, s, F20)
         if method == "glp":
             return out
-        return run_candidate(method, lr, msi, s, estimate_observation(lr, msi, s), base_out=out)
+        return run_candidate("glp+cy" if method == "scene" else method, lr, msi, s, estimate_observation(lr, msi, s), base_out=out)
     m = msi
     if variant == "oracle":
         m = np.concatenate([msi, z_hr], axis=0)
@@ -108,6 +109,8 @@ def fuse_variant(method: str, variant: str, lr, msi, z, s, z_hr=None):
         return fuse_classical(lr, m, s, "glp")
     obs = (estimate_observation(lr, m, s) if variant in ("10m", "a0")
            else multires_observation(lr, m, s, msi.shape[0]))
+    if method == "scene":  # the per-scene learner sees every MSI band, the sharpened 20 m ones included
+        return fuse_scene(lr, m, s, obs)[0]
     return run_candidate(method, lr, m, s, obs)
 
 
