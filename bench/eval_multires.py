@@ -39,17 +39,14 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from eval_model_based import DEV_SCENES, SCENES, load_scene  # noqa: E402
 
+from bench.multires_variants import fuse_per_resolution, sharpen_bands_levels, stack_bands, upsampled_bands  # noqa: E402
 from csakd_qgis.fusion.classical import fuse_classical  # noqa: E402
 from csakd_qgis.fusion.fuse import fuse  # noqa: E402
 from csakd_qgis.fusion.model_based import run_candidate  # noqa: E402
 from csakd_qgis.fusion.multires import (  # noqa: E402
     S2_20M_BANDS,
-    fuse_per_resolution,
     multires_observation,
     sharpen_bands,
-    sharpen_bands_levels,
-    stack_bands,
-    upsampled_bands,
 )
 from csakd_qgis.fusion.observation import estimate_observation  # noqa: E402
 from csakd_qgis.fusion.scene import fuse_scene  # noqa: E402

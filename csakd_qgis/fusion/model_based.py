@@ -54,12 +54,6 @@ def base_key(method: str) -> str:
     return base + ("@model" if suf or base == "cnmf" else "")
 
 
-def needs_model(method: str) -> bool:
-    """Whether the method uses the observation model (PSF/SRF)."""
-    base, suf = split_method(method)
-    return bool(suf) or base == "cnmf"
-
-
 def fit_base(base: str, lr: np.ndarray, msi: np.ndarray, s: int, obs: ObservationModel | None,
              seed: int = 0) -> Any:
     """Per-scene parameters of a base method (classical coefficients or CNMF endmembers), fitted on (a sample of)
@@ -118,4 +112,4 @@ def run_candidate(method: str, lr: np.ndarray, msi: np.ndarray, s: int, obs: Obs
     return project(x0, lr, msi, obs, use_msi=suf == "+c")
 
 
-__all__ = ["BASES", "apply_base", "base_key", "base_margin_lr", "fit_base", "is_model_based", "needs_model", "run_base", "run_candidate", "split_method"]
+__all__ = ["BASES", "apply_base", "base_key", "base_margin_lr", "fit_base", "is_model_based", "run_base", "run_candidate", "split_method"]

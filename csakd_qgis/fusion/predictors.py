@@ -271,30 +271,6 @@ class NetworkPredictor(Predictor):
         return apply_mask(out, mask)
 
 
-class CallablePredictor(Predictor):
-    """Wrap any ``f(lr, msi) -> hr`` batch function (e.g. a torch module in tests) as a predictor."""
-
-    def __init__(self, fn, scale: int, hsi_bands: int, msi_bands: int, name: str = "callable",
-                 halo_lr: int = 0, fill: bool = True) -> None:
-        self.fn, self.name = fn, name
-        self.scale, self.hsi_bands, self.msi_bands = int(scale), int(hsi_bands), int(msi_bands)
-        self.halo_lr, self.fill = int(halo_lr), fill
-        self.device_used, self.network_seconds, self.messages = "cpu", 0.0, []
-
-    def predict(self, lr: np.ndarray, msi: np.ndarray) -> np.ndarray:
-        """Fill nodata, call the function, mask nodata."""
-        self._check(lr, msi)
-        mask = nodata_mask(lr, msi, self.scale)
-        if self.fill and mask is not None:
-            lr = np.stack([fill_nodata(x) for x in lr])
-            msi = np.stack([fill_nodata(x) for x in msi])
-        t0 = time.perf_counter()
-        out = np.asarray(self.fn(lr, msi), np.float32)
-        self.network_seconds += time.perf_counter() - t0
-        return apply_mask(out.copy() if mask is not None else out, mask)
-
-
-
 class ModelBasedPredictor(Predictor):
     """Model-based fusion (``glp+c``, ``gsa+c``, ``glp+cy``, ``cnmf``, ``cnmf+c``, ``auto``, ...): the observation model,
     the method choice (``auto``) and the base parameters are fitted once on the scene sample; each window gets the
@@ -470,7 +446,7 @@ def make_predictor(model: str | os.PathLike | Predictor, *, scale: int, hsi_band
     return pred_t
 
 
-__all__ = ["CallablePredictor", "ClassicalPredictor", "ModelBasedPredictor", "Predictor", "NetworkPredictor",
+__all__ = ["ClassicalPredictor", "ModelBasedPredictor", "Predictor", "NetworkPredictor",
            "ScenePredictor",
            "all_finite", "apply_mask", "fill_nodata", "make_predictor",
            "nodata_mask"]

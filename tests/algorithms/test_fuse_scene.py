@@ -7,7 +7,6 @@ import json
 
 import pytest
 import rasterio
-
 from _helpers_raster import write_pair
 from qgis_helpers import run_json
 

@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 import pytest
+from _helpers_predictors import CallablePredictor
 from _helpers_raster import (
     MSI_SPEC,
     enmap_reference,
@@ -22,7 +23,7 @@ from rasterio.crs import CRS
 
 from csakd_qgis.errors import CancelledError, CsakdError
 from csakd_qgis.fusion.fuse import fuse
-from csakd_qgis.fusion.predictors import CallablePredictor, make_predictor
+from csakd_qgis.fusion.predictors import make_predictor
 from csakd_qgis.zoo.registry import resolve_model_path
 
 
@@ -425,7 +426,7 @@ def test_csa_tiled_vs_whole_psnr_at_default_tile(model, tmp_path):
     from affine import Affine
     from scipy.ndimage import zoom
 
-    from csakd_qgis.fusion.predictors import _base_method
+    from csakd_qgis.zoo.card import base_method_of
     from csakd_qgis.nets.csakd import build_model, preset_configs
     from csakd_qgis.quality.metrics import psnr
     from csakd_qgis.spectral.band_grids import enmap_grid
@@ -457,7 +458,7 @@ def test_csa_tiled_vs_whole_psnr_at_default_tile(model, tmp_path):
     card = read_card(model)
     residual = str(card.get("residual", card.get("config", {}).get("residual", "none")))
     if residual == "base":  # a classical base (zoo models): the head is what the net adds to it
-        fuse(p["hsi"], p["msi"], tmp_path / "base.tif", model=_base_method(card), tile=1024)
+        fuse(p["hsi"], p["msi"], tmp_path / "base.tif", model=base_method_of(card), tile=1024)
         res_img = read_all(tmp_path / "base.tif")[0]
     elif residual in ("bilinear", "bicubic"):
         res_img = torch.nn.functional.interpolate(torch.from_numpy(p["lr"][None]), scale_factor=s, mode=residual,

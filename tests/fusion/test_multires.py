@@ -10,20 +10,18 @@ from _helpers_cli import run_cli
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
+from bench.multires_variants import fuse_per_resolution, sharpen_bands_levels, stack_bands
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.fusion.classical import fuse_classical
 from csakd_qgis.fusion.fuse import fuse
 from csakd_qgis.fusion.multires import (
     check_multires_model,
-    fuse_per_resolution,
     local_gains,
     multires_observation,
     multires_srf,
     sharpen_bands,
-    sharpen_bands_levels,
     sharpen_margin,
     sharpen_params,
-    stack_bands,
 )
 from csakd_qgis.quality.metrics import compute_metrics
 from csakd_qgis.raster.io import read_meta, read_reflectance, write_raster

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _helpers_predictors import CallablePredictor
 from conftest import synthetic_reference
 
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.fusion.classical import fuse_classical
 from csakd_qgis.fusion.predictors import (
-    CallablePredictor,
     ClassicalPredictor,
     all_finite,
     apply_mask,

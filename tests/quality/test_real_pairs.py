@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-from tests.fusion.test_noref import S2, mixed_scene
 
 from csakd_qgis.fusion.observation import PSF, degrade
 from csakd_qgis.quality.metrics import psnr
 from csakd_qgis.quality.real_pairs import reference_on_msi_geometry, score_both_geometries
 from csakd_qgis.spectral.degrade import shift_image, synthesize_msi
 from csakd_qgis.spectral.srf import load_srf, srf_matrix
+from tests.fusion.test_noref import S2, mixed_scene
 
 
 def test_reference_moved_onto_the_msi_geometry():
