@@ -103,10 +103,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {key:28s} wall {r['wall_s']:6.1f} s  user {r['user_s']:6.1f}  sys {r['sys_s']:5.1f}  "
               f"({r['cores']:.2f} cores)  write-only {r['write_only_s']:5.1f} s  wall/write {r['wall_over_write_only']:.2f}"
               f"  peak {r['peak_rss_mb']:.0f} MB")
+    print(f"  load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (other processes share them)")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps({"size": args.size, "bands": args.bands, "scale": args.scale,
-                                              "dtype": args.dtype, "runs": args.runs, "results": rows}, indent=2))
+                                              "dtype": args.dtype, "runs": args.runs, "results": rows,
+                                              "load_avg_1min_after": os.getloadavg()[0]}, indent=2))
     return 0
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 import tempfile
@@ -91,12 +92,13 @@ def main(argv: list[str] | None = None) -> int:
         rows[s] = {"wall_s": wall, "cpu_s": cpu, "cores": cpu / wall, "bytes": runs[s][-1]["bytes"],
                    "speedup_vs_1": float(np.median([r["wall_s"] for r in runs["1"]])) / wall}
     result = {"size": args.size, "bands": args.bands, "dtype": args.dtype, "runs": args.runs,
-              "raw_bytes": int(array.nbytes), "settings": rows, "identical_to_1_thread": identical}
+              "raw_bytes": int(array.nbytes), "settings": rows, "identical_to_1_thread": identical,
+              "load_avg_1min_after": os.getloadavg()[0], "cpus": os.cpu_count()}
     print(f"write-only, {args.bands} x {args.size}^2 {args.dtype} (raw {array.nbytes / 1e6:.0f} MB):")
     for s, r in rows.items():
         print(f"  NUM_THREADS={s:9s} wall {r['wall_s']:6.2f} s  cpu {r['cpu_s']:6.2f} s  ({r['cores']:.2f} cores)  "
               f"x{r['speedup_vs_1']:.2f}  {r['bytes'] / 1e6:.0f} MB")
-    print(f"  same pixels as NUM_THREADS=1: {identical}")
+    print(f"  same pixels as NUM_THREADS=1: {identical}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(result, indent=2))
