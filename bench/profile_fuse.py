@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--sort", default="tottime", help="pstats sort key (tottime, cumulative)")
     parser.add_argument("--no-profile", action="store_true", help="rusage and phase timings only")
+    parser.add_argument("--out", default=None, help="keep the fused GeoTIFF here (default: a temporary, removed)")
+    parser.add_argument("--tile", type=int, default=256)
     args = parser.parse_args(argv)
     from csakd_qgis.fusion.fuse import fuse
 
@@ -38,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         if prof is not None:
             prof.enable()
-        result = fuse(args.hsi, args.msi, Path(tmp) / "out.tif", model=args.model)
+        result = fuse(args.hsi, args.msi, args.out or Path(tmp) / "out.tif", model=args.model, tile=args.tile)
         if prof is not None:
             prof.disable()
         wall = time.perf_counter() - t0
