@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
           f"major faults {r1.ru_majflt - r0.ru_majflt}, peak RSS {r1.ru_maxrss / 1024:.0f} MB")
     print("phases: " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(result.timings.items())
                                  if isinstance(v, float)))
+    obs = (getattr(result, "observation", None) or {}).get("observation", {})
+    if obs:
+        print("observation: " + ", ".join(f"{k} {v}" for k, v in obs.items() if not isinstance(v, (list, dict))))
     if prof is not None:
         s = io.StringIO()
         pstats.Stats(prof, stream=s).sort_stats(args.sort).print_stats(args.top)
