@@ -103,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {key:28s} wall {r['wall_s']:6.1f} s  user {r['user_s']:6.1f}  sys {r['sys_s']:5.1f}  "
               f"({r['cores']:.2f} cores)  write-only {r['write_only_s']:5.1f} s  wall/write {r['wall_over_write_only']:.2f}"
               f"  peak {r['peak_rss_mb']:.0f} MB")
+    for th in args.threads:  # the model-based default against GLP, same compression threads
+        glp, cy = rows.get(f"glp NUM_THREADS={th}"), rows.get(f"glp+cy NUM_THREADS={th}")
+        if glp and cy:
+            print(f"  glp+cy / glp wall (NUM_THREADS={th}): {cy['wall_s'] / glp['wall_s']:.2f}")
     print(f"  load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (other processes share them)")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
