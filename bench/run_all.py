@@ -1,4 +1,5 @@
-"""`make bench`: run every benchmark (network speed/memory, torch vs ONNX Runtime, raster engine throughput).
+"""`make bench`: run every benchmark (network speed/memory, torch vs ONNX Runtime, raster engine throughput,
+fuse wall against the write-only time of its output).
 
 Benchmarks are not tests: they print tables and write JSON under --out for the closing notes and README.
 """
@@ -24,9 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     import bench_batch
     import bench_fuse
+    import bench_io_limit
     import bench_nets
     import bench_runtime
     import bench_scene
+    import bench_write
 
     t0 = time.time()
     rc = 0
@@ -35,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     rc |= bench_nets.main(nets_args) or 0
     for job in ("fuse", "superresolve"):  # the one raster job through both entry points (SR: bicubic)
         rc |= bench_fuse.main(["--job", job, "--out", str(out / f"{job}.json"), "--device", args.device, *sizes]) or 0
+    io_size = ["--size", "258"] if args.quick else []  # the I/O limit: fuse wall vs writing its output
+    rc |= bench_write.main(["--out", str(out / "write.json"), *(["--size", "256"] if args.quick else [])]) or 0
+    rc |= bench_io_limit.main(["--out", str(out / "io_limit.json"), "--models", "glp", "glp+cy", *io_size]) or 0
     rc |= bench_runtime.main(["--out", str(out / "runtime.json")] + (["--runs", "2"] if args.quick else [])) or 0
     rc |= bench_scene.main(["--out", str(out / "scene.json"), *(["--size", "510"] if args.quick else [])]) or 0
     rc |= bench_batch.main(["--out", str(out / "batch.json"), *(["--size", "256"] if args.quick else [])]) or 0

@@ -25,7 +25,7 @@ from csakd_qgis.fusion.multires import uses_msi20
 from csakd_qgis.fusion.runtime import RUNTIME_CHOICES
 from csakd_qgis.nets.device import PRECISIONS
 from csakd_qgis.products.inputs import product_inputs
-from csakd_qgis.raster.io import parse_creation_options
+from csakd_qgis.raster.io import OUTPUT_DTYPES, parse_creation_options
 
 DEVICES = ["auto", "cpu", "cuda"]
 RUNTIMES = list(RUNTIME_CHOICES)
@@ -50,7 +50,7 @@ class FusionBase(CsakdAlgorithm):
     TILE, OVERLAP, BATCH, DEVICE, SHIFT_CORRECT, CREATION_OPTIONS = (
         "TILE", "OVERLAP", "BATCH", "DEVICE", "SHIFT_CORRECT", "CREATION_OPTIONS")
     RUNTIME, PRECISION = "RUNTIME", "PRECISION"
-    PSF, SRF = "PSF", "SRF"
+    PSF, SRF, DTYPE = "PSF", "SRF", "DTYPE"
     NEEDS_MSI = True
 
     def add_inputs(self) -> None:
@@ -114,6 +114,10 @@ class FusionBase(CsakdAlgorithm):
             advanced.append(QgsProcessingParameterString(
                 self.SRF, self.tr("MSI spectral response for model-based methods: auto, auto:SENSOR, SENSOR "
                                   "(e.g. S2A:B2,B3,B4,B8) or an SRF CSV file"), defaultValue="auto", optional=True))
+            advanced.append(QgsProcessingParameterEnum(
+                self.DTYPE, self.tr("Output data type (int16/uint16: reflectance x 10000 with a scale of 1e-4, "
+                                    "half the bytes)"), options=list(OUTPUT_DTYPES), defaultValue="float32",
+                usesStaticStrings=True))
         advanced.append(QgsProcessingParameterString(
             self.CREATION_OPTIONS, self.tr("GDAL creation options (e.g. COMPRESS=LZW)"), defaultValue="",
             optional=True))
@@ -195,6 +199,7 @@ class FusionBase(CsakdAlgorithm):
             kwargs["model_options"] = {
                 "psf": self.parameterAsString(parameters, self.PSF, context) or "auto",
                 "srf": self.parameterAsString(parameters, self.SRF, context) or "auto"}
+            kwargs["dtype"] = self.enum_string(parameters, self.DTYPE, context)
             if parameters.get(self.MSI20):
                 kwargs["msi20"] = self.layer_path(self, parameters, self.MSI20, context, "MSI bands at 20 m")
         progress, cancel = self.progress_bridge(feedback)

@@ -21,6 +21,7 @@ from csakd_qgis.cli.common import (
 from csakd_qgis.fusion.fuse import fuse
 from csakd_qgis.fusion.methods import DEFAULT_METHOD, methods_help
 from csakd_qgis.fusion.multires import uses_msi20
+from csakd_qgis.raster.io import OUTPUT_DTYPES
 
 log = logging.getLogger("csakd")
 
@@ -59,6 +60,10 @@ def add_fuse_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--shift-correct", action="store_true",
                    help="remove the estimated sub-pixel HSI/MSI shift before fusing (always estimated and "
                         "reported)")
+    p.add_argument("--dtype", default="float32", choices=OUTPUT_DTYPES,
+                   help="output data type: float32, or int16/uint16 storing reflectance x 10000 with a scale of "
+                        "1e-4 (nodata -32768 / 65535; half the bytes; uint16 clips negative values to 0) "
+                        "(default: %(default)s)")
     add_cluster_arguments(p, blocks=True)
     p.set_defaults(func=run_fuse)
     return p
@@ -72,7 +77,7 @@ def run_fuse(args: argparse.Namespace, progress: Callable[[float, str], None] | 
                    device=args.device, tile=args.tile, overlap=args.overlap, batch=args.batch,
                    shift_correct=args.shift_correct, creation_options=creation_options(args.co),
                    threads=args.threads, precision=args.precision, runtime=args.runtime,
-                   model_options={"psf": args.psf, "srf": args.srf})
+                   model_options={"psf": args.psf, "srf": args.srf}, dtype=args.dtype)
 
 
 __all__ = ["add_fuse_parser", "run_fuse"]

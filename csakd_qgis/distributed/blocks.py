@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 from csakd_qgis.distributed.cluster import DaskExecutor, SerialExecutor, executor, task_key, task_options
 from csakd_qgis.errors import CancelledError, CsakdError, name_for_user
-from csakd_qgis.raster.io import atomic_output, check_output_path, default_creation_options
+from csakd_qgis.raster.io import OUTPUT_DTYPES, atomic_output, check_output_path, default_creation_options
 from csakd_qgis.raster.job import EmptyPart, RasterJobResult
 from csakd_qgis.temporaries import WorkFolder
 
@@ -56,7 +56,7 @@ def _gdal_check(value: Any, what: str) -> Any:
 
 
 def _output_options(layout: str, count: int, width: int, height: int,
-                    creation_options: Mapping[str, str] | None) -> tuple[str, list[str]]:
+                    creation_options: Mapping[str, str] | None, dtype: str = "float32") -> tuple[str, list[str]]:
     """GDAL driver and creation options of the assembled output (the engine's defaults, COG spelling for COG).
 
     COG: single-threaded (GDAL 3.6 multi-threaded COG writing of many-band pixel-interleaved tiles reports
@@ -64,7 +64,7 @@ def _output_options(layout: str, count: int, width: int, height: int,
     """
     from osgeo import gdal
 
-    co = default_creation_options(count, width, height)
+    co = default_creation_options(count, width, height, dtype)
     if layout == "cog":
         cog = {"COMPRESS": co["COMPRESS"], "PREDICTOR": "YES", "BLOCKSIZE": co["BLOCKXSIZE"],
                "BIGTIFF": co["BIGTIFF"]}
@@ -94,7 +94,11 @@ def assemble(blocks: list[str], out: str | os.PathLike, layout: str = "gtiff",
         dst.SetMetadata(src.GetMetadata())
         if src.GetNoDataValue() is not None:
             dst.SetNoDataValue(src.GetNoDataValue())
-    driver, co = _output_options(layout, vrt.RasterCount, vrt.RasterXSize, vrt.RasterYSize, creation_options)
+        dst.SetScale(src.GetScale() if src.GetScale() is not None else 1.0)  # int16/uint16 outputs: 1e-4
+        dst.SetOffset(src.GetOffset() if src.GetOffset() is not None else 0.0)
+    dtype = gdal.GetDataTypeName(first.GetRasterBand(1).DataType).lower()
+    driver, co = _output_options(layout, vrt.RasterCount, vrt.RasterXSize, vrt.RasterYSize, creation_options,
+                                 dtype if dtype in OUTPUT_DTYPES else "float32")
     first = None
     vrt.FlushCache()
     out_path = Path(str(out))

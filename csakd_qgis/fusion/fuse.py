@@ -126,7 +126,8 @@ def fuse(hsi: str | os.PathLike, msi: str | os.PathLike, out: str | os.PathLike,
          threads: int | None = None, precision: str = "fp32", edge: str = "shift",
          group_width: int | None = None, runtime: str = "auto",
          part: tuple[int, int] | None = None, model_options: dict[str, Any] | None = None,
-         msi20: str | os.PathLike | None = None, tags: dict[str, str] | None = None) -> FuseResult:
+         msi20: str | os.PathLike | None = None, tags: dict[str, str] | None = None,
+         dtype: str = "float32") -> FuseResult:
     """Fuse ``hsi`` (LR hyperspectral) and ``msi`` (HR multispectral) into ``out`` (GeoTIFF on the MSI grid).
 
     ``model``: a fusion method of :mod:`fusion.methods` (default ``DEFAULT_METHOD``), a zoo model name, a
@@ -140,11 +141,12 @@ def fuse(hsi: str | os.PathLike, msi: str | os.PathLike, out: str | os.PathLike,
     ``msi20``: an MSI raster at an integer multiple (2) of the MSI pixel size (Sentinel-2's 20 m bands), whose
     bands are sharpened to the MSI grid and fused as more MSI bands (:mod:`fusion.msi20`; fusion methods only).
     ``tags``: more dataset tags of the output (e.g. what a batch made it from), written when it is complete.
+    ``dtype``: float32, or int16/uint16 (reflectance x 10000 with a scale of 1e-4; :mod:`raster.io`).
     """
     t_start = time.perf_counter()
     inputs = [str(hsi), str(msi)] + ([str(msi20)] if msi20 is not None else [])
     out_path = check_output_path(out, inputs, role="fused output")
-    opts = check_options(tile, overlap, batch, threads, edge, group_width, creation_options, part=part)
+    opts = check_options(tile, overlap, batch, threads, edge, group_width, creation_options, part=part, dtype=dtype)
     prog = Progress(progress, cancel)
     prog.report(0.0, "co-registering")
     grid = plan_grid(hsi, msi)

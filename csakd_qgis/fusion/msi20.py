@@ -141,7 +141,8 @@ def sharpen_msi20(grid: FusionGrid, plan: Msi20Plan, out: str | os.PathLike, opt
     predictor = Msi20Sharpener(f, n_z, len(grid.msi_bands))
     transform = m.transform * Affine.translation(plan.col0, plan.row0) * Affine.scale(1.0 / f)
     job = TiledRasterJob(out, OutputSpec(plan.cols * f, plan.rows * f, grid.crs, transform, n_z, range(n_z),
-                                         m.wavelengths, m.fwhm), f, opts, prog)
+                                         m.wavelengths, m.fwhm), f, dataclasses.replace(opts, dtype="float32"),
+                         prog)  # an intermediate: full precision whatever the output's data type
     with rasterio.open(m.path) as zds, rasterio.open(grid.msi.path) as mds, job:
         zl = raster_layer(zds, m, range(n_z), 1)
         ml = raster_layer(mds, grid.msi, grid.msi_bands, f)

@@ -33,6 +33,9 @@ from csakd_qgis.temporaries import (
 log = logging.getLogger("csakd")
 
 OUTPUT_NODATA = -9999.0
+OUTPUT_DTYPES = ("float32", "int16", "uint16")
+REFLECTANCE_SCALE = 1e-4  # integer outputs store round(reflectance / scale), as EnMAP L2A delivers
+INTEGER_NODATA = {"int16": -32768, "uint16": 65535}
 SUPPORTED_OUTPUT_EXTENSIONS = (".tif", ".tiff")
 _DESC_WAVELENGTH = re.compile(r"\(\s*([0-9]+(?:\.[0-9]*)?)\s*(nm|nanometers?|um|µm|micrometers?)\s*\)", re.I)
 _UNIT_FACTORS = {"nanometers": 1.0, "nanometer": 1.0, "nm": 1.0, "micrometers": 1000.0, "micrometer": 1000.0,
@@ -385,18 +388,44 @@ def zstd_available() -> bool:
             pass
 
 
-def default_creation_options(n_bands: int, width: int, height: int) -> dict[str, str]:
-    """Tiled float GeoTIFF, compressed on all cores; BIGTIFF when the raw size nears 4 GB.
+def default_creation_options(n_bands: int, width: int, height: int, dtype: str = "float32") -> dict[str, str]:
+    """Tiled GeoTIFF, compressed on all cores; BIGTIFF when the raw size nears 4 GB.
 
-    Compression: ZSTD level 1 with the floating-point predictor (~3x faster than DEFLATE level 6 for
-    about the same size; read by GDAL >= 2.3, so QGIS >= 3.4), DEFLATE level 6 where this GDAL lacks ZSTD.
-    Pass e.g. ``COMPRESS=DEFLATE`` (or ``--co``) for readers without ZSTD support.
+    Compression: ZSTD level 1 with the floating-point predictor (horizontal differencing for the integer
+    ``dtype`` outputs; ~3x faster than DEFLATE level 6 for about the same size; read by GDAL >= 2.3, so
+    QGIS >= 3.4), DEFLATE level 6 where this GDAL lacks ZSTD. Pass e.g. ``COMPRESS=DEFLATE`` (or ``--co``)
+    for readers without ZSTD support.
     """
-    raw = n_bands * width * height * 4
+    raw = n_bands * width * height * np.dtype(dtype).itemsize
     comp = {"COMPRESS": "ZSTD", "ZSTD_LEVEL": "1"} if zstd_available() else {"COMPRESS": "DEFLATE"}
     return {"TILED": "YES", "BLOCKXSIZE": "256", "BLOCKYSIZE": "256", **comp,
-            "PREDICTOR": "3", "INTERLEAVE": "PIXEL" if n_bands <= 8 else "BAND",
+            "PREDICTOR": "3" if dtype == "float32" else "2", "INTERLEAVE": "PIXEL" if n_bands <= 8 else "BAND",
             "BIGTIFF": "YES" if raw > 3.5e9 else "IF_SAFER", "NUM_THREADS": "ALL_CPUS"}
+
+
+def check_output_dtype(dtype: str | None) -> str:
+    """The output data type name (float32 when None); CsakdError for anything but float32, int16, uint16."""
+    name = str(dtype or "float32").strip().lower()
+    if name not in OUTPUT_DTYPES:
+        raise CsakdError(f"Output data type '{dtype}' is not supported: give one of {', '.join(OUTPUT_DTYPES)} "
+                         "(int16/uint16 store reflectance x 10000 with a scale of 1e-4).")
+    return name
+
+
+def encode_reflectance(block: np.ndarray, dtype: str) -> tuple[np.ndarray, bool]:
+    """A float reflectance block as stored in a ``dtype`` output (integers: round(x * 10000), clipped to the
+    type's range less the nodata value; NaN/inf -> nodata) and whether it held any finite value."""
+    nodata = INTEGER_NODATA[dtype]
+    info = np.iinfo(dtype)
+    lo, hi = (info.min + 1, info.max) if nodata == info.min else (info.min, info.max - 1)
+    out = np.empty(block.shape, dtype)
+    any_valid = False
+    for i, plane in enumerate(block.reshape(-1, *block.shape[-2:])):  # band by band: one-plane temporaries
+        finite = np.isfinite(plane)
+        any_valid = any_valid or bool(finite.any())
+        scaled = np.rint(np.clip(np.where(finite, plane, 0.0) * (1.0 / REFLECTANCE_SCALE), lo, hi))
+        out.reshape(-1, *block.shape[-2:])[i] = np.where(finite, scaled, nodata)
+    return out, any_valid
 
 
 def parse_creation_options(text: str | None) -> dict[str, str]:
@@ -594,7 +623,8 @@ class GeoTiffWriter:
     the temporary file is removed and an existing file at the output path is kept. ``require_valid``: the
     error message raised at the end when no valid (finite) value was written. ``commit=False`` leaves the
     finished temporary in :attr:`pending` (an :class:`AtomicOutput`) for the caller to commit or discard,
-    so several outputs can be committed together.
+    so several outputs can be committed together. ``dtype`` int16/uint16 stores reflectance x 10000 with a
+    band scale of 1e-4 (offset 0) and the type's nodata (-32768 / 65535), which readers apply.
     """
 
     def __init__(self, path: str | os.PathLike, width: int, height: int, count: int, crs, transform,
@@ -603,13 +633,16 @@ class GeoTiffWriter:
                  nodata: float = OUTPUT_NODATA, creation_options: dict[str, str] | None = None,
                  tags: dict[str, str] | None = None, bbl: Sequence[int] | None = None,
                  descriptions: Sequence[str | None] | None = None, role: str = "output raster",
-                 require_valid: str | None = None, commit: bool = True) -> None:
+                 require_valid: str | None = None, commit: bool = True, dtype: str = "float32") -> None:
         self.path = Path(str(path))
         self.width, self.height, self.count = width, height, count
+        self.dtype = check_output_dtype(dtype)
+        if self.dtype != "float32":
+            nodata = INTEGER_NODATA[self.dtype]
         self.crs, self.transform, self.nodata = crs, transform, nodata
         self.wavelengths = list(wavelengths) if wavelengths is not None else [None] * count
         self.fwhm = list(fwhm) if fwhm is not None else [None] * count
-        self.options = default_creation_options(count, width, height)
+        self.options = default_creation_options(count, width, height, self.dtype)
         self.options.update(creation_options or {})
         self.tags = tags or {}
         self.bbl = list(bbl) if bbl is not None else None
@@ -631,7 +664,7 @@ class GeoTiffWriter:
         try:
             with self._trap:
                 self._ds = rasterio.open(self._out.tmp, "w", driver="GTiff", width=self.width,
-                                         height=self.height, count=self.count, dtype="float32", crs=self.crs,
+                                         height=self.height, count=self.count, dtype=self.dtype, crs=self.crs,
                                          transform=self.transform, nodata=self.nodata, **self.options)
             self._trap.check(self.path, self.role)
         except BaseException as exc:
@@ -656,7 +689,10 @@ class GeoTiffWriter:
         by band, without a copy.
         """
         block = np.asarray(block)
-        if block.dtype != np.float32 or not np.isfinite(np.add.reduce(block, axis=None)):
+        if self.dtype != "float32":
+            block, valid = encode_reflectance(block, self.dtype)
+            self.any_valid = self.any_valid or valid
+        elif block.dtype != np.float32 or not np.isfinite(np.add.reduce(block, axis=None)):
             finite = np.isfinite(block)
             self.any_valid = self.any_valid or bool(finite.any())
             block = np.where(finite, block, self.nodata).astype(np.float32)
@@ -678,6 +714,9 @@ class GeoTiffWriter:
 
     def _finish_metadata(self) -> None:
         ds = self._ds
+        if self.dtype != "float32":
+            ds.scales = (REFLECTANCE_SCALE,) * self.count
+            ds.offsets = (0.0,) * self.count
         for i in range(self.count):
             desc = self.descriptions[i] if self.descriptions and self.descriptions[i] else None
             ds.set_band_description(i + 1, desc or band_description(i, self.wavelengths[i]))

@@ -44,6 +44,7 @@ from csakd_qgis.raster.io import (
     OUTPUT_NODATA,
     GeoTiffWriter,
     RasterMeta,
+    check_output_dtype,
     default_creation_options,
     read_window_raw,
     to_reflectance,
@@ -95,11 +96,12 @@ class JobOptions:
     group_width: int = GROUP_WIDTH  # 0: no column groups
     creation_options: dict[str, str] | None = None
     part: tuple[int, int] | None = None  # (k, n): write only the k-th of n column-group ranges (distributed runs)
+    dtype: str = "float32"  # output data type: float32, or int16/uint16 reflectance x 10000 (raster.io)
 
 
 def check_options(tile: Any = 256, overlap: Any = 32, batch: Any = 4, threads: Any = None, edge: str = "shift",
                   group_width: Any = None, creation_options: dict[str, str] | None = None,
-                  part: tuple[int, int] | None = None) -> JobOptions:
+                  part: tuple[int, int] | None = None, dtype: str | None = None) -> JobOptions:
     """The entry points' shared argument checks (CsakdError before any compute); ``group_width`` None: default."""
     if part is not None:
         n = check_int("part count", part[1], 1)
@@ -111,7 +113,7 @@ def check_options(tile: Any = 256, overlap: Any = 32, batch: Any = 4, threads: A
                       threads=None if threads is None else check_int("threads", threads, 1),
                       edge=check_edge(edge),
                       group_width=GROUP_WIDTH if group_width is None else check_int("group_width", group_width, 0),
-                      creation_options=creation_options, part=part)
+                      creation_options=creation_options, part=part, dtype=check_output_dtype(dtype))
 
 
 class Progress:
@@ -353,11 +355,18 @@ class TiledRasterJob:
             raise RuntimeError("TiledRasterJob is not open: use 'with job:' first")
         return self.writer.tags
 
+    def _creation_options(self) -> dict[str, str]:
+        """The user's creation options; compression on the run's ``threads`` (when given) unless they set it."""
+        co = dict(self.options.creation_options or {})
+        if self.options.threads is not None:
+            co.setdefault("NUM_THREADS", str(self.options.threads))
+        return co
+
     def _open_writer(self, width: int, transform: Any) -> GeoTiffWriter:
         o = self.output
         return GeoTiffWriter(self.out_path, width, o.height, o.count, o.crs, transform, o.wavelengths, o.fwhm,
-                             nodata=o.nodata, creation_options=self.options.creation_options, bbl=o.bbl,
-                             descriptions=o.descriptions)
+                             nodata=o.nodata, creation_options=self._creation_options(), bbl=o.bbl,
+                             descriptions=o.descriptions, dtype=self.options.dtype)
 
     def _plan(self, align: int) -> TilePlan:
         o, opt = self.output, self.options
@@ -368,7 +377,8 @@ class TiledRasterJob:
     def _block_width(self) -> int:
         """The output GeoTIFF's block width as its creation options will make it (known before opening it)."""
         o = self.output
-        co = {**default_creation_options(o.count, o.width, o.height), **(self.options.creation_options or {})}
+        co = {**default_creation_options(o.count, o.width, o.height, self.options.dtype),
+              **(self.options.creation_options or {})}
         tiled = str(co.get("TILED", "NO")).upper() in ("YES", "TRUE", "ON", "1")
         return int(co.get("BLOCKXSIZE", 256)) if tiled else o.width
 

@@ -88,6 +88,28 @@ def test_output_style_on_disk(provider, pair, tmp_path):
         assert text in abstract, abstract
 
 
+def test_int16_output_is_stretched_in_reflectance(provider, pair, tmp_path):
+    """DTYPE int16: QGIS applies the band scale, so the stretch limits are reflectance and nodata is transparent."""
+    from qgis.core import QgsRasterLayer
+
+    from csakd_qgis.raster.io import read_reflectance
+
+    out = _fuse(tmp_path, pair, METHOD="glp", DTYPE="int16")
+    layer = QgsRasterLayer(out, "fused", "gdal")
+    renderer = layer.renderer()
+    bands = _nearest(out, (640.0, 550.0, 460.0))
+    data = read_reflectance(out)
+    lo, hi = np.nanquantile(data[[b - 1 for b in bands]], [0.02, 0.98])
+    assert 0 < lo < hi < 1.5  # reflectance, not the stored integers
+    ce = renderer.redContrastEnhancement()
+    assert ce.minimumValue() == pytest.approx(lo, abs=1e-4) and ce.maximumValue() == pytest.approx(hi, abs=1e-4)
+    h, w = data.shape[1:]
+    image = renderer.block(1, layer.extent(), w, h).image()
+    alpha = np.array([[image.pixelColor(x, y).alpha() for x in range(w)] for y in range(0, h, 7)])
+    nodata = ~np.isfinite(data[bands[0] - 1, ::7])
+    assert nodata[:, :8].all() and (alpha[nodata] == 0).all() and (alpha[~nodata] == 255).all()
+
+
 @pytest.mark.parametrize("options, renderer_type, targets", [
     ({"DISPLAY_BANDS": "false_colour"}, "multibandcolor", (860.0, 650.0, 550.0)),
     ({"DISPLAY_BANDS": "custom", "DISPLAY_WAVELENGTHS": "700"}, "singlebandgray", (700.0,)),

@@ -82,6 +82,19 @@ def test_blocks_equal_the_single_process_output(wide_pair, tmp_path, parts, layo
         assert ds.GetMetadataItem("LAYOUT", "IMAGE_STRUCTURE") == "COG" and ds.GetRasterBand(1).GetOverviewCount() >= 0
 
 
+@pytest.mark.parametrize("layout", ["gtiff", "cog"])
+def test_int16_blocks_equal_the_single_process_output(wide_pair, tmp_path, layout):
+    import rasterio
+
+    p = wide_pair
+    fuse(p["hsi"], p["msi"], tmp_path / "whole.tif", dtype="int16", **SMALL)
+    run_blocks(fuse, {"hsi": str(p["hsi"]), "msi": str(p["msi"])}, tmp_path / "blocks.tif", ex=SerialExecutor(),
+               parts=3, layout=layout, dtype="int16", **SMALL)
+    assert _same_raster(tmp_path / "whole.tif", tmp_path / "blocks.tif") == 0.0
+    with rasterio.open(tmp_path / "blocks.tif") as ds:  # the stored integers and their scale, as assembled
+        assert ds.dtypes[0] == "int16" and ds.nodata == -32768 and set(ds.scales) == {1e-4}
+
+
 def test_superresolve_blocks_equal_whole(wide_pair, tmp_path):
     kw = dict(model="bicubic", scale=2, tile=128, overlap=16)
     superresolve(wide_pair["msi"], tmp_path / "whole.tif", **kw)  # 4 bands, 1536 px wide: 2 column groups

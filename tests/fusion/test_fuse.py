@@ -426,12 +426,11 @@ def test_csa_tiled_vs_whole_psnr_at_default_tile(model, tmp_path):
     from affine import Affine
     from scipy.ndimage import zoom
 
-    from csakd_qgis.zoo.card import base_method_of
     from csakd_qgis.nets.csakd import build_model, preset_configs
     from csakd_qgis.quality.metrics import psnr
     from csakd_qgis.spectral.band_grids import enmap_grid
     from csakd_qgis.spectral.synthetic import load_spyndex_s2, make_scene
-    from csakd_qgis.zoo.card import read_card, save_model
+    from csakd_qgis.zoo.card import base_method_of, read_card, save_model
 
     s = 4
     wl, fw = enmap_grid(good_only=True)

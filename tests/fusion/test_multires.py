@@ -217,6 +217,16 @@ def test_tiled_fusion_with_20m_equals_whole(rasters, scene):
     assert compute_metrics(cube, a, 3, bands=swir)["psnr"] > compute_metrics(cube, plain, 3, bands=swir)["psnr"]
 
 
+def test_int16_output_with_20m_keeps_the_sharpened_bands_in_float(rasters):
+    """--dtype int16 rounds the output only: the sharpened 20 m intermediate stays float32."""
+    d, p = rasters
+    f32 = read_reflectance(fuse(p["lr"], p["msi"], d / "f32.tif", "glp", tile=120, overlap=0, msi20=p["z"]).out_path)
+    i16 = read_reflectance(fuse(p["lr"], p["msi"], d / "i16.tif", "glp", tile=120, overlap=0, msi20=p["z"],
+                                dtype="int16").out_path)
+    ok = np.isfinite(f32)
+    assert np.array_equal(ok, np.isfinite(i16)) and np.abs(i16[ok] - f32[ok]).max() <= 0.5e-4 + 1e-6
+
+
 def test_model_based_fusion_with_20m_estimates_the_psf_on_the_10m_bands(rasters, scene):
     from csakd_qgis.fusion.model_based import run_candidate
 
