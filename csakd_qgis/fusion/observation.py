@@ -479,11 +479,12 @@ def central_sample(lr: np.ndarray, msi: np.ndarray, scale: int, max_lr: int = PS
 
 def estimate_observation(lr: np.ndarray, msi: np.ndarray, scale: int, psf: str | PSF | None = "auto",
                          srf: str = "auto", sensor: SRF | str | None = None, wavelengths=None, fwhm=None,
-                         spectral: SpectralModel | None = None) -> ObservationModel:
+                         spectral: SpectralModel | None = None, fit_shift: bool = True) -> ObservationModel:
     """PSF (estimated, Wald or given) and spectral model (estimated, sensor + gain, or ``spectral``) of a pair.
 
     ``srf`` 'auto' (smooth NNLS, inside the sensor's support when ``sensor`` is given) or 'sensor' (published
-    SRF of ``sensor``, gain/offset fitted). Estimation uses a central sample of the pair.
+    SRF of ``sensor``, gain/offset fitted). Estimation uses a central sample of the pair. ``fit_shift`` False:
+    the PSF centre stays at 0 (the pair is already aligned, or its geometry is to be kept).
     """
     s = check_scale(scale)
     lr = np.asarray(lr, np.float32)
@@ -498,8 +499,9 @@ def estimate_observation(lr: np.ndarray, msi: np.ndarray, scale: int, psf: str |
     info: dict[str, Any] = {}
     given_spectral = spectral is not None
     if p == "auto":
-        p, info = estimate_psf(lr_s, msi_s, s)
+        p, info = estimate_psf(lr_s, msi_s, s, shift=None if fit_shift else (0.0, 0.0), fit_shift=fit_shift)
         psf_source = "estimated"
+        info["centre_fixed"] = not fit_shift
     else:
         psf_source = "wald" if p == PSF.wald(s) else "given"
     if spectral is None:
