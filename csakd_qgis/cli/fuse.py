@@ -56,9 +56,12 @@ def add_fuse_parser(subparsers) -> argparse.ArgumentParser:
                    help="MSI spectral response for model-based methods: auto (smooth non-negative fit on the pair), "
                         "auto:SENSOR (fit within e.g. S2A:B2,B3,B4,B8's bands), SENSOR or an SRF CSV file (the "
                         "published response, gain/offset fitted) (default: %(default)s)")
+    p.add_argument("--geometry", default="msi", choices=("msi", "hsi"),
+                   help="geometry of the output: msi (the estimated HSI/MSI shift is removed once before any "
+                        "method runs) or hsi (the HSI kept where it lies) (default: %(default)s)")
     p.add_argument("--shift-correct", action="store_true",
-                   help="remove the estimated sub-pixel HSI/MSI shift before fusing (always estimated and "
-                        "reported)")
+                   help="remove the estimated sub-pixel HSI/MSI shift before fusing (implied by --geometry msi, "
+                        "kept for compatibility)")
     add_cluster_arguments(p, blocks=True)
     p.set_defaults(func=run_fuse)
     return p
@@ -70,7 +73,7 @@ def run_fuse(args: argparse.Namespace, progress: Callable[[float, str], None] | 
     inputs = {"hsi": args.hsi, "msi": args.msi, **({"msi20": args.msi20} if args.msi20 else {})}
     return run_job("fuse", args, progress, fuse, inputs, takes_msi20=uses_msi20(args.model), model=args.model,
                    device=args.device, tile=args.tile, overlap=args.overlap, batch=args.batch,
-                   shift_correct=args.shift_correct, creation_options=creation_options(args.co),
+                   shift_correct=args.shift_correct, geometry=args.geometry, creation_options=creation_options(args.co),
                    threads=args.threads, precision=args.precision, runtime=args.runtime,
                    model_options={"psf": args.psf, "srf": args.srf})
 
