@@ -112,13 +112,13 @@ def _shift_window(grid: FusionGrid, lr: np.ndarray, msi: np.ndarray, n_lr: int) 
 
 def _residuals(grid: FusionGrid, out_path: Any, predictor: Any, messages: list[str]) -> dict[str, Any]:
     """The output's two consistency residuals on a small central window (with the run's observation model when
-    the predictor has one), added to its CSAKD_FUSION tag; a failure is logged, never fatal (the output is done)."""
+    the predictor has one, else the Wald PSF: cheap), added to its CSAKD_FUSION tag; a failure is logged, never fatal (the output is done)."""
     import rasterio
 
     from csakd_qgis.fusion.noref import consistency_residuals
 
     try:
-        res = consistency_residuals(grid, out_path, getattr(predictor, "obs", None))
+        res = consistency_residuals(grid, out_path, getattr(predictor, "obs", None), psf="wald")  # centre 0: aligned
         with rasterio.open(str(out_path), "r+") as ds:
             tag = json.loads(ds.tags().get("CSAKD_FUSION", "{}") or "{}")
             ds.update_tags(CSAKD_FUSION=json.dumps({**tag, "consistency_residuals": res}))

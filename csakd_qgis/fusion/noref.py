@@ -308,17 +308,17 @@ def read_triplet(fused_path: str | os.PathLike, hsi_path: str | os.PathLike, msi
 
 
 def consistency_residuals(grid, fused_path: str | os.PathLike, obs: ObservationModel | None = None,
-                          max_lr: int = RESIDUAL_SAMPLE_LR) -> dict[str, Any]:
+                          max_lr: int = RESIDUAL_SAMPLE_LR, psf: str = "auto") -> dict[str, Any]:
     """The two consistency residuals of a fused raster, for a fusion run's summary (bounded, ~1 s).
 
     ``grid``: the run's :class:`raster.coreg.FusionGrid` (as the HSI was read for the fusion, shift correction
     included); ``fused_path``: the written output; ``obs``: the run's observation model if it has one (else
-    estimated on the sample). Returns ``spectral_rel_rmse`` = ||D X - Y|| / ||Y||, ``spatial_rel_rmse`` =
+    estimated on the sample, with ``psf``: 'wald' skips the PSF fit). Returns ``spectral_rel_rmse`` = ||D X - Y|| / ||Y||, ``spatial_rel_rmse`` =
     ||R X + o - M|| / ||M||, their PSNRs (dB), the sample size and the PSF used.
     """
     x, lr, msi, grid = read_triplet(fused_path, grid.hsi.path, grid.msi.path, max_lr, grid=grid)
     if obs is None:
-        obs = estimate_observation(lr, msi, grid.scale)
+        obs = estimate_observation(lr, msi, grid.scale, psf=psf)
     out: dict[str, Any] = consistency_of_arrays(x, lr, msi, obs)
     out.update(sample_lr_px=[int(lr.shape[1]), int(lr.shape[2])], psf=obs.psf.summary(grid.scale))
     return {k: (round(v, 5) if isinstance(v, float) else v) for k, v in out.items()}

@@ -1,0 +1,126 @@
+"""One output geometry for every method (fusion.geometry): simulated pairs with a known HSI shift."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from csakd_qgis.errors import CsakdError
+from csakd_qgis.fusion.fuse import fuse
+from csakd_qgis.quality.metrics import psnr
+from csakd_qgis.raster.coreg import estimate_shift_arrays
+from csakd_qgis.raster.io import read_reflectance
+from csakd_qgis.spectral.degrade import wald_degrade
+from tests._helpers_raster import reference, write_pair
+
+METHODS = ("glp", "glp+cy", "gsa", "bicubic")
+SHIFTS = (0.0, 0.2, 0.5, 0.9)
+
+
+def _geometry(x: np.ndarray, hr: np.ndarray, s: int) -> tuple[float, float]:
+    """Shift (LR px) of the output's low frequencies against the reference (both degraded to LR; MSI geometry)."""
+    ok = np.isfinite(x).all(0)
+    x = np.where(ok, x, np.nanmean(x, axis=(1, 2), keepdims=True))
+    est = estimate_shift_arrays(wald_degrade(x, s), wald_degrade(hr, s)[::8], s, msi_is_lr=True)
+    return est.dx, est.dy
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Every method on every pair in the default geometry, and in the HSI geometry on the 0.5 px pair."""
+    d = tmp_path_factory.mktemp("geometry")
+    ref = reference()
+    out = {}
+    for sh in SHIFTS:
+        p = write_pair(d, ref, shift=(sh, sh), name=f"p{int(sh * 10)}")
+        for geom in ("msi", "hsi") if sh == 0.5 else ("msi",):
+            for m in METHODS:
+                f = d / f"{m}_{sh}_{geom}.tif"
+                res = fuse(p["hsi"], p["msi"], f, m, geometry=geom)
+                x = read_reflectance(f)
+                out[sh, geom, m] = (res, x, psnr(p["hr"], x), _geometry(x, p["hr"], p["scale"]), p)
+    return out
+
+
+@pytest.mark.parametrize("sh", SHIFTS[1:])
+def test_default_geometry_is_the_msi_for_every_method(runs, sh):
+    """The shift is removed once: every output's low frequencies lie on the MSI geometry and agree mutually."""
+    shifts = np.array([runs[sh, "msi", m][3] for m in METHODS])
+    assert np.abs(shifts).max() <= 0.07, shifts  # the estimate's own spread on these 16 x 24 LR px pairs: ~0.03
+    assert np.ptp(shifts, axis=0).max() <= 0.07, shifts
+    for m in METHODS:
+        res = runs[sh, "msi", m][0]
+        assert res.geometry == "msi" and res.shift_corrected
+        assert res.shift_applied == pytest.approx((res.shift_x, res.shift_y))
+        assert abs(res.shift_x - sh) < 0.05 and abs(res.shift_y - sh) < 0.05
+
+
+def test_msi_geometry_beats_the_hsi_geometry_against_the_msi_reference(runs):
+    """Scored against the reference in the MSI geometry, removing the shift helps every method."""
+    for m in METHODS:
+        assert runs[0.5, "msi", m][2] > runs[0.5, "hsi", m][2] + 0.5, m
+
+
+def test_hsi_geometry_keeps_the_hsi_where_it_lies(runs):
+    """geometry=hsi: nothing removed, the PSF centre at 0, so bicubic and glp+cy keep the HSI's low frequencies."""
+    for m in METHODS:
+        res = runs[0.5, "hsi", m][0]
+        assert res.geometry == "hsi" and not res.shift_corrected and res.shift_applied == (0.0, 0.0)
+    for m in ("bicubic", "glp+cy"):
+        dx, dy = runs[0.5, "hsi", m][3]
+        assert abs(dx - 0.5) < 0.05 and abs(dy - 0.5) < 0.05, (m, dx, dy)
+    obs = runs[0.5, "hsi", "glp+cy"][0].observation["observation"]
+    assert obs["shift_dx_lr_px"] == 0.0 and obs["shift_dy_lr_px"] == 0.0
+
+
+def test_psf_centre_is_not_a_second_shift(runs, tmp_path):
+    """After the alignment the model-based PSF centre stays at 0; fitted freely it is ~0 too (no double shift)."""
+    res, _, _, _, p = runs[0.5, "msi", "glp+cy"]
+    obs = res.observation["observation"]
+    assert obs["shift_dx_lr_px"] == 0.0 and obs["shift_dy_lr_px"] == 0.0
+    free = fuse(p["hsi"], p["msi"], tmp_path / "free.tif", "glp+cy", model_options={"fit_psf_shift": True})
+    fo = free.observation["observation"]
+    if fo["psf_source"] == "estimated":
+        assert abs(fo["shift_dx_lr_px"]) < 0.05 and abs(fo["shift_dy_lr_px"]) < 0.05, fo
+
+
+@pytest.mark.xfail(strict=True, reason="known gap: cubic resampling of the aliased LR-HSI costs glp+cy more "
+                                       "than GLP on shifted pairs (see the shift losses printed by this test)")
+def test_glp_cy_at_least_glp_on_shifted_pairs(runs):
+    losses = {m: [round(runs[0.0, "msi", m][2] - runs[sh, "msi", m][2], 2) for sh in SHIFTS[1:]] for m in METHODS}
+    print("PSNR loss vs the unshifted pair (dB):", losses)
+    for sh in SHIFTS[1:]:
+        assert runs[sh, "msi", "glp+cy"][2] >= runs[sh, "msi", "glp"][2]
+
+
+def test_residuals_and_geometry_in_the_result_and_the_tag(runs):
+    """Every run carries the two consistency residuals and its geometry in the summary and the GeoTIFF tag."""
+    import rasterio
+
+    for m in METHODS:
+        res = runs[0.5, "msi", m][0]
+        r = res.residuals
+        assert 0 <= r["spectral_rel_rmse"] < 0.2 and 0 <= r["spatial_rel_rmse"] < 0.5, (m, r)
+        assert "geometry msi" in res.summary() and "consistency residuals" in res.summary()
+        with rasterio.open(res.out_path) as ds:
+            tag = json.loads(ds.tags()["CSAKD_FUSION"])
+        assert tag["geometry"] == "msi" and tag["shift_applied_lr_px"] == [round(v, 4) for v in res.shift_applied]
+        assert tag["consistency_residuals"]["spectral_rel_rmse"] == r["spectral_rel_rmse"]
+    assert runs[0.5, "msi", "glp+cy"][0].timings["residuals_s"] < 5.0
+
+
+def test_shift_above_one_lr_pixel_is_refused(tmp_path):
+    p = write_pair(tmp_path, shift=(1.5, 0.0))
+    with pytest.raises(CsakdError, match="not co-registered: run csakd:coregister or fix the georeferencing") as e:
+        fuse(p["hsi"], p["msi"], tmp_path / "o.tif", "glp")
+    assert "\n" not in str(e.value) and not (tmp_path / "o.tif").exists()
+
+
+def test_geometry_option_is_checked(tmp_path):
+    p = write_pair(tmp_path)
+    with pytest.raises(CsakdError, match="Geometry 'lr' is not known"):
+        fuse(p["hsi"], p["msi"], tmp_path / "o.tif", "glp", geometry="lr")
+    with pytest.raises(CsakdError, match="drop one of the two"):
+        fuse(p["hsi"], p["msi"], tmp_path / "o.tif", "glp", geometry="hsi", shift_correct=True)
