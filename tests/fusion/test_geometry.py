@@ -124,3 +124,24 @@ def test_geometry_option_is_checked(tmp_path):
         fuse(p["hsi"], p["msi"], tmp_path / "o.tif", "glp", geometry="lr")
     with pytest.raises(CsakdError, match="drop one of the two"):
         fuse(p["hsi"], p["msi"], tmp_path / "o.tif", "glp", geometry="hsi", shift_correct=True)
+
+
+def test_cli_geometry_option(tmp_path, capsys):
+    """csakd fuse --geometry hsi: the tag says so and nothing is removed; a large shift exits 1 with one line."""
+    import rasterio
+
+    from csakd_qgis.cli import main
+
+    p = write_pair(tmp_path, shift=(0.4, 0.0))
+    out = tmp_path / "hsi.tif"
+    assert main(["fuse", "--hsi", str(p["hsi"]), "--msi", str(p["msi"]), "--model", "glp", "--geometry", "hsi",
+                 "--no-progress", "--out", str(out)]) == 0
+    assert "geometry hsi" in capsys.readouterr().out
+    with rasterio.open(out) as ds:
+        tag = json.loads(ds.tags()["CSAKD_FUSION"])
+    assert tag["geometry"] == "hsi" and tag["shift_applied_lr_px"] == [0.0, 0.0] and abs(tag["shift_lr_px"][0] - 0.4) < 0.05
+    far = write_pair(tmp_path, shift=(0.0, 1.6), name="far")
+    assert main(["fuse", "--hsi", str(far["hsi"]), "--msi", str(far["msi"]), "--model", "glp", "--no-progress",
+                 "--out", str(tmp_path / "far.tif")]) == 1
+    err = capsys.readouterr().err
+    assert "not co-registered" in err and "Traceback" not in err and not (tmp_path / "far.tif").exists()
