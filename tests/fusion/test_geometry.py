@@ -12,6 +12,7 @@ from csakd_qgis.fusion.fuse import fuse
 from csakd_qgis.quality.metrics import psnr
 from csakd_qgis.raster.coreg import estimate_shift_arrays
 from csakd_qgis.raster.io import read_reflectance
+from csakd_qgis.raster.profiles import fusion_info
 from csakd_qgis.spectral.degrade import wald_degrade
 from tests._helpers_raster import reference, write_pair
 
@@ -105,7 +106,10 @@ def test_residuals_and_geometry_in_the_result_and_the_tag(runs):
         assert 0 <= r["spectral_rel_rmse"] < 0.2 and 0 <= r["spatial_rel_rmse"] < 0.5, (m, r)
         assert "geometry msi" in res.summary() and "consistency residuals" in res.summary()
         with rasterio.open(res.out_path) as ds:
-            tag = json.loads(ds.tags()["CSAKD_FUSION"])
+            tags = ds.tags()
+            tag = json.loads(tags["CSAKD_FUSION"])
+        line = fusion_info(tags)
+        assert "geometry msi" in line and "residuals LR-HSI" in line, line
         assert tag["geometry"] == "msi" and tag["shift_applied_lr_px"] == [round(v, 4) for v in res.shift_applied]
         assert tag["consistency_residuals"]["spectral_rel_rmse"] == r["spectral_rel_rmse"]
     assert runs[0.5, "msi", "glp+cy"][0].timings["residuals_s"] < 5.0
