@@ -57,8 +57,9 @@ def add_fuse_parser(subparsers) -> argparse.ArgumentParser:
                         "auto:SENSOR (fit within e.g. S2A:B2,B3,B4,B8's bands), SENSOR or an SRF CSV file (the "
                         "published response, gain/offset fitted) (default: %(default)s)")
     p.add_argument("--geometry", default="msi", choices=("msi", "hsi"),
-                   help="geometry of the output: msi (the estimated HSI/MSI shift is removed once before any "
-                        "method runs) or hsi (the HSI kept where it lies) (default: %(default)s)")
+                   help="geometry of the output: msi (the estimated HSI/MSI shift is removed once: the PSF centre of "
+                        "model-based methods, one resampling of the HSI for the others) or hsi (the HSI kept where "
+                        "it lies) (default: %(default)s)")
     p.add_argument("--shift-correct", action="store_true",
                    help="remove the estimated sub-pixel HSI/MSI shift before fusing (implied by --geometry msi, "
                         "kept for compatibility)")

@@ -4,8 +4,8 @@ Steps: validate the output path and options (before any compute) -> co-register 
 common grid, scale, overlap) -> build the predictor (:func:`fusion.predictors.make_predictor`; learned models
 are checked against the data) -> open the output and plan its windows (:class:`raster.job.TiledRasterJob`)
 -> estimate the HSI/MSI shift on a bounded central sample (refused above 1 LR px) and, in the default
-``geometry`` 'msi', remove it once for every method (:mod:`fusion.geometry`; model-based PSF centres then stay
-at 0) -> fit per-scene coefficients on a bounded central sample (only predictors that need it) -> the job's
+``geometry`` 'msi', remove it once (:mod:`fusion.geometry`: the PSF centre of model-based methods, a resampling
+of the HSI for the others) -> fit per-scene coefficients on a bounded central sample (only predictors that need it) -> the job's
 tiled, pipelined, bounded-memory inference (inputs: the LR-HSI and the HR-MSI of the grid, context beyond them
 mirrored) -> the two consistency residuals of the output on a small central window (:mod:`fusion.noref`).
 
@@ -201,10 +201,13 @@ def fuse(hsi: str | os.PathLike, msi: str | os.PathLike, out: str | os.PathLike,
         est = estimate_shift_arrays(*_shift_window(grid, lr_s, msi_s, n_lr), s)
         timings["shift_s"] = time.perf_counter() - t0
         check_shift(est)
-        grid, applied, lines = align(grid, est, geom)
+        in_model = hasattr(predictor, "psf_centre") and not getattr(predictor, "obs", None)
+        grid, applied, lines = align(grid, est, geom, in_model=in_model)
         messages += lines
         corrected = applied != (0.0, 0.0)
-        if corrected and predictor.needs_sample:  # fit on the aligned HSI
+        if in_model:  # the observation model carries the shift: its PSF centre (fitted width only)
+            predictor.psf_centre = applied
+        elif corrected and predictor.needs_sample:  # fit on the aligned HSI
             lr_s, msi_s = _sample(grid, m20, n_lr)
         prog.check_cancel()
         prog.report(0.02, "fitting per-scene coefficients")

@@ -1,10 +1,12 @@
 """The output geometry of a fusion run: the MSI's (the HSI/MSI shift removed once, before any method runs) or the
 HSI's (nothing moved), and the checks and log lines that go with it.
 
-Every method takes its spatial detail from the MSI, so by default (``msi``) the estimated sub-pixel HSI shift is
-removed from the HSI reads once (:meth:`raster.coreg.FusionGrid.with_shift`) and model-based methods then fit
-their PSF with its centre fixed at 0 (the shift is not applied a second time). ``hsi`` keeps the HSI where its
-georeferencing puts it: no correction and the PSF centre also at 0, so no method moves the low frequencies.
+Every method takes its spatial detail from the MSI, so by default (``msi``) the sub-pixel HSI shift, estimated
+once, is removed in exactly one place: for methods with an observation model it is the centre of their PSF (the
+HSI is read as it is and the model says where it looks: no resampling of the aliased LR-HSI, the consistency is
+with the data themselves), for every other method the HSI reads are resampled once
+(:meth:`raster.coreg.FusionGrid.with_shift`). ``hsi`` keeps the HSI where its georeferencing puts it: nothing
+resampled and the PSF centre at 0, so no method moves the low frequencies.
 """
 
 from __future__ import annotations
@@ -40,8 +42,10 @@ def check_shift(est: ShiftEstimate) -> None:
                          "the georeferencing.")
 
 
-def align(grid: FusionGrid, est: ShiftEstimate, geometry: str) -> tuple[FusionGrid, tuple[float, float], list[str]]:
-    """The grid the methods read (the shift removed for 'msi'), the shift applied (LR px) and the log lines."""
+def align(grid: FusionGrid, est: ShiftEstimate, geometry: str, in_model: bool = False
+          ) -> tuple[FusionGrid, tuple[float, float], list[str]]:
+    """The grid the method reads, the shift removed (LR px) and the log lines. ``in_model``: the method's
+    observation model carries the shift as its PSF centre, so the grid is not resampled."""
     lines = [est.message]
     if geometry == "hsi":
         return grid, (0.0, 0.0), lines + ["Geometry hsi: the HSI is kept where it lies (no shift removed, PSF "
@@ -53,9 +57,12 @@ def align(grid: FusionGrid, est: ShiftEstimate, geometry: str) -> tuple[FusionGr
     if max(abs(est.dx), abs(est.dy)) < MIN_CORRECTED_SHIFT_LR:
         return grid, (0.0, 0.0), lines + [f"Geometry msi: the shift is below {MIN_CORRECTED_SHIFT_LR} LR px, "
                                           "nothing removed."]
+    applied = (float(est.dx), float(est.dy))
+    if in_model:
+        return grid, applied, lines + [f"Geometry msi: the shift is the PSF centre of the observation model "
+                                       f"(dx={est.dx:+.3f}, dy={est.dy:+.3f} LR px; the HSI is not resampled)."]
     grid = grid.with_shift(est.dx, est.dy)
-    return grid, (float(est.dx), float(est.dy)), lines + [grid.messages[-1], "Geometry msi: the output lies in the "
-                                                          "MSI's geometry (PSF centre of model-based methods at 0)."]
+    return grid, applied, lines + [grid.messages[-1], "Geometry msi: the output lies in the MSI's geometry."]
 
 
 __all__ = ["DEFAULT_GEOMETRY", "GEOMETRIES", "MAX_SHIFT_LR", "align", "check_geometry", "check_shift"]

