@@ -4,8 +4,8 @@
 1. builds the inputs (scripts/demo_scene.py): hr_msi.tif = REAL Sentinel-2 B2/B3/B4/B8 of the spyndex
    sample tile; reference_hsi.tif = SYNTHETIC HR-HSI (real library spectra mixed to match that MSI);
    lr_hsi.tif = its Wald degradation by the scale;
-2. fuses them headless with `scripts/qgis_process.sh --json run csakd:fuse ...` (default zoo model) when
-   that algorithm exists, else `csakd:fuse_classical` with METHOD=glp;
+2. fuses them headless with `scripts/qgis_process.sh --json run csakd:fuse_classical ...` and its default
+   method (the best measured one, glp+cy), else METHOD=glp (``--method fuse``: csakd:fuse and its default zoo model);
 3. writes quicklook.png (reference / fused / bicubic / real MSI, true colour, 2-98 % stretch of the
    reference), metrics.json (PSNR, SAM, ERGAS, ... for fused and bicubic) and report.html when
    csakd_qgis.quality.report is available; prints a summary. Exit status 1 with a message on failure.
@@ -29,6 +29,7 @@ if str(ROOT) not in sys.path:
 
 import numpy as np  # noqa: E402
 
+from csakd_qgis.fusion.methods import DEFAULT_METHOD  # noqa: E402
 from csakd_qgis.quality.report import rgb_bands  # noqa: E402
 
 QGIS_PROCESS = ROOT / "scripts" / "qgis_process.sh"
@@ -71,9 +72,8 @@ def run_fusion(hsi: str, msi: str, out: str, method: str, profile: str | None) -
         raise DemoError("qgis_process lists no csakd algorithms: the plugin did not load. Run "
                         "`scripts/qgis_process.sh plugins` and check that csakd_qgis is enabled (make setup).")
     attempts: list[tuple[str, dict]] = []
-    if method == "auto":
-        if "csakd:fuse" in algs:
-            attempts.append(("csakd:fuse", {}))
+    if method == "auto":  # the best measured method: fuse_classical's default (glp+cy), GLP as the fallback
+        attempts.append(("csakd:fuse_classical", {}))
         attempts.append(("csakd:fuse_classical", {"METHOD": "glp"}))
     elif method == "fuse":
         attempts.append(("csakd:fuse", {}))
@@ -96,6 +96,8 @@ def run_fusion(hsi: str, msi: str, out: str, method: str, profile: str | None) -
             label = alg + "".join(f" {k}={v}" for k, v in extra.items())
             if alg == "csakd:fuse":
                 label += " (default zoo model)"
+            elif not extra:
+                label += f" (default method {DEFAULT_METHOD})"
             return label, wall, results
         lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
         print(f"WARNING: {alg} failed (exit {proc.returncode}); its stderr ends:\n"
@@ -272,7 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--snr-db", type=float, default=None, help="add white noise to the LR-HSI at this SNR")
     ap.add_argument("--method", default="auto", choices=["auto", "fuse", "glp", "gsa", "bicubic"],
-                    help="auto: csakd:fuse with its default model if available, else fuse_classical glp")
+                    help="auto: csakd:fuse_classical with its default method (the best measured), else glp; "
+                         "fuse: csakd:fuse with its default zoo model")
     ap.add_argument("--profile", default=None, help="QGIS profile folder for qgis_process (default .qgis_profile)")
     args = ap.parse_args(argv)
     try:
