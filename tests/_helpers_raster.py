@@ -96,15 +96,13 @@ def reference(source: str = "auto") -> dict:
 def write_pair(d: Path, ref: dict | None = None, scale: int = 4, shift: tuple[float, float] = (0.0, 0.0),
                lr_px: float = 30.0, bad_bands: int = 0, nodata_lr_rows: int = 0, nodata_msi_cols: int = 0,
                lr_crop: tuple[int, int, int, int] | None = None, msi_wavelengths: bool = True,
-               name: str = "pair", shift_scene: bool = False) -> dict:
+               name: str = "pair") -> dict:
     """Write an LR-HSI / HR-MSI GeoTIFF pair into ``d`` (LR origin = HR origin).
 
     The LR pixel is ``lr_px`` m and the HR pixel lr_px / scale, with the reference's upper-left corner.
     ``shift`` moves the LR-HSI content (LR px, :func:`degrade.shift_image` sign). ``bad_bands`` appends
     all-nodata bands flagged bbl = 0 (after band 2). ``nodata_lr_rows`` / ``nodata_msi_cols`` blank the top
     LR rows / left MSI columns. ``lr_crop`` = (row, col, height, width) crops the LR raster (partial overlap).
-    ``shift_scene``: the shift moves the scene before the HSI's blur and sampling (a real misregistration)
-    instead of interpolating the LR-HSI.
     Returns paths, arrays and grids.
     """
     from affine import Affine
@@ -114,13 +112,7 @@ def write_pair(d: Path, ref: dict | None = None, scale: int = 4, shift: tuple[fl
     from csakd_qgis.spectral.srf import load_srf
 
     ref = ref or reference()
-    lr, msi = simulate_pair(ref["cube"], ref["wavelengths"], ref["fwhm"], MSI_SPEC, scale,
-                            shift=None if shift_scene else shift)
-    if shift_scene and (shift[0] or shift[1]):
-        from csakd_qgis.spectral.degrade import shift_image
-
-        moved = shift_image(ref["cube"], shift[0] * scale, shift[1] * scale)
-        lr, _ = simulate_pair(moved, ref["wavelengths"], ref["fwhm"], MSI_SPEC, scale)
+    lr, msi = simulate_pair(ref["cube"], ref["wavelengths"], ref["fwhm"], MSI_SPEC, scale, shift=shift)
     hr_ref = ref["cube"][:, : msi.shape[1], : msi.shape[2]]
     x0, y0 = ref["transform"].c, ref["transform"].f
     hr_tr = Affine(lr_px / scale, 0.0, x0, 0.0, -lr_px / scale, y0)

@@ -15,7 +15,7 @@ from qgis.core import (
 from csakd_qgis.algorithms.base import CsakdAlgorithm, RasterLayerParameter
 from csakd_qgis.algorithms.qgis_enums import INTEGER
 from csakd_qgis.errors import CsakdError
-from csakd_qgis.fusion.noref_eval import evaluate_noref_rasters, noref_evaluation
+from csakd_qgis.fusion.noref import evaluate_noref_rasters, noref_evaluation
 from csakd_qgis.quality.report import evaluate_rasters
 from csakd_qgis.raster.io import check_writable_folder
 

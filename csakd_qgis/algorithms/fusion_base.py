@@ -21,7 +21,6 @@ from csakd_qgis.algorithms.base import CsakdAlgorithm, RasterLayerParameter
 from csakd_qgis.algorithms.qgis_enums import ADVANCED, INTEGER
 from csakd_qgis.errors import CsakdError
 from csakd_qgis.fusion.fuse import fuse
-from csakd_qgis.fusion.geometry import DEFAULT_GEOMETRY, GEOMETRIES
 from csakd_qgis.fusion.multires import uses_msi20
 from csakd_qgis.fusion.runtime import RUNTIME_CHOICES
 from csakd_qgis.nets.device import PRECISIONS
@@ -51,7 +50,7 @@ class FusionBase(CsakdAlgorithm):
     TILE, OVERLAP, BATCH, DEVICE, SHIFT_CORRECT, CREATION_OPTIONS = (
         "TILE", "OVERLAP", "BATCH", "DEVICE", "SHIFT_CORRECT", "CREATION_OPTIONS")
     RUNTIME, PRECISION = "RUNTIME", "PRECISION"
-    PSF, SRF, DTYPE, GEOMETRY = "PSF", "SRF", "DTYPE", "GEOMETRY"
+    PSF, SRF, DTYPE = "PSF", "SRF", "DTYPE"
     NEEDS_MSI = True
 
     def add_inputs(self) -> None:
@@ -107,13 +106,8 @@ class FusionBase(CsakdAlgorithm):
                 self.PRECISION, self.tr("Network precision (fp16/bf16 on CUDA; int8 = quantised ONNX model)"),
                 options=PRECISION_CHOICES, defaultValue="fp32", usesStaticStrings=True))
         if self.NEEDS_MSI:
-            advanced.append(QgsProcessingParameterEnum(
-                self.GEOMETRY, self.tr("Output geometry: msi (the estimated HSI shift removed before any method "
-                                       "runs) or hsi (the HSI kept where it lies)"),
-                options=list(GEOMETRIES), defaultValue=DEFAULT_GEOMETRY, usesStaticStrings=True))
             advanced.append(QgsProcessingParameterBoolean(
-                self.SHIFT_CORRECT, self.tr("Correct the estimated sub-pixel HSI shift (implied by geometry msi; "
-                                            "kept for compatibility)"), defaultValue=False))
+                self.SHIFT_CORRECT, self.tr("Correct the estimated sub-pixel HSI shift"), defaultValue=False))
             advanced.append(QgsProcessingParameterString(
                 self.PSF, self.tr("PSF of the HSI for model-based methods: auto, wald or gaussian:SIGMA"),
                 defaultValue="auto", optional=True))
@@ -137,12 +131,6 @@ class FusionBase(CsakdAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("ELAPSED_S", self.tr("Elapsed time (s)")))
         self.addOutput(QgsProcessingOutputNumber("N_TILES", self.tr("Number of tiles")))
         if self.NEEDS_MSI:
-            self.addOutput(QgsProcessingOutputString("GEOMETRY", self.tr(
-                "Geometry of the output (msi | hsi) and the HSI shift removed (HSI pixels)")))
-            self.addOutput(QgsProcessingOutputNumber("SPECTRAL_RESIDUAL", self.tr(
-                "Spectral consistency residual ||DX - Y|| / ||Y|| of the output (central sample)")))
-            self.addOutput(QgsProcessingOutputNumber("SPATIAL_RESIDUAL", self.tr(
-                "Spatial consistency residual ||RX - M|| / ||M|| of the output (central sample)")))
             self.addOutput(QgsProcessingOutputNumber("SHIFT_X", self.tr("Estimated HSI shift x (HSI pixels)")))
             self.addOutput(QgsProcessingOutputNumber("SHIFT_Y", self.tr("Estimated HSI shift y (HSI pixels)")))
             self.addOutput(QgsProcessingOutputNumber("PSF_SIGMA", self.tr(
@@ -208,9 +196,6 @@ class FusionBase(CsakdAlgorithm):
             kwargs["precision"] = self.enum_string(parameters, self.PRECISION, context)
         if self.NEEDS_MSI:
             kwargs["shift_correct"] = self.parameterAsBool(parameters, self.SHIFT_CORRECT, context)
-            kwargs["geometry"] = self.enum_string(parameters, self.GEOMETRY, context) or DEFAULT_GEOMETRY
-            if kwargs["shift_correct"]:  # the former switch asks for the MSI geometry
-                kwargs["geometry"] = "msi"
             kwargs["model_options"] = {
                 "psf": self.parameterAsString(parameters, self.PSF, context) or "auto",
                 "srf": self.parameterAsString(parameters, self.SRF, context) or "auto"}
@@ -243,11 +228,6 @@ class FusionBase(CsakdAlgorithm):
                    "N_TILES": result.n_tiles}
         if self.NEEDS_MSI:
             obs = result.observation.get("observation", {})
-            res = result.residuals
-            outputs.update({"GEOMETRY": f"{result.geometry}, shift removed dx={result.shift_applied[0]:+.3f} "
-                                        f"dy={result.shift_applied[1]:+.3f} HSI px",
-                            "SPECTRAL_RESIDUAL": float(res.get("spectral_rel_rmse", float("nan"))),
-                            "SPATIAL_RESIDUAL": float(res.get("spatial_rel_rmse", float("nan")))})
             outputs.update({"SHIFT_X": result.shift_x, "SHIFT_Y": result.shift_y,
                             "PSF_SIGMA": float(obs.get("sigma_hr_px", 0.0)),
                             "OBSERVATION": json.dumps(result.observation) if result.observation else ""})
@@ -262,7 +242,6 @@ class FusionBase(CsakdAlgorithm):
                  "size": f"{result.width} x {result.height} px, {result.bands} bands"}
         if self.NEEDS_MSI:
             facts["HSI shift"] = styling.shift_text(result.shift_x, result.shift_y, result.shift_corrected)
-            facts["geometry"] = result.geometry
         facts["time"] = f"{result.elapsed_s:.1f} s"
         return styling.provenance(self.id(), [p for p in inputs if p], facts)
 

@@ -45,7 +45,7 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """Handler of ``csakd evaluate``."""
-    from csakd_qgis.fusion.noref_eval import evaluate_noref_rasters, noref_evaluation
+    from csakd_qgis.fusion.noref import evaluate_noref_rasters, noref_evaluation
     from csakd_qgis.quality.report import evaluate_rasters
 
     if not str(args.json).lower().endswith(".json"):

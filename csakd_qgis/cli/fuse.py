@@ -57,13 +57,9 @@ def add_fuse_parser(subparsers) -> argparse.ArgumentParser:
                    help="MSI spectral response for model-based methods: auto (smooth non-negative fit on the pair), "
                         "auto:SENSOR (fit within e.g. S2A:B2,B3,B4,B8's bands), SENSOR or an SRF CSV file (the "
                         "published response, gain/offset fitted) (default: %(default)s)")
-    p.add_argument("--geometry", default="msi", choices=("msi", "hsi"),
-                   help="geometry of the output: msi (the estimated HSI/MSI shift is removed once: the PSF centre of "
-                        "model-based methods, one resampling of the HSI for the others) or hsi (the HSI kept where "
-                        "it lies) (default: %(default)s)")
     p.add_argument("--shift-correct", action="store_true",
-                   help="remove the estimated sub-pixel HSI/MSI shift before fusing (implied by --geometry msi, "
-                        "kept for compatibility)")
+                   help="remove the estimated sub-pixel HSI/MSI shift before fusing (always estimated and "
+                        "reported)")
     p.add_argument("--dtype", default="float32", choices=OUTPUT_DTYPES,
                    help="output data type: float32, or int16/uint16 storing reflectance x 10000 with a scale of "
                         "1e-4 (nodata -32768 / 65535; half the bytes; uint16 clips negative values to 0) "
@@ -79,7 +75,7 @@ def run_fuse(args: argparse.Namespace, progress: Callable[[float, str], None] | 
     inputs = {"hsi": args.hsi, "msi": args.msi, **({"msi20": args.msi20} if args.msi20 else {})}
     return run_job("fuse", args, progress, fuse, inputs, takes_msi20=uses_msi20(args.model), model=args.model,
                    device=args.device, tile=args.tile, overlap=args.overlap, batch=args.batch,
-                   shift_correct=args.shift_correct, geometry=args.geometry, creation_options=creation_options(args.co),
+                   shift_correct=args.shift_correct, creation_options=creation_options(args.co),
                    threads=args.threads, precision=args.precision, runtime=args.runtime,
                    model_options={"psf": args.psf, "srf": args.srf}, dtype=args.dtype)
 

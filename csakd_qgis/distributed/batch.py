@@ -2,7 +2,7 @@
 
 Table: one row per pair with the columns ``hsi``, ``msi``, ``out`` (paths; relative ones are relative to the
 table's folder) and optional per-row options (``PAIR_OPTIONS``: model, device, tile, overlap, batch,
-threads, precision, shift_correct, edge, dtype, geometry) and ``reference`` (an HR reference HSI: the summary gets its
+threads, precision, shift_correct, edge, dtype) and ``reference`` (an HR reference HSI: the summary gets its
 metrics). A JSON table is a list of such objects (or ``{"jobs": [...]}``). Or two folders
 (:func:`match_folders`): each HSI paired with the MSI covering most of its footprint, nearest date first.
 
@@ -45,7 +45,7 @@ log = logging.getLogger("csakd_qgis.distributed")
 REQUIRED = ("hsi", "msi", "out")
 PAIR_OPTIONS: dict[str, type] = {"model": str, "device": str, "tile": int, "overlap": int, "batch": int,
                                  "threads": int, "precision": str, "shift_correct": bool, "edge": str,
-                                 "dtype": str, "geometry": str}
+                                 "dtype": str}
 METRICS = ("psnr", "sam", "ergas", "rmse", "ssim")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 

@@ -3,14 +3,13 @@
 Steps: validate the output path and options (before any compute) -> co-register (:func:`coreg.plan_grid`:
 common grid, scale, overlap) -> build the predictor (:func:`fusion.predictors.make_predictor`; learned models
 are checked against the data) -> open the output and plan its windows (:class:`raster.job.TiledRasterJob`)
--> estimate the HSI/MSI shift on a bounded central sample (refused above 1 LR px) and, in the default
-``geometry`` 'msi', remove it once (:mod:`fusion.geometry`: the PSF centre of model-based methods, a resampling
-of the HSI for the others) -> fit per-scene coefficients on a bounded central sample (only predictors that need it) -> the job's
-tiled, pipelined, bounded-memory inference (inputs: the LR-HSI and the HR-MSI of the grid, context beyond them
-mirrored) -> the two consistency residuals of the output on a small central window (:mod:`fusion.noref`).
+-> estimate the HSI/MSI shift (always, on a bounded central sample; corrected only with ``shift_correct``,
+otherwise estimated in a background thread while the tiles run) -> fit per-scene coefficients on a bounded
+central sample (only predictors that need it) -> the job's tiled, pipelined, bounded-memory inference
+(inputs: the LR-HSI and the HR-MSI of the grid, context beyond them mirrored).
 
-``FuseResult.timings``: the job's (see :mod:`raster.job`) plus ``setup_s``, ``sample_s``, ``shift_s``,
-``prepare_s``, ``residuals_s``.
+``FuseResult.timings``: the job's (see :mod:`raster.job`) plus ``setup_s``, ``sample_s``, ``shift_s``
+(estimate, possibly overlapped), ``shift_wait_s``, ``prepare_s``.
 
 Output: the HR grid (the MSI grid cropped to the overlap), float32 reflectance, nodata -9999 where the inputs
 are nodata, the HSI's band count and order with its wavelength/FWHM/bbl metadata. Bad bands (bbl = 0) are
@@ -25,18 +24,24 @@ import json
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from csakd_qgis.fusion.geometry import DEFAULT_GEOMETRY, align, check_geometry, check_shift
 from csakd_qgis.fusion.methods import DEFAULT_METHOD
 from csakd_qgis.fusion.msi20 import FIT_SAMPLE_LR, Msi20Stack
-from csakd_qgis.fusion.noref import consistency_residuals
 from csakd_qgis.fusion.predictors import make_predictor
 from csakd_qgis.fusion.reflectance import require_reflectance
-from csakd_qgis.raster.coreg import SHIFT_SAMPLE_LR, FusionGrid, estimate_shift_arrays, plan_grid
+from csakd_qgis.raster.coreg import (
+    MIN_CORRECTED_SHIFT_LR,
+    SHIFT_SAMPLE_LR,
+    FusionGrid,
+    ShiftEstimate,
+    estimate_shift_arrays,
+    plan_grid,
+)
 from csakd_qgis.raster.io import check_output_path
 from csakd_qgis.raster.job import OutputSpec, Progress, RasterJobResult, TiledRasterJob, check_options
 
@@ -45,17 +50,13 @@ RADIOMETRY_SAMPLE = 1 << 20  # values per input used by radiometry_check
 
 @dataclass
 class FuseResult(RasterJobResult):
-    """What :func:`fuse` did: the job's result plus the HSI/MSI shift estimate and the shift removed (LR px), the
-    output geometry ('msi' | 'hsi') and the consistency residuals of the output (:func:`noref.consistency_residuals`)."""
+    """What :func:`fuse` did: the job's result plus the HSI/MSI shift estimate (LR px)."""
 
     shift_x: float = 0.0
     shift_y: float = 0.0
     shift_corrected: bool = False
     shift_confidence: float = 0.0
     observation: dict[str, Any] = field(default_factory=dict)  # model-based methods: PSF, shift, SRF, choice
-    geometry: str = DEFAULT_GEOMETRY
-    shift_applied: tuple[float, float] = (0.0, 0.0)
-    residuals: dict[str, Any] = field(default_factory=dict)  # empty for a part of a distributed run
 
     def summary(self) -> str:
         """One line for logs and the CLI."""
@@ -66,12 +67,8 @@ class FuseResult(RasterJobResult):
         sc = self.observation.get("scene")
         scene = (f", scene: alpha {sc.get('alpha', 0.0):.2f}, hold-out gain {sc.get('holdout_gain_db', 0.0):+.2f} dB, "
                  f"learned in {sc.get('seconds', 0.0):.1f} s" if sc else "")
-        r = self.residuals
-        res = (f", consistency residuals: spectral {r['spectral_rel_rmse']:.4f}, spatial {r['spatial_rel_rmse']:.4f}"
-               if "spectral_rel_rmse" in r else "")
-        return (f"{super().summary()}, geometry {self.geometry}, HSI shift dx={self.shift_x:+.3f} "
-                f"dy={self.shift_y:+.3f} LR px"
-                f"{' (removed)' if self.shift_corrected else ' (not removed)'}{psf}{scene}{res}")
+        return (f"{super().summary()}, HSI shift dx={self.shift_x:+.3f} dy={self.shift_y:+.3f} LR px"
+                f"{' (corrected)' if self.shift_corrected else ''}{psf}{scene}")
 
 
 def radiometry_check(lr: np.ndarray, msi: np.ndarray, factor: float = 10.0) -> str | None:
@@ -111,28 +108,19 @@ def _shift_window(grid: FusionGrid, lr: np.ndarray, msi: np.ndarray, n_lr: int) 
             msi[:, (rs - r) * s:(rs - r + hh) * s, (cs - c) * s:(cs - c + ww) * s])
 
 
-def _residuals(grid: FusionGrid, out_path: Any, predictor: Any, messages: list[str]) -> dict[str, Any]:
-    """The output's two consistency residuals on a small central window (with the run's observation model when
-    the predictor has one, else the Wald PSF: cheap), added to its CSAKD_FUSION tag; a failure is logged, never fatal (the output is done)."""
-    import rasterio
-
-    try:
-        res = consistency_residuals(grid, out_path, getattr(predictor, "obs", None), psf="wald")  # centre 0: aligned
-        with rasterio.open(str(out_path), "r+") as ds:
-            tag = json.loads(ds.tags().get("CSAKD_FUSION", "{}") or "{}")
-            ds.update_tags(CSAKD_FUSION=json.dumps({**tag, "consistency_residuals": res}))
-    except Exception as exc:  # noqa: BLE001 - a diagnostic of a finished output
-        messages.append(f"Consistency residuals not computed: {exc}")
-        return {}
-    messages.append(f"Consistency residuals (central {res['sample_lr_px'][0]} x {res['sample_lr_px'][1]} LR px): "
-                    f"spectral ||DX - Y||/||Y|| = {res['spectral_rel_rmse']:.4f}, spatial ||RX - M||/||M|| = "
-                    f"{res['spatial_rel_rmse']:.4f}.")
-    return res
+def _correct_shift(grid: FusionGrid, est: ShiftEstimate) -> tuple[FusionGrid, bool, list[str]]:
+    """The grid with the estimated HSI shift removed (when there is one worth removing), and the log lines."""
+    if est.method == "none":
+        return grid, False, [est.message, "Shift correction skipped: no shift estimate."]
+    if max(abs(est.dx), abs(est.dy)) < MIN_CORRECTED_SHIFT_LR:
+        return grid, False, [est.message, f"Shift correction skipped: the estimate is below "
+                                          f"{MIN_CORRECTED_SHIFT_LR} LR px."]
+    grid = grid.with_shift(est.dx, est.dy)
+    return grid, True, [est.message, grid.messages[-1]]
 
 
 def fuse(hsi: str | os.PathLike, msi: str | os.PathLike, out: str | os.PathLike, model: Any = DEFAULT_METHOD, *,
          device: str = "auto", tile: int = 256, overlap: int = 32, batch: int = 4, shift_correct: bool = False,
-         geometry: str = DEFAULT_GEOMETRY,
          creation_options: dict[str, str] | None = None,
          progress: Callable[[float, str], None] | None = None, cancel: Callable[[], bool] | None = None,
          threads: int | None = None, precision: str = "fp32", edge: str = "shift",
@@ -154,22 +142,18 @@ def fuse(hsi: str | os.PathLike, msi: str | os.PathLike, out: str | os.PathLike,
     bands are sharpened to the MSI grid and fused as more MSI bands (:mod:`fusion.msi20`; fusion methods only).
     ``tags``: more dataset tags of the output (e.g. what a batch made it from), written when it is complete.
     ``dtype``: float32, or int16/uint16 (reflectance x 10000 with a scale of 1e-4; :mod:`raster.io`).
-    ``geometry``: 'msi' (default: the estimated HSI shift is removed before any method runs, the output lies in
-    the MSI's geometry) or 'hsi' (nothing moved); ``shift_correct`` True (the former switch) implies 'msi'. A
-    reliably estimated shift above 1 LR px is refused (the pair is not co-registered).
     """
     t_start = time.perf_counter()
     inputs = [str(hsi), str(msi)] + ([str(msi20)] if msi20 is not None else [])
     out_path = check_output_path(out, inputs, role="fused output")
     opts = check_options(tile, overlap, batch, threads, edge, group_width, creation_options, part=part, dtype=dtype)
-    geom = check_geometry(geometry, shift_correct)
     prog = Progress(progress, cancel)
     prog.report(0.0, "co-registering")
     grid = plan_grid(hsi, msi)
     messages = list(grid.messages)
     hsi_meta, good, s = grid.hsi, grid.hsi_bands, grid.scale
     msi_wl = list(grid.msi.wavelengths or []) or None
-    options = {"fit_psf_shift": False, **(model_options or {})}  # the shift is removed (or kept) once, below
+    options = dict(model_options or {})
     m20 = Msi20Stack(grid, msi20, model, msi_wl, options) if msi20 is not None else None
     if m20 is not None:
         msi_wl, options = m20.msi_wavelengths, m20.options
@@ -188,61 +172,70 @@ def fuse(hsi: str | os.PathLike, msi: str | os.PathLike, out: str | os.PathLike,
                                               hsi_meta.bbl), s, opts, prog)
     timings = job.timings
     timings.update(setup_s=time.perf_counter() - t_start, shift_s=0.0)
-    with job, (m20 or contextlib.nullcontext()):
-        t0 = time.perf_counter()
-        messages += job.plan.messages
-        if m20 is not None:
-            messages += m20.sharpen(out_path.parent, opts, prog, (0.01, 0.2))
-        # ---- scene sample (bounded): shift estimate, radiometry check, per-scene fit
-        prog.report(0.01, "estimating the HSI shift")
-        n_lr = FIT_SAMPLE_LR if predictor.needs_sample else SHIFT_SAMPLE_LR
-        lr_s, msi_s = _sample(grid, m20, n_lr)
-        timings["sample_s"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        est = estimate_shift_arrays(*_shift_window(grid, lr_s, msi_s, n_lr), s)
-        timings["shift_s"] = time.perf_counter() - t0
-        check_shift(est)
-        in_model = hasattr(predictor, "psf_centre") and not getattr(predictor, "obs", None)
-        grid, applied, lines = align(grid, est, geom, in_model=in_model)
-        messages += lines
-        corrected = applied != (0.0, 0.0)
-        if in_model:  # the observation model carries the shift: its PSF centre (fitted width only)
-            predictor.psf_centre = applied
-        elif corrected and predictor.needs_sample:  # fit on the aligned HSI
-            lr_s, msi_s = _sample(grid, m20, n_lr)
-        prog.check_cancel()
-        prog.report(0.02, "fitting per-scene coefficients")
-        t0 = time.perf_counter()
-        require_reflectance(predictor, {"hyperspectral (HSI) input": (hsi, _subsample(lr_s, RADIOMETRY_SAMPLE)),
-                                        "multispectral (MSI) input": (msi, _subsample(msi_s, RADIOMETRY_SAMPLE))})
-        note = radiometry_check(_subsample(lr_s, RADIOMETRY_SAMPLE), _subsample(msi_s, RADIOMETRY_SAMPLE))
-        messages += [note] if note else []
-        if predictor.needs_sample:
-            predictor.prepare(lr_s, msi_s)
-        del lr_s, msi_s
-        timings["prepare_s"] = time.perf_counter() - t0
-        messages += list(predictor.messages)
-        prog.check_cancel()
-        with grid:
-            layers = grid.layers()
+    shift_pool = ThreadPoolExecutor(1, thread_name_prefix="csakd-shift")
+
+    def estimate(lr_a: np.ndarray, msi_a: np.ndarray) -> ShiftEstimate:
+        ta = time.perf_counter()
+        try:
+            return estimate_shift_arrays(lr_a, msi_a, s)
+        finally:
+            timings["shift_s"] = time.perf_counter() - ta
+
+    try:
+        with job, (m20 or contextlib.nullcontext()):
+            t0 = time.perf_counter()
+            messages += job.plan.messages
             if m20 is not None:
-                layers[1] = m20.layer(grid)
-            job.run(layers, predictor, (0.2 if m20 is not None else 0.05, 0.99),
-                    f"fusing {job.plan.n_tiles} tiles")
-        job.tags["CSAKD_FUSION"] = json.dumps({
-            "hsi": os.path.basename(str(hsi)), "msi": os.path.basename(str(msi)), "model": predictor.name,
-            **({"msi20": os.path.basename(str(msi20))} if msi20 is not None else {}),
-            "scale": s, "geometry": geom, "shift_lr_px": [round(est.dx, 4), round(est.dy, 4)],
-            "shift_applied_lr_px": [round(applied[0], 4), round(applied[1], 4)], "shift_corrected": corrected,
-            "device": predictor.device_used, "fused_bands": len(good), "tile": job.plan.tile,
-            "overlap": job.plan.overlap, **({"observation": predictor.report} if predictor.report else {})})
-        job.tags.update(tags or {})
-    t0 = time.perf_counter()
-    residuals = _residuals(grid, out_path, predictor, messages) if part is None else {}
-    timings["residuals_s"] = time.perf_counter() - t0
+                messages += m20.sharpen(out_path.parent, opts, prog, (0.01, 0.2))
+            # ---- scene sample (bounded): shift estimate, radiometry check, per-scene fit
+            prog.report(0.01, "estimating the HSI shift")
+            n_lr = FIT_SAMPLE_LR if predictor.needs_sample else SHIFT_SAMPLE_LR
+            lr_s, msi_s = _sample(grid, m20, n_lr)
+            timings["sample_s"] = time.perf_counter() - t0
+            corrected, shift_future = False, None
+            if shift_correct:
+                est = estimate(*_shift_window(grid, lr_s, msi_s, n_lr))
+                grid, corrected, lines = _correct_shift(grid, est)
+                messages += lines
+                if corrected and predictor.needs_sample:  # fit on the corrected HSI
+                    lr_s, msi_s = _sample(grid, m20, n_lr)
+            else:  # only reported: estimated while the tiles run
+                shift_future = shift_pool.submit(estimate, *_shift_window(grid, lr_s, msi_s, n_lr))
+            prog.check_cancel()
+            prog.report(0.02, "fitting per-scene coefficients")
+            t0 = time.perf_counter()
+            require_reflectance(predictor, {"hyperspectral (HSI) input": (hsi, _subsample(lr_s, RADIOMETRY_SAMPLE)),
+                                            "multispectral (MSI) input": (msi, _subsample(msi_s, RADIOMETRY_SAMPLE))})
+            note = radiometry_check(_subsample(lr_s, RADIOMETRY_SAMPLE), _subsample(msi_s, RADIOMETRY_SAMPLE))
+            messages += [note] if note else []
+            if predictor.needs_sample:
+                predictor.prepare(lr_s, msi_s)
+            del lr_s, msi_s
+            timings["prepare_s"] = time.perf_counter() - t0
+            messages += list(predictor.messages)
+            prog.check_cancel()
+            with grid:
+                layers = grid.layers()
+                if m20 is not None:
+                    layers[1] = m20.layer(grid)
+                job.run(layers, predictor, (0.2 if m20 is not None else 0.05, 0.99),
+                        f"fusing {job.plan.n_tiles} tiles")
+            if shift_future is not None:
+                t0 = time.perf_counter()
+                est = shift_future.result()
+                timings["shift_wait_s"] = time.perf_counter() - t0
+                messages.append(est.message)
+            job.tags["CSAKD_FUSION"] = json.dumps({
+                "hsi": os.path.basename(str(hsi)), "msi": os.path.basename(str(msi)), "model": predictor.name,
+                **({"msi20": os.path.basename(str(msi20))} if msi20 is not None else {}),
+                "scale": s, "shift_lr_px": [round(est.dx, 4), round(est.dy, 4)], "shift_corrected": corrected,
+                "device": predictor.device_used, "fused_bands": len(good), "tile": job.plan.tile,
+                "overlap": job.plan.overlap, **({"observation": predictor.report} if predictor.report else {})})
+            job.tags.update(tags or {})
+    finally:
+        shift_pool.shutdown(wait=True, cancel_futures=True)
     return job.finish(FuseResult, predictor, t_start, messages, shift_x=est.dx, shift_y=est.dy,
-                      shift_corrected=corrected, shift_confidence=est.confidence, observation=dict(predictor.report),
-                      geometry=geom, shift_applied=applied, residuals=residuals)
+                      shift_corrected=corrected, shift_confidence=est.confidence, observation=dict(predictor.report))
 
 
 __all__ = ["FuseResult", "fuse", "radiometry_check"]

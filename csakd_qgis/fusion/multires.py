@@ -172,8 +172,7 @@ def multires_observation(lr: np.ndarray, msi: np.ndarray, s: int, hr_bands: int,
     :func:`fusion.observation.estimate_observation`."""
     if parse_psf(psf, s) != "auto" or not 0 < hr_bands < msi.shape[0]:
         return estimate_observation(lr, msi, s, psf=psf, **kwargs)
-    first = estimate_observation(lr, np.asarray(msi)[:hr_bands], s, fit_shift=kwargs.get("fit_shift", True),
-                                 centre=kwargs.get("centre", (0.0, 0.0)))
+    first = estimate_observation(lr, np.asarray(msi)[:hr_bands], s)
     obs = estimate_observation(lr, msi, s, psf=first.psf, **kwargs)
     return dataclasses.replace(obs, psf_source=f"{first.psf_source}, on the {hr_bands} HR bands",
                                info={**first.info, **obs.info, "msi_linear": obs.info.get("msi_linear", True)})

@@ -479,13 +479,11 @@ def central_sample(lr: np.ndarray, msi: np.ndarray, scale: int, max_lr: int = PS
 
 def estimate_observation(lr: np.ndarray, msi: np.ndarray, scale: int, psf: str | PSF | None = "auto",
                          srf: str = "auto", sensor: SRF | str | None = None, wavelengths=None, fwhm=None,
-                         spectral: SpectralModel | None = None, fit_shift: bool = True,
-                         centre: tuple[float, float] = (0.0, 0.0)) -> ObservationModel:
+                         spectral: SpectralModel | None = None) -> ObservationModel:
     """PSF (estimated, Wald or given) and spectral model (estimated, sensor + gain, or ``spectral``) of a pair.
 
     ``srf`` 'auto' (smooth NNLS, inside the sensor's support when ``sensor`` is given) or 'sensor' (published
-    SRF of ``sensor``, gain/offset fitted). Estimation uses a central sample of the pair. ``fit_shift`` False:
-    the PSF centre is ``centre`` (LR px: the HSI shift estimated once, or 0), whatever the PSF's width source.
+    SRF of ``sensor``, gain/offset fitted). Estimation uses a central sample of the pair.
     """
     s = check_scale(scale)
     lr = np.asarray(lr, np.float32)
@@ -497,18 +495,13 @@ def estimate_observation(lr: np.ndarray, msi: np.ndarray, scale: int, psf: str |
         raise CsakdError("The HSI and MSI have no pixel valid in both (all nodata where they overlap): nothing "
                          "to fuse. Check the nodata values and that both images show the same place.")
     p = parse_psf(psf, s)
-    cx, cy = (0.0, 0.0) if fit_shift else (float(centre[0]), float(centre[1]))
-    wald = PSF(s / 2.0, cx, cy)  # the standard width, centred where the shift says
-    if isinstance(p, PSF) and not fit_shift:
-        p = PSF(p.sigma, cx, cy)
     info: dict[str, Any] = {}
     given_spectral = spectral is not None
     if p == "auto":
-        p, info = estimate_psf(lr_s, msi_s, s, shift=None if fit_shift else (cx, cy), fit_shift=fit_shift)
+        p, info = estimate_psf(lr_s, msi_s, s)
         psf_source = "estimated"
-        info["centre_fixed"] = not fit_shift
     else:
-        psf_source = "wald" if p == wald else "given"
+        psf_source = "wald" if p == PSF.wald(s) else "given"
     if spectral is None:
         spectral = estimate_srf(lr_s, msi_to_lr(msi_s, p, s), prior, mode=srf)
     warnings = []
@@ -517,14 +510,14 @@ def estimate_observation(lr: np.ndarray, msi: np.ndarray, scale: int, psf: str |
     if psf_source == "estimated" and not at_bound and linear and info["misfit_end"] >= (1 - MIN_PSF_GAIN) * info[
             "misfit_wald"]:  # the data do not tell the estimate from the Wald PSF: keep the standard model
         info["psf_not_significant"] = p.summary(s)
-        p, psf_source = wald, "wald (estimate not significantly better)"
+        p, psf_source = PSF.wald(s), "wald (estimate not significantly better)"
         spectral = estimate_srf(lr_s, msi_to_lr(msi_s, p, s), prior, mode=srf) if not given_spectral else spectral
     elif psf_source == "estimated" and (at_bound or not linear or max(abs(p.dx), abs(p.dy)) > 1.0):
         warnings.append(f"The PSF estimate (sigma {p.sigma:.2f} HR px, shift {p.dx:+.2f}, {p.dy:+.2f} LR px) is "
                         "unreliable" + ("" if linear else " (the MSI is not a linear view of the HSI)") +
-                        ": the Wald PSF (sigma = s/2) is used instead.")
+                        ": the Wald PSF (sigma = s/2, no shift) is used instead.")
         info["psf_rejected"] = p.summary(s)
-        p, psf_source = wald, "wald (estimate rejected)"
+        p, psf_source = PSF.wald(s), "wald (estimate rejected)"
         spectral = estimate_srf(lr_s, msi_to_lr(msi_s, p, s), prior, mode=srf) if not given_spectral else spectral
         linear = spectral.r2 is None or float(np.min(spectral.r2)) >= MIN_LINEAR_R2
     if not linear:

@@ -284,8 +284,7 @@ class ModelBasedPredictor(Predictor):
     def __init__(self, method: str, scale: int, hsi_bands: int, msi_bands: int, psf: str = "auto",
                  srf: str = "auto", sensor: Any = None, wavelengths: Sequence[float] | None = None,
                  fwhm: Sequence[float | None] | None = None, obs: Any = None,
-                 msi_wavelengths: Sequence[float | None] | None = None, hr_bands: int = 0,
-                 fit_psf_shift: bool = True) -> None:
+                 msi_wavelengths: Sequence[float | None] | None = None, hr_bands: int = 0) -> None:
         m = str(method).strip().lower()
         if m != "auto":
             split_method(m)  # a clear error for unknown names before any compute
@@ -296,8 +295,6 @@ class ModelBasedPredictor(Predictor):
         self.name = m
         self.scale, self.hsi_bands, self.msi_bands = int(scale), int(hsi_bands), int(msi_bands)
         self.psf, self.srf, self.sensor, self.obs = psf, srf, sensor, obs
-        self.fit_psf_shift = bool(fit_psf_shift)  # False: the PSF centre is psf_centre (fuse() sets it)
-        self.psf_centre = (0.0, 0.0)  # LR px: the HSI shift the observation model carries (fusion.geometry)
         self.wavelengths = None if wavelengths is None else list(wavelengths)
         self.fwhm = None if fwhm is None or any(f is None for f in fwhm) else list(fwhm)
         self.device_used = "cpu"
@@ -322,8 +319,7 @@ class ModelBasedPredictor(Predictor):
         s = self.scale
         if self.obs is None:
             self.obs = multires_observation(lr, msi, s, self.hr_bands, psf=self.psf, srf=self.srf,
-                                            sensor=self.sensor, wavelengths=self.wavelengths, fwhm=self.fwhm,
-                                            fit_shift=self.fit_psf_shift, centre=self.psf_centre)
+                                            sensor=self.sensor, wavelengths=self.wavelengths, fwhm=self.fwhm)
         self.messages.append(self.obs.message())
         self.messages += list(self.obs.info.get("warnings", []))
         self.report = {"observation": self.obs.summary()}

@@ -242,11 +242,8 @@ class FusionGrid:
     # ---- derived grids
     def with_shift(self, dx: float, dy: float) -> FusionGrid:
         """A copy whose LR reads are corrected for a HSI shift (dx, dy) in LR px (see module doc)."""
-        from rasterio.enums import Resampling
-
-        rs = dict(self.hsi_source.warp or {}).get("resampling")  # a warp already planned keeps its kernel
-        rs = Resampling.lanczos if rs is None else rs  # a pure sub-pixel shift: lanczos keeps more of the HSI
-        warp = _warp_params(self.crs, self.lr_transform, self.lr_width, self.lr_height, rs)
+        warp = _warp_params(self.crs, self.lr_transform, self.lr_width, self.lr_height,
+                            dict(self.hsi_source.warp or {}).get("resampling"))
         warp["src_transform"] = shifted_src_transform(self, dx, dy)
         reason = f"shift correction dx={dx:+.3f}, dy={dy:+.3f} LR px"
         if self.hsi_source.kind == "warp" and self.hsi_source.reason:
@@ -255,7 +252,7 @@ class FusionGrid:
                                   shift=(float(dx), float(dy)), messages=list(self.messages),
                                   _stack=None, _msi_ds=None, _hsi_ds=None)
         new.messages.append(f"Shift correction: HSI content moved by ({-dx:+.3f}, {-dy:+.3f}) LR px "
-                            f"({Resampling(rs).name} resampling).")
+                            "(cubic resampling).")
         return new
 
     def describe(self) -> str:

@@ -187,8 +187,6 @@ def fusion_info(tags: dict[str, str], abstract: str = "") -> str:
             continue
         kind = "fusion" if key == "CSAKD_FUSION" else "super-resolution"
         parts = [f"{kind}: {tag.get('model', '?')}", f"scale {tag.get('scale', '?')}"]
-        if tag.get("geometry"):
-            parts.append(f"geometry {tag['geometry']}")
         shift = tag.get("shift_lr_px")
         if isinstance(shift, list) and len(shift) == 2:
             parts.append(f"HSI shift dx {shift[0]:+.3f}, dy {shift[1]:+.3f} LR px"
@@ -197,9 +195,6 @@ def fusion_info(tags: dict[str, str], abstract: str = "") -> str:
         if isinstance(obs, dict) and "sigma_hr_px" in obs:
             parts.append(f"PSF sigma {obs['sigma_hr_px']:.2f} HR px")
         res = _residuals(tag)
-        cr = tag.get("consistency_residuals")
-        if not res and isinstance(cr, dict) and {"spectral_rel_rmse", "spatial_rel_rmse"} <= set(cr):
-            res = {"lr_hsi": float(cr["spectral_rel_rmse"]), "msi": float(cr["spatial_rel_rmse"])}
         if res:
             parts.append(f"residuals LR-HSI {100 * res['lr_hsi']:.2f} %, MSI {100 * res['msi']:.2f} %")
         return "; ".join(parts)

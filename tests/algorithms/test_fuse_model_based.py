@@ -36,18 +36,3 @@ def test_fuse_classical_default_glp_cy_reports_the_observation_model(provider, s
     processing.run("csakd:fuse_classical", {**inputs, "METHOD": "glp", "OUTPUT": str(tmp_path / "glp.tif")})
     with rasterio.open(tmp_path / "glp.tif") as ds:
         assert json.loads(ds.tags()["CSAKD_FUSION"])["model"] == "glp"
-
-
-def test_fuse_classical_geometry_option_and_outputs(provider, synthetic_pair, tmp_path):
-    """GEOMETRY (advanced): msi by default, hsi keeps the HSI; GEOMETRY and the two residuals are outputs."""
-    import processing
-
-    inputs = {"HSI": str(synthetic_pair["hsi"]), "MSI": str(synthetic_pair["msi"]), "METHOD": "glp"}
-    res = processing.run("csakd:fuse_classical", {**inputs, "OUTPUT": str(tmp_path / "msi.tif")})
-    assert res["GEOMETRY"].startswith("msi") and 0 <= res["SPECTRAL_RESIDUAL"] < 0.1
-    assert 0 <= res["SPATIAL_RESIDUAL"] < 0.1
-    res = processing.run("csakd:fuse_classical", {**inputs, "GEOMETRY": "hsi", "OUTPUT": str(tmp_path / "hsi.tif")})
-    assert res["GEOMETRY"] == "hsi, shift removed dx=+0.000 dy=+0.000 HSI px"
-    with rasterio.open(tmp_path / "hsi.tif") as ds:
-        tag = json.loads(ds.tags()["CSAKD_FUSION"])
-    assert tag["geometry"] == "hsi" and tag["shift_applied_lr_px"] == [0.0, 0.0] and "consistency_residuals" in tag

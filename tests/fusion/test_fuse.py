@@ -384,7 +384,7 @@ def test_shift_reported_and_correction_helps_on_enmap(tmp_path):
     p = write_pair(tmp_path, enmap_reference(), scale=4, shift=(0.3, 0.0))
     p0 = write_pair(tmp_path, enmap_reference(), scale=4, name="registered")
     kw = dict(model="glp", tile=32, overlap=8)
-    plain = fuse(p["hsi"], p["msi"], tmp_path / "plain.tif", geometry="hsi", **kw)  # the default removes it
+    plain = fuse(p["hsi"], p["msi"], tmp_path / "plain.tif", **kw)
     fixed = fuse(p["hsi"], p["msi"], tmp_path / "fixed.tif", shift_correct=True, **kw)
     ideal = fuse(p0["hsi"], p0["msi"], tmp_path / "ideal.tif", **kw)
     assert abs(plain.shift_x - 0.3) < 0.1 and abs(plain.shift_y) < 0.1 and not plain.shift_corrected
