@@ -16,8 +16,8 @@ from qgis.PyQt.QtWidgets import (
     QVBoxLayout,
 )
 
+from csakd_qgis.algorithms.profile.profile_panel import SpectralProfile
 from csakd_qgis.deps import PIP_NAMES, DependencyCheck, InstallResult, python_line
-from csakd_qgis.gui.profile_panel import SpectralProfile
 from csakd_qgis.provider import CsakdProvider
 
 try:  # Qt 6 (QGIS 4) moved QAction to QtGui; Qt 5 has it in QtWidgets

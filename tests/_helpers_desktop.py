@@ -5,16 +5,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 from _helpers_raster import ROOT
-
-requires_desktop = pytest.mark.skipif(
-    not (shutil.which("xvfb-run") and shutil.which("qgis")),
-    reason="desktop QGIS under Xvfb needs the qgis and xvfb packages (make setup installs them)")
 
 
 def start_qgis(script: Path, job: dict, tmp_path: Path, timeout: float = 120.0) -> dict:

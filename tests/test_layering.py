@@ -1,6 +1,6 @@
 """The import rules of docs/ARCHITECTURE.md, read from the source with ast (nothing is imported).
 
-Layers, top to bottom: the QGIS layer (package root, plugin.py, provider.py, algorithms/, gui/) and the CLI (cli/)
+Layers, top to bottom: the QGIS layer (package root, plugin.py, provider.py, algorithms/, incl. its profile/ panel) and the CLI (cli/)
 use the engine (raster/, fusion/, spectral/, training/, zoo/, quality/, products/, distributed/), which may use the
 networks (nets/); all may use the base modules (errors, deps, failures, version). Imports point down only; QGIS
 (and Qt through it) is imported by the QGIS layer only; torch and the other optional runtimes are imported inside
@@ -17,7 +17,7 @@ from pathlib import Path
 from conftest import ROOT
 
 PKG = "csakd_qgis"
-QGIS_LAYER = ("csakd_qgis.plugin", "csakd_qgis.provider", "csakd_qgis.algorithms", "csakd_qgis.gui")
+QGIS_LAYER = ("csakd_qgis.plugin", "csakd_qgis.provider", "csakd_qgis.algorithms")
 BASE = ("csakd_qgis.errors", "csakd_qgis.deps", "csakd_qgis.failures", "csakd_qgis.version", "csakd_qgis.oscompat",
         "csakd_qgis.temporaries", "csakd_qgis.python_finder")
 # layer -> the layers it may import
@@ -122,7 +122,7 @@ def layer_violations(imports: list[Import]) -> list[str]:
 
 def qgis_violations(imports: list[Import]) -> list[str]:
     """qgis imported outside the QGIS layer, or Qt imported other than through qgis.PyQt."""
-    out = [f"{imp}: only plugin.py, provider.py, algorithms/ and gui/ import qgis" for imp in imports
+    out = [f"{imp}: only plugin.py, provider.py and algorithms/ import qgis" for imp in imports
            if imp.target.split(".")[0] == "qgis" and layer(imp.source) != "qgis"]
     return out + [f"{imp}: import Qt through qgis.PyQt" for imp in imports if imp.target.split(".")[0] in QT]
 

@@ -1,4 +1,5 @@
-"""Processing algorithms of the ``csakd`` provider (one module per algorithm)."""
+"""Processing algorithms of the ``csakd`` provider (one module per algorithm); ``profile/`` holds the desktop
+spectral profile panel (QGIS layer too)."""
 
 from __future__ import annotations
 

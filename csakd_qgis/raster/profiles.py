@@ -1,6 +1,6 @@
 """Spectral profiles of single pixels: band values -> reflectance over wavelength, CSV export, fusion info line.
 
-The spectral profile panel of the QGIS plugin (``csakd_qgis/gui/``) reads the pixel under the cursor through
+The spectral profile panel of the QGIS plugin (``csakd_qgis/algorithms/profile/``) reads the pixel under the cursor through
 QGIS and hands the band values to these functions, which need no QGIS: band metadata from
 :func:`raster.io.read_meta`, nodata / bad bands (bbl = 0) as NaN so a plot shows them as gaps.
 """

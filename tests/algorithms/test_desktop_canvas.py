@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _helpers_desktop import requires_desktop, start_qgis
+from _helpers_desktop import start_qgis
 from _helpers_raster import HAVE_SHARED, ROOT, write_pair
 
 from csakd_qgis.quality.report import TRUE_COLOUR_NM, rgb_bands
@@ -23,7 +23,6 @@ from csakd_qgis.zoo.registry import available_models
 
 pytestmark = [
     pytest.mark.qgis, pytest.mark.shared_data,
-    requires_desktop,
     pytest.mark.skipif(not HAVE_SHARED, reason="needs the real EnMAP tiles in ../shared/data/enmap_potsdam"),
 ]
 SCRIPT = Path(__file__).with_name("desktop_canvas.py")

@@ -138,7 +138,7 @@ def main() -> None:
             root.findLayer(lyr.id()).setItemVisibilityChecked(True)
         _pump()
         # the same point in a panel drawn without matplotlib
-        from csakd_qgis.gui.profile_panel import ProfilePanel
+        from csakd_qgis.algorithms.profile.profile_panel import ProfilePanel
 
         plain = ProfilePanel(canvas, iface.mainWindow(), use_matplotlib=False)
         plain.setFloating(True)

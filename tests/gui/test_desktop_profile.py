@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from _helpers_desktop import requires_desktop, start_qgis
+from _helpers_desktop import start_qgis
 from _helpers_raster import ROOT, reproject_raster, requires_shared, write_pair
 from rasterio.crs import CRS
 from rasterio.warp import transform as warp_points
@@ -26,7 +26,7 @@ from rasterio.warp import transform as warp_points
 from csakd_qgis.fusion.fuse import fuse
 from csakd_qgis.raster.io import read_meta, read_reflectance
 
-pytestmark = [pytest.mark.qgis, pytest.mark.shared_data, requires_desktop, requires_shared]
+pytestmark = [pytest.mark.qgis, pytest.mark.shared_data, requires_shared]
 SCRIPT = Path(__file__).with_name("desktop_profile.py")
 ARTIFACTS = ROOT / "test-artifacts"
 ROW, COL = 40, 52  # the clicked HR pixel

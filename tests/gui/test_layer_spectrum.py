@@ -44,7 +44,7 @@ def _read(path, x, y, epsg):
         QgsRasterLayer,
     )
 
-    from csakd_qgis.gui.layer_spectrum import LayerBands, read_spectrum
+    from csakd_qgis.algorithms.profile.layer_spectrum import LayerBands, read_spectrum
 
     layer = QgsRasterLayer(str(path), "tile", "gdal")
     assert layer.isValid()

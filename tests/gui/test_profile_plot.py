@@ -8,7 +8,7 @@ pytestmark = pytest.mark.qgis
 
 
 def test_nice_ticks_are_round_and_cover_the_range():
-    from csakd_qgis.gui.profile_plot import nice_ticks
+    from csakd_qgis.algorithms.profile.profile_plot import nice_ticks
 
     assert nice_ticks(418.2, 2440.0) == [500, 1000, 1500, 2000]
     assert nice_ticks(0.0, 0.84) == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8])

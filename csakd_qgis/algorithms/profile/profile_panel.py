@@ -19,9 +19,9 @@ try:  # Qt 6 (QGIS 4) moved QAction to QtGui; Qt 5 has it in QtWidgets
 except ImportError:
     from qgis.PyQt.QtWidgets import QAction
 
+from csakd_qgis.algorithms.profile.layer_spectrum import OUTSIDE, LayerBands, Reading, read_spectrum
+from csakd_qgis.algorithms.profile.profile_plot import COLOURS, Series, make_plot
 from csakd_qgis.errors import CsakdError
-from csakd_qgis.gui.layer_spectrum import OUTSIDE, LayerBands, Reading, read_spectrum
-from csakd_qgis.gui.profile_plot import COLOURS, Series, make_plot
 from csakd_qgis.raster.io import write_bytes_atomic
 from csakd_qgis.raster.profiles import Profile, profiles_csv
 
