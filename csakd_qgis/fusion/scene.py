@@ -47,7 +47,6 @@ class SceneConfig:
     srf_min_r2: float = 0.9  # the full-resolution term is used only when every MSI band's SRF fit explains this
     full_lr: int = 96  # LR px a side of the central window where the full-resolution terms are evaluated
     null_msi: bool = True  # keep the correction out of what the MSI sees too (SRF trusted)
-    msi_gate: bool = False  # also shrink alpha to what the full-resolution MSI consistency supports (SRF trusted)
     max_scale_ratio: float = 2.5  # RMS of the correction at full resolution / at reduced scale above which it does
     #                               not carry over (an MSI whose statistics change with scale, e.g. noise): alpha 0
     budget_s: float = 120.0  # wall-clock cap of the training (a safety cap; the steps are the stop rule)
@@ -187,10 +186,6 @@ def learn_scene(lr: np.ndarray, msi: np.ndarray, s: int, obs: ObservationModel, 
     q_full = model.correction(base_c, msi_c)
     ratio = float(np.sqrt(np.mean(q_full ** 2)) / max(np.sqrt(np.mean(np.nan_to_num(q)[:, valid] ** 2)), 1e-12))
     reason = None
-    alpha_msi = _msi_consistent_alpha(q_full, base_c, msi_c, s, obs, cfg) if alpha > 0 else None
-    if alpha_msi is not None and alpha_msi < alpha:  # one scale up, the MSI says less (or none) of it
-        alpha = alpha_msi
-        psnr_a, sam_a = _psnr_sam(target, base_r + alpha * q_proj, hold_m)
     if alpha > 0 and ratio > cfg.max_scale_ratio:
         alpha, psnr_a, sam_a = 0.0, psnr0, sam0
         reason = (f"the correction is {ratio:.1f}x larger at full resolution than where it was learned (the MSI's "
@@ -200,7 +195,7 @@ def learn_scene(lr: np.ndarray, msi: np.ndarray, s: int, obs: ObservationModel, 
                   "holdout_sam_deg": [round(sam0, 4), round(sam_a, 4)], "steps": steps_done, "subspace": p,
                   "train_px": int(tr.size), "holdout_px": int((hold_m & valid).sum()),
                   "reduced_shape": [int(h), int(w)], "srf_term": full is not None, "scale_ratio": round(ratio, 3),
-                  "alpha_msi": None if alpha_msi is None else round(alpha_msi, 4), "msi_null": model.use_msi,
+                  "msi_null": model.use_msi,
                   **({"reason": reason} if reason else {}),
                   "seconds": round(time.perf_counter() - t0, 2)}
     if progress is not None:
@@ -224,27 +219,11 @@ def _srf_trusted(obs: ObservationModel, cfg: SceneConfig) -> bool:
     return r2 is not None and float(np.min(r2)) >= cfg.srf_min_r2
 
 
-def _msi_consistent_alpha(q: np.ndarray, base: np.ndarray, msi_c: np.ndarray, s: int, obs: ObservationModel,
-                          cfg: SceneConfig) -> float | None:
-    """The shrinkage in [0, 1] that brings SRF(glp+cy + alpha P q) closest to the MSI at full resolution (the
-    true image satisfies it), on the central window; None when the SRF fit is not trusted."""
-    r2 = obs.spectral.r2
-    if cfg.msi_gate is False or r2 is None or float(np.min(r2)) < cfg.srf_min_r2:
-        return None
-    h, w = base.shape[1] // s, base.shape[2] // s
-    qp = project(q, np.zeros((q.shape[0], h, w), np.float32), msi_c, obs, use_msi=False)
-    e = np.nan_to_num(obs.spectral.apply(base) - msi_c).astype(np.float64)
-    d = np.nan_to_num(np.einsum("mc,chw->mhw", obs.spectral.R.astype(np.float32), qp)).astype(np.float64)
-    dd = float(np.sum(d * d))
-    return float(np.clip(-np.sum(e * d) / dd, 0.0, 1.0)) if dd > 0 else 0.0
-
-
 def _full_resolution_term(base: np.ndarray, msi_c: np.ndarray, obs: ObservationModel, mean: np.ndarray,
                           basis: np.ndarray, cfg: SceneConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """(features, MSI residual, R E) at full resolution on a central window: the correction c of a pixel must
     bring R (glp+cy + E c) + o to the MSI; None when the SRF fit is not good enough to trust (e.g. RGB cameras)."""
-    r2 = obs.spectral.r2
-    if cfg.srf_weight <= 0 or r2 is None or float(np.min(r2)) < cfg.srf_min_r2:
+    if cfg.srf_weight <= 0 or not _srf_trusted(obs, cfg):
         return None
     ok = (np.isfinite(base).all(0) & np.isfinite(msi_c).all(0)).ravel()
     coef = np.einsum("cp,chw->phw", basis, np.nan_to_num(base) - mean[:, None, None])
